@@ -1,0 +1,122 @@
+"""sessionpacks: prepaid session packs for practice-management software.
+
+The public API is what this module exports; every other name is private. The domain
+(:mod:`~sessionpacks.model`, :mod:`~sessionpacks.ledger`, :mod:`~sessionpacks.pricing`,
+:mod:`~sessionpacks.operations`, :mod:`~sessionpacks.resolution`) is pure: no I/O, no clock, no
+storage. :class:`PackService` runs the workflows on a :class:`PackRepository`.
+"""
+
+from sessionpacks.adapters.clock import FixedClock, SystemClock
+from sessionpacks.adapters.memory import InMemoryStore
+from sessionpacks.errors import (
+    ConcurrencyError,
+    InvalidValueError,
+    NotFoundError,
+    RefusedError,
+    SessionPacksError,
+)
+from sessionpacks.events import (
+    Event,
+    ExpiryExtended,
+    LowBalance,
+    PackAdjusted,
+    PackClosed,
+    PackExhausted,
+    PackExpired,
+    PackOpened,
+    PackVoided,
+    RecordedEvent,
+    SessionUsed,
+    UsageMarked,
+    UsageReleased,
+    UsageRescheduled,
+)
+from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Usage, replay
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    Metric,
+    Money,
+    NoExpiry,
+    PackTemplate,
+    PackTerms,
+    Period,
+    PerPack,
+    PerSession,
+    Policies,
+    Practice,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+    Service,
+    Tier,
+)
+from sessionpacks.ports import Clock, PackRepository
+from sessionpacks.pricing import InvoiceLine
+from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
+from sessionpacks.service import Assignment, Closure, PackService
+
+__all__ = [
+    "Allowance",
+    "Appointment",
+    "Assignment",
+    "Choice",
+    "Clock",
+    "Closure",
+    "ConcurrencyError",
+    "Decision",
+    "Entry",
+    "Event",
+    "ExpiresAfterFirstUse",
+    "ExpiresAfterOpening",
+    "ExpiresOn",
+    "ExpiryExtended",
+    "FixedClock",
+    "InMemoryStore",
+    "InvalidValueError",
+    "InvoiceLine",
+    "LowBalance",
+    "Mark",
+    "Metric",
+    "Money",
+    "NoExpiry",
+    "NoPack",
+    "NotFoundError",
+    "OpenPack",
+    "PackAdjusted",
+    "PackClosed",
+    "PackExhausted",
+    "PackExpired",
+    "PackOpened",
+    "PackRepository",
+    "PackService",
+    "PackState",
+    "PackStatus",
+    "PackTemplate",
+    "PackTerms",
+    "PackVoided",
+    "PerPack",
+    "PerSession",
+    "Period",
+    "Policies",
+    "Practice",
+    "PreferPack",
+    "PreferService",
+    "PreferTemplate",
+    "RecordedEvent",
+    "RefusedError",
+    "Service",
+    "SessionPacksError",
+    "SessionUsed",
+    "SystemClock",
+    "Tier",
+    "Usage",
+    "UsageMarked",
+    "UsageReleased",
+    "UsageRescheduled",
+    "UsePack",
+    "replay",
+]

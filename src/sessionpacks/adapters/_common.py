@@ -1,0 +1,63 @@
+"""What every store does the same way, whatever its storage."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import date, datetime
+
+from sessionpacks.errors import ConcurrencyError, InvalidValueError
+from sessionpacks.ledger import PackState, PackStatus, Released, Used
+from sessionpacks.model import require_aware
+from sessionpacks.operations import Change
+
+
+def with_statuses(
+    states: Iterable[PackState], statuses: Collection[PackStatus] | None, as_of: datetime | None
+) -> list[PackState]:
+    """Keep the states whose status as of ``as_of`` is in ``statuses`` (all if ``None``)."""
+    if statuses is None:
+        return list(states)
+    if as_of is None:
+        raise InvalidValueError("as_of", as_of, "is required to filter packs by status")
+    require_aware("as_of", as_of)
+    return [s for s in states if s.status(as_of) in statuses]
+
+
+def is_expiry_candidate(state: PackState, as_of: date) -> bool:
+    expiry = state.expiry_date
+    return (
+        not state.ended
+        and state.remaining_units > 0
+        and expiry is not None
+        and expiry <= as_of
+        and state.expired_on != expiry
+    )
+
+
+def appointment_changes(changes: Sequence[Change]) -> tuple[dict[str, str], set[str]]:
+    """Appointments each commit makes active (appointment -> pack) and releases."""
+    used: dict[str, str] = {}
+    released: set[str] = set()
+    for change in changes:
+        for entry in change.entries:
+            if isinstance(entry, Used):
+                if entry.appointment.id in used:
+                    raise ConcurrencyError(
+                        "appointment_id",
+                        entry.appointment.id,
+                        "recorded on two packs in one commit (R6)",
+                    )
+                used[entry.appointment.id] = entry.pack_id
+            elif isinstance(entry, Released):
+                released.add(entry.appointment_id)
+    return used, released
+
+
+def check_distinct(changes: Sequence[Change]) -> list[Change]:
+    """The changes that write something, refusing two changes to one pack in a commit."""
+    seen: set[str] = set()
+    for change in changes:
+        if change.pack_id in seen:
+            raise InvalidValueError("changes", change.pack_id, "one commit changes a pack once")
+        seen.add(change.pack_id)
+    return [c for c in changes if c.entries]

@@ -1,0 +1,196 @@
+"""The in-memory store: the reference implementation of :class:`~sessionpacks.ports.PackRepository`.
+
+Safe to share between threads: one lock guards every read and every commit, and a commit checks
+every expected version before it writes anything, exactly as a database transaction would.
+
+>>> from sessionpacks.adapters.memory import InMemoryStore
+>>> repo = InMemoryStore().practice("clinic-1", timezone="Australia/Sydney")
+>>> repo.practice.timezone
+'Australia/Sydney'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+
+import attrs
+
+from sessionpacks.adapters._common import (
+    appointment_changes,
+    check_distinct,
+    is_expiry_candidate,
+    with_statuses,
+)
+from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError
+from sessionpacks.events import RecordedEvent
+from sessionpacks.ledger import Entry, PackState, PackStatus
+from sessionpacks.model import PackTemplate, Practice, Preference
+from sessionpacks.operations import Change
+
+__all__ = ["InMemoryRepository", "InMemoryStore"]
+
+
+@attrs.define
+class _PracticeData:
+    practice: Practice
+    states: dict[str, PackState] = attrs.Factory(dict)
+    ledgers: dict[str, list[Entry]] = attrs.Factory(dict)
+    by_client: dict[str, list[str]] = attrs.Factory(dict)
+    active: dict[str, str] = attrs.Factory(dict)
+    events: list[RecordedEvent] = attrs.Factory(list)
+    templates: dict[str, list[PackTemplate]] = attrs.Factory(dict)
+    preferences: dict[str, Preference] = attrs.Factory(dict)
+
+
+class InMemoryStore:
+    """Holds any number of practices; :meth:`practice` hands out a handle bound to one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._practices: dict[str, _PracticeData] = {}
+
+    def practice(self, practice_id: str, timezone: str | None = None) -> InMemoryRepository:
+        """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
+        with self._lock:
+            data = self._practices.get(practice_id)
+            if data is None:
+                if timezone is None:
+                    raise NotFoundError(
+                        "practice_id", practice_id, "is a new practice: give its timezone"
+                    )
+                data = _PracticeData(Practice(practice_id, timezone))
+                self._practices[practice_id] = data
+            return InMemoryRepository(data, self._lock)
+
+
+class InMemoryRepository:
+    """One practice's view of an :class:`InMemoryStore`."""
+
+    def __init__(self, data: _PracticeData, lock: threading.RLock) -> None:
+        self._data = data
+        self._lock = lock
+
+    @property
+    def practice(self) -> Practice:
+        return self._data.practice
+
+    def load(self, pack_id: str) -> PackState:
+        with self._lock:
+            state = self._data.states.get(pack_id)
+        if state is None:
+            raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
+        return state
+
+    def ledger(self, pack_id: str) -> tuple[Entry, ...]:
+        with self._lock:
+            entries = self._data.ledgers.get(pack_id)
+            if entries is None:
+                raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
+            return tuple(entries)
+
+    def client_packs(
+        self,
+        client_id: str,
+        *,
+        statuses: Collection[PackStatus] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[PackState]:
+        with self._lock:
+            states = [self._data.states[p] for p in self._data.by_client.get(client_id, [])]
+        return with_statuses(states, statuses, as_of)
+
+    def pack_of_appointment(self, appointment_id: str) -> str | None:
+        with self._lock:
+            return self._data.active.get(appointment_id)
+
+    def expiry_candidates(self, as_of: date) -> list[PackState]:
+        with self._lock:
+            states = list(self._data.states.values())
+        return [s for s in states if is_expiry_candidate(s, as_of)]
+
+    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+        writing = check_distinct(changes)
+        with self._lock:
+            data = self._data
+            for change in writing:
+                current = data.states.get(change.pack_id)
+                version = 0 if current is None else current.version
+                if version != change.expected_version:
+                    raise ConcurrencyError(
+                        "pack_id",
+                        change.pack_id,
+                        f"is at version {version}, not {change.expected_version}",
+                    )
+            used, released = appointment_changes(writing)
+            for appointment_id, pack_id in used.items():
+                holder = data.active.get(appointment_id)
+                if holder is not None and holder != pack_id and appointment_id not in released:
+                    raise ConcurrencyError(
+                        "appointment_id", appointment_id, f"is active on pack {holder} (R6)"
+                    )
+            return self._write(writing, used, released)
+
+    def _write(
+        self, writing: list[Change], used: dict[str, str], released: set[str]
+    ) -> tuple[RecordedEvent, ...]:
+        data = self._data
+        for appointment_id in released:
+            data.active.pop(appointment_id, None)
+        data.active.update(used)
+        recorded: list[RecordedEvent] = []
+        for change in writing:
+            if change.expected_version == 0:
+                data.by_client.setdefault(change.after.client_id, []).append(change.pack_id)
+                data.ledgers[change.pack_id] = []
+            data.ledgers[change.pack_id].extend(change.entries)
+            data.states[change.pack_id] = change.after
+            for event in change.events:
+                recorded.append(RecordedEvent(len(data.events) + 1, event))
+                data.events.append(recorded[-1])
+        return tuple(recorded)
+
+    def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
+        if type(position) is not int or position < 0:
+            raise InvalidValueError("position", position, "must be a whole number >= 0")
+        with self._lock:
+            tail = self._data.events[position:]
+        return tail if limit is None else tail[:limit]
+
+    def save_template(self, template: PackTemplate) -> None:
+        with self._lock:
+            versions = self._data.templates.setdefault(template.id, [])
+            if template.version != len(versions) + 1:
+                raise ConcurrencyError(
+                    "template.version",
+                    template.version,
+                    f"template {template.id} is at version {len(versions)}",
+                )
+            versions.append(template)
+
+    def template(self, template_id: str, version: int | None = None) -> PackTemplate:
+        with self._lock:
+            versions = self._data.templates.get(template_id, [])
+        if not versions:
+            raise NotFoundError("template_id", template_id, "no such template in this practice")
+        if version is None:
+            return versions[-1]
+        if not 1 <= version <= len(versions):
+            raise NotFoundError("version", version, f"template {template_id} has no such version")
+        return versions[version - 1]
+
+    def templates(self) -> list[PackTemplate]:
+        with self._lock:
+            return [versions[-1] for versions in self._data.templates.values()]
+
+    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+        with self._lock:
+            if preference is None:
+                self._data.preferences.pop(client_id, None)
+            else:
+                self._data.preferences[client_id] = preference
+
+    def preference(self, client_id: str) -> Preference | None:
+        with self._lock:
+            return self._data.preferences.get(client_id)

@@ -1,0 +1,53 @@
+"""The one error hierarchy of sessionpacks.
+
+Every error the library raises derives from :class:`SessionPacksError` and carries the
+``field`` and ``value`` at fault, and for a domain refusal the ``rule`` of the spec (``"R5"``).
+A refused operation writes nothing (R17).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConcurrencyError",
+    "InvalidValueError",
+    "NotFoundError",
+    "RefusedError",
+    "SessionPacksError",
+]
+
+
+class SessionPacksError(Exception):
+    """Base of every error sessionpacks raises.
+
+    ``field`` names what was at fault (``"appointment.start"``), ``value`` is the offending
+    value, ``rule`` the spec rule that refused it (``"R5"``) or ``None`` for malformed input.
+    """
+
+    def __init__(self, field: str, value: Any, message: str, rule: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.rule = rule
+        self.reason = message
+        prefix = f"{rule}: " if rule else ""
+        super().__init__(f"{prefix}{field}={value!r}: {message}")
+
+
+class InvalidValueError(SessionPacksError, ValueError):
+    """A value that cannot be constructed: a naive datetime, a negative price, a bad code."""
+
+
+class RefusedError(SessionPacksError):
+    """A well-formed request that a rule of the domain refuses (no sessions left, expired...)."""
+
+    def __init__(self, rule: str, field: str, value: Any, message: str) -> None:
+        super().__init__(field, value, message, rule=rule)
+
+
+class NotFoundError(SessionPacksError, LookupError):
+    """An id that names nothing in this practice: a pack, template, usage or appointment."""
+
+
+class ConcurrencyError(SessionPacksError):
+    """A write whose expected version is no longer current; nothing was written (R16)."""

@@ -1,0 +1,501 @@
+"""The append-only usage ledger and the pack state folded from it (R1, R8, R11).
+
+Each pack has a ledger: a list of entries numbered 1, 2, 3... (``sequence``). The version of a
+pack is the sequence of its last entry. :func:`apply` folds one entry into a :class:`PackState`
+without replaying the ledger; :func:`replay` folds a whole ledger. ``replay(entries) ==
+reduce(apply, entries)`` by construction, and a property test holds the two equal.
+
+The state keeps only the *active* usages, sorted by (start, order recorded), so the cost of
+applying an entry depends on the number of active usages (bounded by the allowance), never on
+the length of the ledger.
+"""
+
+from __future__ import annotations
+
+import enum
+from bisect import bisect_left
+from collections.abc import Iterable
+from datetime import date, datetime
+from functools import reduce
+from typing import Any, TypeAlias
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from sessionpacks.errors import InvalidValueError
+from sessionpacks.model import (
+    Amount,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    Metric,
+    Money,
+    PackTerms,
+    amount,
+    format_amount,
+    units,
+)
+
+__all__ = [
+    "Adjusted",
+    "Closed",
+    "Entry",
+    "Expired",
+    "Extended",
+    "Invoiced",
+    "Mark",
+    "Marked",
+    "Opened",
+    "PackState",
+    "PackStatus",
+    "Released",
+    "Rescheduled",
+    "Usage",
+    "Used",
+    "Voided",
+    "apply",
+    "replay",
+]
+
+
+class Mark(enum.Enum):
+    """Why an appointment that did not happen still consumes (R7)."""
+
+    LATE_CANCEL = "late_cancel"
+    NO_SHOW = "no_show"
+
+
+class PackStatus(enum.Enum):
+    """A pack's status as of an instant (R11)."""
+
+    OPEN = "open"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+    VOIDED = "voided"
+
+
+@attrs.frozen(kw_only=True)
+class Opened:
+    """The pack was opened with these terms, copied from template ``template_id`` if given (R2).
+
+    ``charged_on_open`` says the pack's price went on its own invoice at opening (R15).
+    """
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    client_id: str
+    terms: PackTerms
+    timezone: str
+    template_id: str | None = None
+    template_version: int | None = None
+    charged_on_open: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Used:
+    """An appointment drew ``covered`` from the pack; ``shortfall`` is left to bill (R3)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    appointment: Appointment
+    covered: Amount
+    shortfall: Amount
+
+
+@attrs.frozen(kw_only=True)
+class Released:
+    """The usage of ``appointment_id`` was released: what it consumed is restored (R7)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    appointment_id: str
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Rescheduled:
+    """The usage's appointment moved to ``start`` (R7)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    appointment_id: str
+    start: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Marked:
+    """The usage stays consumed, marked late-cancelled or no-show (R7)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    appointment_id: str
+    mark: Mark
+
+
+@attrs.frozen(kw_only=True)
+class Adjusted:
+    """A credit (positive) or debit (negative) of the pack's allowance (R9)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    amount: Amount
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Extended:
+    """The expiry date was moved to ``until`` (R5)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    until: date
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Expired:
+    """An expiry sweep as of ``as_of`` found the pack expired on ``expiry_date`` (R12)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    expiry_date: date
+    as_of: date
+
+
+@attrs.frozen(kw_only=True)
+class Closed:
+    """The pack was closed early: no further usage (R10)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Voided:
+    """The pack was opened in error (R10)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Invoiced:
+    """The invoice line of an appointment was issued; it keeps its label from now on (R8)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    appointment_id: str
+    number: int
+    label: str
+    amount: Money
+    prepaid: bool
+    includes_pack_price: bool
+
+
+Entry: TypeAlias = (
+    Opened
+    | Used
+    | Released
+    | Rescheduled
+    | Marked
+    | Adjusted
+    | Extended
+    | Expired
+    | Closed
+    | Voided
+    | Invoiced
+)
+ENTRY_TYPES: tuple[type[Any], ...] = (
+    Opened,
+    Used,
+    Released,
+    Rescheduled,
+    Marked,
+    Adjusted,
+    Extended,
+    Expired,
+    Closed,
+    Voided,
+    Invoiced,
+)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """One active usage: an appointment drawing on the pack."""
+
+    appointment: Appointment
+    order: int
+    consumed: int
+    shortfall: int
+    mark: Mark | None = None
+    invoice: Invoiced | None = None
+
+    @property
+    def key(self) -> tuple[datetime, int]:
+        return (self.appointment.start, self.order)
+
+
+def _usage_key(usage: Usage) -> tuple[datetime, int]:
+    return usage.key
+
+
+@attrs.frozen(kw_only=True)
+class PackState:
+    """A pack as its ledger says it is at ``version``. Every figure is derived (R1).
+
+    Amount-valued figures (``remaining``, ``total``) are in the pack's metric: whole sessions,
+    a ``timedelta`` or ``Money``.
+    """
+
+    pack_id: str
+    client_id: str
+    terms: PackTerms
+    timezone: str
+    opened_at: datetime
+    template_id: str | None
+    template_version: int | None
+    charged_on_open: bool
+    version: int
+    adjustment_units: int = 0
+    consumed_units: int = 0
+    usages: tuple[Usage, ...] = ()
+    expiry_override: date | None = None
+    expired_on: date | None = None
+    closed_at: datetime | None = None
+    voided_at: datetime | None = None
+    price_charged: bool = False
+
+    @property
+    def metric(self) -> Metric:
+        return self.terms.metric
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def opened_on(self) -> date:
+        """The local date the pack was opened, in the practice's time zone."""
+        return self.opened_at.astimezone(self.zone).date()
+
+    @property
+    def total_units(self) -> int:
+        return self.terms.allowance.units + self.adjustment_units
+
+    @property
+    def remaining_units(self) -> int:
+        return self.total_units - self.consumed_units
+
+    def amount(self, count: int) -> Amount:
+        """``count`` units as an amount of the pack's metric."""
+        return amount(self.metric, count, self.terms.currency)
+
+    @property
+    def total(self) -> Amount:
+        """The allowance plus adjustments: the N of "Session n of N" (R8)."""
+        return self.amount(self.total_units)
+
+    @property
+    def remaining(self) -> Amount:
+        return self.amount(self.remaining_units)
+
+    @property
+    def first_use(self) -> date | None:
+        """The local date of the earliest active usage's appointment."""
+        if not self.usages:
+            return None
+        return self.usages[0].appointment.local_date(self.zone)
+
+    @property
+    def expiry_date(self) -> date | None:
+        """The first date on which the pack is no longer valid, or ``None`` (R5)."""
+        if self.expiry_override is not None:
+            return self.expiry_override
+        return self.expiry_if_first_use(self.first_use)
+
+    def expiry_if_first_use(self, first_use: date | None) -> date | None:
+        """The expiry date the pack's rule gives when its first use falls on ``first_use``."""
+        rule = self.terms.expiry
+        if isinstance(rule, ExpiresOn):
+            return rule.date
+        if isinstance(rule, ExpiresAfterOpening):
+            return rule.period.after(self.opened_on)
+        if isinstance(rule, ExpiresAfterFirstUse) and first_use is not None:
+            return rule.period.after(first_use)
+        return None
+
+    def status(self, as_of: datetime) -> PackStatus:
+        """The pack's status at the instant ``as_of`` (R11)."""
+        if self.voided_at is not None:
+            return PackStatus.VOIDED
+        if self.closed_at is not None:
+            return PackStatus.CLOSED
+        if self.remaining_units <= 0:
+            return PackStatus.EXHAUSTED
+        expiry = self.expiry_date
+        if expiry is not None and as_of.astimezone(self.zone).date() >= expiry:
+            return PackStatus.EXPIRED
+        return PackStatus.OPEN
+
+    @property
+    def ended(self) -> bool:
+        """Closed or voided: no usage can ever be recorded again."""
+        return self.closed_at is not None or self.voided_at is not None
+
+    def usage(self, appointment_id: str) -> Usage | None:
+        """The active usage of ``appointment_id``, or ``None``."""
+        for usage in self.usages:
+            if usage.appointment.id == appointment_id:
+                return usage
+        return None
+
+    def number(self, appointment_id: str) -> int:
+        """The session number of an active usage: 1..k by start, ties by order recorded (R8)."""
+        for index, usage in enumerate(self.usages, start=1):
+            if usage.appointment.id == appointment_id:
+                return index
+        raise InvalidValueError(
+            "appointment_id", appointment_id, f"has no active usage on pack {self.pack_id}"
+        )
+
+    def remaining_after(self, number: int) -> Amount:
+        """What remains after sessions 1..number, in start order (R8's label for hours, money)."""
+        consumed = sum(u.consumed for u in self.usages[:number])
+        return self.amount(self.total_units - consumed)
+
+    def label(self, appointment_id: str) -> str:
+        """``Session 3 of 10``, or ``Session 3, 2h left`` for hours and money packs (R8)."""
+        number = self.number(appointment_id)
+        if self.metric is Metric.SESSIONS:
+            return f"Session {number} of {self.total_units}"
+        return f"Session {number}, {format_amount(self.remaining_after(number))} left"
+
+
+def _replace_usage(state: PackState, appointment_id: str, **changes: Any) -> tuple[Usage, ...]:
+    return tuple(
+        attrs.evolve(u, **changes) if u.appointment.id == appointment_id else u
+        for u in state.usages
+    )
+
+
+def _without(state: PackState, appointment_id: str) -> tuple[Usage, ...]:
+    return tuple(u for u in state.usages if u.appointment.id != appointment_id)
+
+
+def _insert(usages: tuple[Usage, ...], usage: Usage) -> tuple[Usage, ...]:
+    at = bisect_left(usages, usage.key, key=_usage_key)
+    return (*usages[:at], usage, *usages[at:])
+
+
+def _active(state: PackState, appointment_id: str) -> Usage:
+    found = state.usage(appointment_id)
+    if found is None:
+        raise InvalidValueError(
+            "entry.appointment_id", appointment_id, f"has no active usage on pack {state.pack_id}"
+        )
+    return found
+
+
+def apply(state: PackState | None, entry: Entry) -> PackState:
+    """Fold one entry into ``state``; ``state`` is ``None`` only for the :class:`Opened` entry."""
+    if state is None:
+        if not isinstance(entry, Opened) or entry.sequence != 1:
+            raise InvalidValueError("entry", entry, "a ledger starts with Opened at sequence 1")
+        return PackState(
+            pack_id=entry.pack_id,
+            client_id=entry.client_id,
+            terms=entry.terms,
+            timezone=entry.timezone,
+            opened_at=entry.recorded_at,
+            template_id=entry.template_id,
+            template_version=entry.template_version,
+            charged_on_open=entry.charged_on_open,
+            price_charged=entry.charged_on_open,
+            version=1,
+        )
+    if entry.pack_id != state.pack_id or entry.sequence != state.version + 1:
+        raise InvalidValueError(
+            "entry.sequence",
+            (entry.pack_id, entry.sequence),
+            f"does not follow {state.pack_id} at version {state.version}",
+        )
+    return attrs.evolve(_fold(state, entry), version=entry.sequence)
+
+
+def _fold(state: PackState, entry: Entry) -> PackState:
+    metric = state.metric
+    match entry:
+        case Used():
+            usage = Usage(
+                appointment=entry.appointment,
+                order=entry.sequence,
+                consumed=units(metric, entry.covered),
+                shortfall=units(metric, entry.shortfall),
+            )
+            return attrs.evolve(
+                state,
+                usages=_insert(state.usages, usage),
+                consumed_units=state.consumed_units + usage.consumed,
+            )
+        case Released():
+            gone = _active(state, entry.appointment_id)
+            return attrs.evolve(
+                state,
+                usages=_without(state, entry.appointment_id),
+                consumed_units=state.consumed_units - gone.consumed,
+            )
+        case Rescheduled():
+            moved = _active(state, entry.appointment_id)
+            usage = attrs.evolve(
+                moved, appointment=attrs.evolve(moved.appointment, start=entry.start)
+            )
+            return attrs.evolve(state, usages=_insert(_without(state, entry.appointment_id), usage))
+        case Marked():
+            _active(state, entry.appointment_id)
+            return attrs.evolve(
+                state, usages=_replace_usage(state, entry.appointment_id, mark=entry.mark)
+            )
+        case Invoiced():
+            _active(state, entry.appointment_id)
+            return attrs.evolve(
+                state,
+                usages=_replace_usage(state, entry.appointment_id, invoice=entry),
+                price_charged=state.price_charged or entry.includes_pack_price,
+            )
+        case Adjusted():
+            return attrs.evolve(
+                state, adjustment_units=state.adjustment_units + units(metric, entry.amount)
+            )
+        case Extended():
+            return attrs.evolve(state, expiry_override=entry.until)
+        case Expired():
+            return attrs.evolve(state, expired_on=entry.expiry_date)
+        case Closed():
+            return attrs.evolve(state, closed_at=entry.recorded_at)
+        case Voided():
+            return attrs.evolve(state, voided_at=entry.recorded_at)
+    raise InvalidValueError("entry", entry, "is not a ledger entry that follows Opened")
+
+
+def replay(entries: Iterable[Entry]) -> PackState:
+    """The state of a pack from its whole ledger."""
+    state = reduce(apply, entries, None)
+    if state is None:
+        raise InvalidValueError("entries", [], "a ledger has at least its Opened entry")
+    return state
