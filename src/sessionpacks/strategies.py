@@ -1,0 +1,624 @@
+"""Hypothesis strategies that build only valid sessionpacks values.
+
+Install with the ``testing`` extra (it brings hypothesis); the core never imports this module.
+Every strategy respects the cross-field rules of :mod:`sessionpacks.model`: a money pack is
+priced per pack in its allowance's currency, a low-balance threshold lies strictly between zero
+and the allowance, tiers start at session 1 and increase, an appointment is priced in the
+currency asked for. Importing the module registers strategies for the main types, so
+``st.from_type(PackTemplate)``, ``st.from_type(Money)``, ``st.from_type(Appointment)`` and
+``st.from_type(PackTerms)`` work.
+
+Appointments are drawn on local days of a practice's time zone, with the days a daylight-saving
+change happens on drawn often (Australia/Sydney: the first Sunday of April and of October), since
+validity is judged on the local date (R5).
+
+Workflows are lists of :data:`Step` values (book, cancel, reschedule, late cancel, no-show,
+adjust, extend, close, sweep, and a wait that moves the clock): the steps are valid values, but
+whether the domain accepts each one depends on the state reached, which is what the tests are
+for.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TypeAlias
+from zoneinfo import ZoneInfo
+
+import attrs
+from hypothesis import strategies as st
+
+from sessionpacks._currencies import MINOR_UNITS
+from sessionpacks.model import (
+    Allowance,
+    Amount,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    ExpiryRule,
+    Metric,
+    Money,
+    NoExpiry,
+    PackTemplate,
+    PackTerms,
+    Period,
+    PerPack,
+    PerSession,
+    Policies,
+    Practice,
+    Pricing,
+    Service,
+    Tier,
+)
+
+__all__ = [
+    "DST_ZONES",
+    "SERVICE_IDS",
+    "Adjust",
+    "Book",
+    "Cancel",
+    "Close",
+    "Extend",
+    "LateCancel",
+    "NoShow",
+    "Reschedule",
+    "Step",
+    "Sweep",
+    "Wait",
+    "adjustments",
+    "allowances",
+    "appointments",
+    "currencies",
+    "dst_days",
+    "durations",
+    "expiry_rules",
+    "identifiers",
+    "local_days",
+    "local_starts",
+    "metrics",
+    "money",
+    "pack_terms",
+    "periods",
+    "policies",
+    "practices",
+    "pricings",
+    "services",
+    "templates",
+    "tiers",
+    "timezones",
+    "workflows",
+]
+
+DST_ZONES: tuple[str, ...] = (
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "Europe/London",
+    "America/New_York",
+    "Pacific/Auckland",
+)
+"""Time zones with daylight saving (Lord Howe shifts by half an hour)."""
+
+_FIXED_ZONES: tuple[str, ...] = ("UTC", "Australia/Brisbane", "Asia/Kolkata")
+
+SERVICE_IDS: tuple[str, ...] = ("physio", "massage", "pilates")
+"""The service ids the strategies draw from by default."""
+
+_DEFAULT_START = date(2026, 1, 1)
+_DEFAULT_END = date(2026, 12, 31)
+
+
+# Identifiers, currencies, money ------------------------------------------------------------
+
+
+def identifiers(prefix: str = "", *, max_size: int = 8) -> st.SearchStrategy[str]:
+    """Ids accepted everywhere an id is: non-empty, no surrounding spaces, ``prefix`` first."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    body = st.text(alphabet, min_size=0 if prefix else 1, max_size=max_size)
+    return body.map(lambda text: prefix + text)
+
+
+def currencies(*, codes: Sequence[str] | None = None) -> st.SearchStrategy[str]:
+    """ISO 4217 codes the model accepts, shrinking towards AUD; ``codes`` narrows the choice."""
+    chosen = list(codes) if codes is not None else ["AUD", "USD", "JPY", "BHD", "EUR", "CLF"]
+    chosen += [] if codes is not None else sorted(set(MINOR_UNITS) - set(chosen))
+    unknown = [c for c in chosen if c not in MINOR_UNITS]
+    if unknown or not chosen:
+        raise ValueError(f"codes={codes!r}: not active ISO 4217 codes: {unknown}")
+    return st.sampled_from(chosen)
+
+
+def _minor(value: Decimal | int | str, currency: str) -> int:
+    return int(Decimal(value).scaleb(MINOR_UNITS[currency]).to_integral_value())
+
+
+@st.composite
+def money(
+    draw: st.DrawFn,
+    currency: str | st.SearchStrategy[str] | None = None,
+    *,
+    min_amount: Decimal | int | str = 0,
+    max_amount: Decimal | int | str = 10_000,
+) -> Money:
+    """Money in ``currency`` (any code if ``None``) exact to its minor unit, within the bounds.
+
+    The bounds are in major units (dollars); negative amounts are drawn only if asked for.
+    """
+    code = _pick_currency(draw, currency)
+    low, high = _minor(min_amount, code), _minor(max_amount, code)
+    return Money.from_minor(draw(st.integers(low, high)), code)
+
+
+def _pick_currency(draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None) -> str:
+    if currency is None:
+        return draw(currencies())
+    if isinstance(currency, str):
+        return currency
+    return draw(currency)
+
+
+# Allowances, periods, expiry, pricing ------------------------------------------------------
+
+
+def metrics() -> st.SearchStrategy[Metric]:
+    """Any metric, shrinking towards sessions."""
+    return st.sampled_from([Metric.SESSIONS, Metric.HOURS, Metric.MONEY])
+
+
+@st.composite
+def allowances(
+    draw: st.DrawFn,
+    metric: Metric | None = None,
+    *,
+    currency: str | st.SearchStrategy[str] | None = None,
+    max_sessions: int = 20,
+) -> Allowance:
+    """An allowance of ``metric`` (any if ``None``): 1..``max_sessions`` sessions, 1 to 40 hours
+    in quarter hours, or 50 to 5000 of ``currency``."""
+    chosen = metric if metric is not None else draw(metrics())
+    if chosen is Metric.SESSIONS:
+        return Allowance.sessions(draw(st.integers(1, max_sessions)))
+    if chosen is Metric.HOURS:
+        return Allowance.hours(timedelta(minutes=15 * draw(st.integers(4, 160))))
+    return Allowance.money(draw(money(currency, min_amount=50, max_amount=5000)))
+
+
+@st.composite
+def periods(draw: st.DrawFn) -> Period:
+    """A non-empty calendar period of at most a few years, months, weeks and days."""
+    years, months, weeks, days = draw(
+        st.tuples(
+            st.integers(0, 2), st.integers(0, 13), st.integers(0, 6), st.integers(0, 40)
+        ).filter(any)
+    )
+    return Period(years=years, months=months, weeks=weeks, days=days)
+
+
+def expiry_rules(
+    *,
+    kinds: Sequence[type] = (NoExpiry, ExpiresOn, ExpiresAfterOpening, ExpiresAfterFirstUse),
+    min_date: date = _DEFAULT_START,
+    max_date: date = date(2028, 12, 31),
+) -> st.SearchStrategy[ExpiryRule]:
+    """Expiry rules of the given ``kinds`` (all four by default); fixed dates in the range."""
+    built: dict[type, st.SearchStrategy[ExpiryRule]] = {
+        NoExpiry: st.just(NoExpiry()),
+        ExpiresOn: st.dates(min_date, max_date).map(ExpiresOn),
+        ExpiresAfterOpening: periods().map(ExpiresAfterOpening),
+        ExpiresAfterFirstUse: periods().map(ExpiresAfterFirstUse),
+    }
+    unknown = [k for k in kinds if k not in built]
+    if unknown or not kinds:
+        raise ValueError(f"kinds={kinds!r}: not expiry rule types: {unknown}")
+    return st.one_of([built[k] for k in kinds])
+
+
+@st.composite
+def tiers(
+    draw: st.DrawFn, currency: str | st.SearchStrategy[str] | None = None, *, max_tiers: int = 4
+) -> tuple[Tier, ...]:
+    """Price tiers in one currency starting at session 1 at increasing session numbers."""
+    code = _pick_currency(draw, currency)
+    later = draw(st.lists(st.integers(2, 30), max_size=max_tiers - 1, unique=True))
+    starts = [1, *sorted(later)]
+    prices = draw(st.lists(money(code, max_amount=500), min_size=len(starts), max_size=len(starts)))
+    return tuple(Tier(n, price) for n, price in zip(starts, prices, strict=True))
+
+
+@st.composite
+def pricings(
+    draw: st.DrawFn,
+    currency: str | st.SearchStrategy[str] | None = None,
+    *,
+    metric: Metric | None = None,
+) -> Pricing:
+    """Per-pack or per-session pricing in ``currency``; a money pack is priced per pack."""
+    code = _pick_currency(draw, currency)
+    if metric is Metric.MONEY or draw(st.booleans()):
+        return PerPack(draw(money(code, max_amount=5000)))
+    return PerSession(draw(tiers(code)))
+
+
+@st.composite
+def policies(draw: st.DrawFn, allowance: Allowance | None = None) -> Policies:
+    """Late-cancel and no-show policies; with ``allowance``, maybe a low-balance threshold
+    strictly between zero and it, in its metric."""
+    notice = timedelta(hours=draw(st.sampled_from([0, 2, 12, 24, 48])))
+    threshold: Amount | None = None
+    if allowance is not None and allowance.units > 1 and draw(st.booleans()):
+        count = draw(st.integers(1, allowance.units - 1))
+        if allowance.metric is Metric.SESSIONS:
+            threshold = count
+        elif allowance.metric is Metric.HOURS:
+            threshold = timedelta(microseconds=count)
+        else:
+            assert isinstance(allowance.amount, Money)
+            threshold = Money.from_minor(count, allowance.amount.currency)
+    return Policies(
+        late_cancel_notice=notice,
+        late_cancel_consumes=draw(st.booleans()),
+        no_show_consumes=draw(st.booleans()),
+        low_balance_at=threshold,
+    )
+
+
+_NAMES = st.sampled_from(["10 x Physio", "5 h Massage", "Wellness credit", "Pilates block"])
+
+
+@st.composite
+def pack_terms(
+    draw: st.DrawFn,
+    metric: Metric | None = None,
+    *,
+    currency: str | st.SearchStrategy[str] | None = "AUD",
+    expiry: st.SearchStrategy[ExpiryRule] | None = None,
+    service_ids: Sequence[str] = SERVICE_IDS,
+    max_sessions: int = 20,
+) -> PackTerms:
+    """Pack terms of ``metric`` (any if ``None``) in ``currency``, eligible for a subset of
+    ``service_ids`` (empty: any service), with an expiry rule from ``expiry``."""
+    code = _pick_currency(draw, currency)
+    allowance = draw(allowances(metric, currency=code, max_sessions=max_sessions))
+    eligible = draw(st.frozensets(st.sampled_from(list(service_ids)))) if service_ids else None
+    return PackTerms(
+        name=draw(_NAMES),
+        allowance=allowance,
+        pricing=draw(pricings(code, metric=allowance.metric)),
+        expiry=draw(expiry if expiry is not None else expiry_rules()),
+        eligible_services=eligible or frozenset(),
+        policies=draw(policies(allowance)),
+        description=draw(st.sampled_from(["", "Prepaid sessions"])),
+    )
+
+
+@st.composite
+def templates(
+    draw: st.DrawFn,
+    metric: Metric | None = None,
+    *,
+    template_id: str | st.SearchStrategy[str] | None = None,
+    currency: str | st.SearchStrategy[str] | None = "AUD",
+    expiry: st.SearchStrategy[ExpiryRule] | None = None,
+    service_ids: Sequence[str] = SERVICE_IDS,
+) -> PackTemplate:
+    """A template (version 1..3) with terms from :func:`pack_terms`."""
+    if template_id is None:
+        tid = draw(identifiers("T"))
+    elif isinstance(template_id, str):
+        tid = template_id
+    else:
+        tid = draw(template_id)
+    terms = draw(pack_terms(metric, currency=currency, expiry=expiry, service_ids=service_ids))
+    return PackTemplate(tid, terms, draw(st.integers(1, 3)))
+
+
+# Time zones, days, appointments -------------------------------------------------------------
+
+
+def timezones() -> st.SearchStrategy[str]:
+    """IANA zone names, with and without daylight saving, shrinking towards Australia/Sydney."""
+    return st.sampled_from([*DST_ZONES, *_FIXED_ZONES])
+
+
+def practices(timezone: str | None = None) -> st.SearchStrategy[Practice]:
+    """A practice in ``timezone`` (any of :func:`timezones` if ``None``)."""
+    zones = st.just(timezone) if timezone is not None else timezones()
+    return st.builds(Practice, identifiers("clinic-"), zones)
+
+
+def _day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``zone``, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+@functools.cache
+def _transitions(timezone: str, first: date, last: date) -> tuple[date, ...]:
+    zone = ZoneInfo(timezone)
+    found = []
+    day = first
+    while day <= last:
+        start, end = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
+        if end - start != timedelta(days=1):
+            found.append(day)
+        day += timedelta(days=1)
+    return tuple(found)
+
+
+def dst_days(
+    timezone: str = "Australia/Sydney",
+    *,
+    min_date: date = _DEFAULT_START,
+    max_date: date = _DEFAULT_END,
+) -> st.SearchStrategy[date]:
+    """The local dates between the bounds on which ``timezone``'s clocks change.
+
+    Australia/Sydney in 2026: 2026-04-05 (a 25-hour day) and 2026-10-04 (a 23-hour day).
+    Raises ``ValueError`` if there is none, as for a zone without daylight saving.
+    """
+    found = _transitions(timezone, min_date, max_date)
+    if not found:
+        raise ValueError(f"timezone={timezone!r} changes its clocks on no day in the range")
+    return st.sampled_from(found)
+
+
+def local_days(
+    timezone: str = "Australia/Sydney",
+    *,
+    min_date: date = _DEFAULT_START,
+    max_date: date = _DEFAULT_END,
+) -> st.SearchStrategy[date]:
+    """Local dates in the range, with the days around a daylight-saving change drawn often."""
+    found = _transitions(timezone, min_date, max_date)
+    near = sorted(
+        {
+            d + timedelta(days=k)
+            for d in found
+            for k in (-1, 0, 1)
+            if min_date <= d + timedelta(days=k) <= max_date
+        }
+    )
+    plain = st.dates(min_date, max_date)
+    return st.one_of(plain, st.sampled_from(near)) if near else plain
+
+
+@st.composite
+def local_starts(
+    draw: st.DrawFn,
+    timezone: str = "Australia/Sydney",
+    *,
+    days: st.SearchStrategy[date] | None = None,
+) -> datetime:
+    """An instant on a local day of ``timezone`` (from ``days``), aware in that zone.
+
+    Drawn as minutes into the real (23, 24 or 25 hour) local day, so every instant of a
+    daylight-saving day is reachable, the repeated hour included, and none is skipped-over time.
+    """
+    zone = ZoneInfo(timezone)
+    day = draw(days if days is not None else local_days(timezone))
+    start = _day_start(day, zone)
+    length = _day_start(day + timedelta(days=1), zone) - start
+    minutes = draw(st.integers(0, length // timedelta(minutes=5) - 1)) * 5
+    return (start + timedelta(minutes=minutes)).astimezone(zone)
+
+
+def durations() -> st.SearchStrategy[timedelta]:
+    """Appointment durations: quarter hours from 15 minutes to 3 hours."""
+    return st.integers(1, 12).map(lambda n: timedelta(minutes=15 * n))
+
+
+def _strategy(value: str | st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    if isinstance(value, str):
+        return st.just(value)
+    return value
+
+
+@st.composite
+def appointments(
+    draw: st.DrawFn,
+    client_id: str | st.SearchStrategy[str] = "C1",
+    service_id: str | st.SearchStrategy[str] | None = None,
+    *,
+    timezone: str = "Australia/Sydney",
+    currency: str | st.SearchStrategy[str] = "AUD",
+    appointment_id: str | st.SearchStrategy[str] | None = None,
+    days: st.SearchStrategy[date] | None = None,
+    max_price: Decimal | int | str = 300,
+) -> Appointment:
+    """An appointment of ``client_id`` for ``service_id`` (one of :data:`SERVICE_IDS` if
+    ``None``), starting on a local day of ``timezone`` (daylight-saving days drawn often),
+    priced in ``currency``."""
+    services_ = st.sampled_from(SERVICE_IDS) if service_id is None else service_id
+    ids = identifiers("A") if appointment_id is None else appointment_id
+    return Appointment(
+        id=draw(_strategy(ids)),
+        client_id=draw(_strategy(client_id)),
+        service_id=draw(_strategy(services_)),
+        start=draw(local_starts(timezone, days=days)),
+        duration=draw(durations()),
+        price=draw(money(currency, max_amount=max_price)),
+    )
+
+
+@st.composite
+def services(draw: st.DrawFn, currency: str | st.SearchStrategy[str] = "AUD") -> Service:
+    """A service with a default price in ``currency`` and a default duration."""
+    return Service(
+        id=draw(st.sampled_from(SERVICE_IDS)),
+        name=draw(st.sampled_from(["Physio", "Massage", "Pilates"])),
+        price=draw(money(currency, max_amount=300)),
+        duration=draw(durations()),
+    )
+
+
+# Workflows ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Book:
+    """Record the appointment on the pack (again, if it was booked before)."""
+
+    appointment: Appointment
+
+
+@attrs.frozen
+class Cancel:
+    """Cancel the appointment now; lateness follows the pack's notice window."""
+
+    appointment_id: str
+
+
+@attrs.frozen
+class LateCancel:
+    """A cancellation the receptionist calls late."""
+
+    appointment_id: str
+
+
+@attrs.frozen
+class NoShow:
+    """The client did not come."""
+
+    appointment_id: str
+
+
+@attrs.frozen
+class Reschedule:
+    """Move the appointment to ``start``."""
+
+    appointment_id: str
+    start: datetime
+
+
+@attrs.frozen
+class Adjust:
+    """A credit (positive) or debit (negative) in the pack's metric; never zero."""
+
+    amount: Amount
+    reason: str
+
+
+@attrs.frozen
+class Extend:
+    """Move the expiry date ``days`` later than it is when the step runs."""
+
+    days: int
+    reason: str
+
+
+@attrs.frozen
+class Close:
+    """Close the pack early."""
+
+    reason: str
+
+
+@attrs.frozen
+class Sweep:
+    """Run the expiry sweep as of ``as_of``."""
+
+    as_of: date
+
+
+@attrs.frozen
+class Wait:
+    """Move the clock on by ``by`` before the next step."""
+
+    by: timedelta
+
+
+Step: TypeAlias = (
+    Book | Cancel | LateCancel | NoShow | Reschedule | Adjust | Extend | Close | Sweep | Wait
+)
+
+
+@st.composite
+def adjustments(draw: st.DrawFn, terms: PackTerms) -> Amount:
+    """A non-zero credit or debit in ``terms``' metric (and currency, for money)."""
+    sign = draw(st.sampled_from([1, -1]))
+    if terms.metric is Metric.SESSIONS:
+        return sign * draw(st.integers(1, 3))
+    if terms.metric is Metric.HOURS:
+        return sign * timedelta(minutes=15 * draw(st.integers(1, 12)))
+    return Money.from_minor(sign * draw(st.integers(1, 30_000)), terms.currency)
+
+
+@st.composite
+def workflows(
+    draw: st.DrawFn,
+    terms: PackTerms,
+    *,
+    client_id: str = "C1",
+    timezone: str = "Australia/Sydney",
+    min_date: date = date(2026, 3, 1),
+    max_date: date = date(2026, 11, 30),
+    max_appointments: int = 8,
+    max_steps: int = 25,
+) -> list[Step]:
+    """A list of steps on one pack with ``terms``, on appointments of ``client_id``.
+
+    Appointments (unique ids ``A1``, ``A2``...) are for services the terms cover, priced in
+    their currency, on days of ``timezone`` between the dates (daylight-saving days drawn often).
+    Steps refer to any of them, booked or not: a refusal is an outcome the tests expect.
+    """
+    days = local_days(timezone, min_date=min_date, max_date=max_date)
+    covered = sorted(terms.eligible_services) or list(SERVICE_IDS)
+    count = draw(st.integers(1, max_appointments))
+    pool = [
+        draw(
+            appointments(
+                client_id,
+                st.sampled_from(covered),
+                timezone=timezone,
+                currency=terms.currency,
+                appointment_id=f"A{n}",
+                days=days,
+            )
+        )
+        for n in range(1, count + 1)
+    ]
+    ids = st.sampled_from([a.id for a in pool])
+    reasons = st.sampled_from(["goodwill", "correction", "client request"])
+    step = st.one_of(
+        st.sampled_from(pool).map(Book),
+        ids.map(Cancel),
+        ids.map(LateCancel),
+        ids.map(NoShow),
+        st.builds(Reschedule, ids, local_starts(timezone, days=days)),
+        st.builds(Adjust, adjustments(terms), reasons),
+        st.builds(Extend, st.integers(1, 120), reasons),
+        st.builds(Close, reasons),
+        st.builds(Sweep, st.dates(min_date, max_date + timedelta(days=800))),
+        st.builds(Wait, st.integers(1, 24 * 60).map(lambda m: timedelta(minutes=5 * m))),
+    )
+    # Booking first makes the other steps meaningful more often.
+    books: list[Step] = [Book(a) for a in draw(st.permutations(pool))]
+    rest = draw(st.lists(step, max_size=max_steps))
+    head = draw(st.integers(0, len(books)))
+    return books[:head] + rest
+
+
+# Registration ------------------------------------------------------------------------------
+
+st.register_type_strategy(Money, money())
+st.register_type_strategy(Period, periods())
+st.register_type_strategy(Allowance, allowances())
+st.register_type_strategy(
+    Tier,
+    money("AUD", max_amount=500).flatmap(
+        lambda price: st.builds(Tier, st.integers(1, 30), st.just(price))
+    ),
+)
+st.register_type_strategy(PerPack, money().map(PerPack))
+st.register_type_strategy(PerSession, tiers().map(PerSession))
+st.register_type_strategy(NoExpiry, st.just(NoExpiry()))
+st.register_type_strategy(ExpiresOn, expiry_rules(kinds=[ExpiresOn]))
+st.register_type_strategy(ExpiresAfterOpening, expiry_rules(kinds=[ExpiresAfterOpening]))
+st.register_type_strategy(ExpiresAfterFirstUse, expiry_rules(kinds=[ExpiresAfterFirstUse]))
+st.register_type_strategy(Policies, policies())
+st.register_type_strategy(PackTerms, pack_terms(currency=None))
+st.register_type_strategy(PackTemplate, templates(currency=None))
+st.register_type_strategy(Appointment, appointments(identifiers("C"), timezone="Australia/Sydney"))
+st.register_type_strategy(Service, services(currencies()))
+st.register_type_strategy(Practice, practices())
