@@ -1,0 +1,213 @@
+"""The strategies of :mod:`sessionpacks.strategies` build only valid values, and reach the
+corners the property tests rely on (daylight-saving days, every metric and expiry rule)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from sessionpacks import strategies as sps
+from sessionpacks._currencies import MINOR_UNITS
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    Metric,
+    Money,
+    NoExpiry,
+    PackTemplate,
+    PackTerms,
+    PerPack,
+    PerSession,
+    Practice,
+    units,
+)
+
+MODEST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _rebuild(value: Any) -> Any:
+    """Construct the value again from its fields: runs every validator once more."""
+    fields = {a.name: getattr(value, a.name) for a in attrs.fields(type(value))}
+    return type(value)(**fields)
+
+
+@MODEST
+@given(st.from_type(Money))
+def test_money_from_type_is_exact_to_the_minor_unit(value: Money) -> None:
+    assert value.currency in MINOR_UNITS
+    assert Money.from_minor(value.minor, value.currency) == value
+    assert _rebuild(value) == value
+
+
+@MODEST
+@given(sps.money("JPY", min_amount=-5, max_amount=5))
+def test_money_respects_currency_and_bounds(value: Money) -> None:
+    assert value.currency == "JPY"
+    assert -5 <= value.amount <= 5
+    assert value.amount == value.amount.to_integral_value()
+
+
+@MODEST
+@given(st.from_type(PackTerms))
+def test_terms_from_type_respect_cross_field_rules(terms: PackTerms) -> None:
+    assert _rebuild(terms) == terms
+    if terms.metric is Metric.MONEY:
+        assert isinstance(terms.pricing, PerPack)
+        assert isinstance(terms.allowance.amount, Money)
+        assert terms.allowance.amount.currency == terms.currency
+    threshold = terms.policies.low_balance_at
+    if threshold is not None:
+        assert 0 < units(terms.metric, threshold) < terms.allowance.units
+    if isinstance(terms.pricing, PerSession):
+        starts = [t.from_session for t in terms.pricing.tiers]
+        assert starts[0] == 1
+        assert starts == sorted(set(starts))
+
+
+@MODEST
+@given(st.from_type(PackTemplate))
+def test_templates_from_type_are_valid(template: PackTemplate) -> None:
+    assert _rebuild(template) == template
+    assert template.version >= 1
+    assert template.id.strip() == template.id != ""
+
+
+@MODEST
+@given(st.from_type(Appointment))
+def test_appointments_from_type_are_aware(appointment: Appointment) -> None:
+    assert _rebuild(appointment) == appointment
+    assert appointment.start.utcoffset() is not None
+    assert appointment.duration > timedelta(0)
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_every_metric_is_reachable_in_terms(metric: Metric) -> None:
+    @MODEST
+    @given(sps.pack_terms(metric, currency="AUD"))
+    def check(terms: PackTerms) -> None:
+        assert terms.metric is metric
+        assert terms.currency == "AUD"
+
+    check()
+
+
+@pytest.mark.parametrize("kind", [NoExpiry, ExpiresOn, ExpiresAfterOpening, ExpiresAfterFirstUse])
+def test_each_expiry_rule_is_drawn_on_its_own(kind: type) -> None:
+    @MODEST
+    @given(sps.expiry_rules(kinds=[kind]))
+    def check(rule: object) -> None:
+        assert type(rule) is kind
+        assert _rebuild(rule) == rule
+
+    check()
+
+
+def test_unknown_expiry_kind_and_currency_are_refused() -> None:
+    with pytest.raises(ValueError, match="kinds="):
+        sps.expiry_rules(kinds=[int])
+    with pytest.raises(ValueError, match="codes="):
+        sps.currencies(codes=["XXX"])
+    with pytest.raises(ValueError, match="timezone="):
+        sps.dst_days("UTC")
+
+
+@MODEST
+@given(sps.allowances(Metric.HOURS), sps.periods(), sps.practices())
+def test_allowances_periods_and_practices_construct(
+    allowance: Allowance, period: object, practice: Practice
+) -> None:
+    assert allowance.units > 0
+    assert _rebuild(period) == period
+    assert ZoneInfo(practice.timezone) is not None
+
+
+@MODEST
+@given(st.data())
+def test_appointments_are_for_the_client_service_and_currency(data: st.DataObject) -> None:
+    zone = data.draw(sps.timezones())
+    appointment = data.draw(sps.appointments("C7", "physio", timezone=zone, currency="BHD"))
+    assert (appointment.client_id, appointment.service_id) == ("C7", "physio")
+    assert appointment.price.currency == "BHD"
+    assert str(appointment.start.tzinfo) == zone
+
+
+def test_sydney_daylight_saving_days_are_the_first_sundays_of_april_and_october() -> None:
+    found = set()
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(sps.dst_days("Australia/Sydney", min_date=date(2026, 1, 1), max_date=date(2027, 12, 31)))
+    def collect(day: date) -> None:
+        found.add(day)
+
+    collect()
+    expected = {date(2026, 4, 5), date(2026, 10, 4), date(2027, 4, 4), date(2027, 10, 3)}
+    assert found <= expected
+    assert all(d.weekday() == 6 and d.day <= 7 for d in found)
+    assert found  # the strategy draws something
+
+
+FIND = settings(max_examples=500, deadline=None, database=None, derandomize=True)
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+
+@pytest.mark.parametrize("day", [date(2026, 4, 5), date(2026, 10, 4)])
+def test_appointment_starts_reach_both_sydney_daylight_saving_days(day: date) -> None:
+    found = find(
+        sps.appointments(timezone="Australia/Sydney"),
+        lambda a: a.local_date(SYDNEY) == day,
+        settings=FIND,
+    )
+    assert found.local_date(SYDNEY) == day
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(sps.local_starts("Australia/Sydney", days=st.just(date(2026, 4, 5))))
+def test_starts_on_the_25_hour_day_stay_on_that_local_day(start: datetime) -> None:
+    assert start.date() == date(2026, 4, 5)
+    # the repeated hour is an instant like any other: it round-trips through UTC
+    assert start.astimezone(ZoneInfo("UTC")).astimezone(start.tzinfo) == start
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+def test_both_passes_of_the_repeated_hour_are_reachable(fold: int) -> None:
+    found = find(
+        sps.local_starts("Australia/Sydney", days=st.just(date(2026, 4, 5))),
+        lambda s: s.hour == 2 and s.fold == fold,
+        settings=FIND,
+    )
+    assert (found.hour, found.fold) == (2, fold)
+
+
+@MODEST
+@given(sps.pack_terms().flatmap(lambda t: st.tuples(st.just(t), sps.workflows(t))))
+def test_workflow_steps_are_valid_for_their_terms(pair: tuple[PackTerms, list[sps.Step]]) -> None:
+    terms, steps = pair
+    ids: set[str] = set()
+    for step in steps:
+        assert _rebuild(step) == step
+        if isinstance(step, sps.Book):
+            assert step.appointment.price.currency == terms.currency
+            assert terms.covers_service(step.appointment.service_id)
+            ids.add(step.appointment.id)
+        if isinstance(step, sps.Adjust):
+            assert units(terms.metric, step.amount) != 0
+        if isinstance(step, sps.Reschedule):
+            assert step.start.utcoffset() is not None
+    booked = [s.appointment for s in steps if isinstance(s, sps.Book)]
+    by_id = {a.id: a for a in booked}
+    assert all(by_id[a.id] == a for a in booked)  # one appointment per id
+
+
+@pytest.mark.parametrize("kind", [Money, Appointment, PackTemplate, PackTerms])
+def test_type_strategies_are_registered_for_the_main_types(kind: type) -> None:
+    assert st.from_type(kind) is not None
+    assert isinstance(find(st.from_type(kind), lambda _: True, settings=FIND), kind)
