@@ -141,7 +141,9 @@ def resolve(
         passed = PassedOver(pack.pack_id, refusal.reason)
         if pack.template_id is None or pack.template_id not in templates:
             return Decision(NoPack(), f"preferred pack {pack.pack_id} cannot be used", (passed,))
-        found = _from_template(appointment, templates[pack.template_id], practice, at, packs)
+        # The preferred pack was already passed over: do not list it twice.
+        others = [p for p in packs if p.pack_id != pack.pack_id]
+        found = _from_template(appointment, templates[pack.template_id], practice, at, others)
         return attrs.evolve(found, passed_over=(passed, *found.passed_over))
     if isinstance(preference, PreferTemplate):
         template = templates.get(preference.template_id)
