@@ -585,6 +585,12 @@ class PackTemplate:
 
     def revise(self, **changes: Any) -> PackTemplate:
         """A new version of this template with ``changes`` applied to its terms."""
+        known = attrs.fields_dict(PackTerms)
+        for name in changes:
+            if name not in known:
+                raise InvalidValueError(
+                    "changes", name, f"is not a term of a template ({', '.join(known)})"
+                )
         return PackTemplate(self.id, attrs.evolve(self.terms, **changes), self.version + 1)
 
 
