@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sessionpacks.errors import InvalidValueError, SessionPacksError
 from sessionpacks.model import (
     Allowance,
+    Amount,
     Appointment,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
@@ -125,7 +126,8 @@ def test_money_never_mixes_currencies(combine: Any) -> None:
 
 def test_money_is_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        aud("1").amount = Decimal(2)  # type: ignore[misc]
+        money: Money = aud("1")
+        money.amount = Decimal(2)  # type: ignore[misc]
 
 
 @MODEST
@@ -247,7 +249,7 @@ def test_prices_are_non_negative_money() -> None:
 
 
 def test_units_and_amounts_are_exact_and_inverse() -> None:
-    cases = [
+    cases: list[tuple[Metric, Amount, int]] = [
         (Metric.SESSIONS, 3, 3),
         (Metric.HOURS, timedelta(minutes=90), 5_400_000_000),
         (Metric.MONEY, aud("12.34"), 1234),
