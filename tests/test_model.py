@@ -125,8 +125,8 @@ def test_money_never_mixes_currencies(combine: Any) -> None:
 
 
 def test_money_is_frozen() -> None:
+    money: Money = aud("1")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        money: Money = aud("1")
         money.amount = Decimal(2)  # type: ignore[misc]
 
 
