@@ -23,6 +23,14 @@ def with_statuses(
     return [s for s in states if s.status(as_of) in statuses]
 
 
+def check_window(position: int, limit: int | None) -> None:
+    """Refuse a malformed ``events_since`` window: whole numbers >= 0 (``limit`` may be None)."""
+    if type(position) is not int or position < 0:
+        raise InvalidValueError("position", position, "must be a whole number >= 0")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise InvalidValueError("limit", limit, "must be a whole number >= 0, or None")
+
+
 def is_expiry_candidate(state: PackState, as_of: date) -> bool:
     expiry = state.expiry_date
     return (

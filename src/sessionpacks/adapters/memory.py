@@ -20,10 +20,11 @@ import attrs
 from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
+    check_window,
     is_expiry_candidate,
     with_statuses,
 )
-from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError
+from sessionpacks.errors import ConcurrencyError, NotFoundError
 from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus
 from sessionpacks.model import PackTemplate, Practice, Preference
@@ -152,8 +153,7 @@ class InMemoryRepository:
         return tuple(recorded)
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
-        if type(position) is not int or position < 0:
-            raise InvalidValueError("position", position, "must be a whole number >= 0")
+        check_window(position, limit)
         with self._lock:
             tail = self._data.events[position:]
         return tail if limit is None else tail[:limit]
