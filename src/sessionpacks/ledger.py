@@ -34,6 +34,7 @@ from sessionpacks.model import (
     PackTerms,
     amount,
     format_amount,
+    require_aware,
     units,
 )
 
@@ -342,6 +343,7 @@ class PackState:
 
     def status(self, as_of: datetime) -> PackStatus:
         """The pack's status at the instant ``as_of`` (R11)."""
+        require_aware("as_of", as_of)
         if self.voided_at is not None:
             return PackStatus.VOIDED
         if self.closed_at is not None:
