@@ -230,9 +230,7 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
             f"pack {state.pack_id} expires on {expiry.isoformat()}; the local date "
             f"{local.isoformat()} is not before it",
         )
-    if state.remaining_units <= 0 or (
-        state.metric is Metric.SESSIONS and state.remaining_units < 1
-    ):
+    if state.remaining_units <= 0:
         return RefusedError("R3", "pack_id", state.pack_id, "the pack has nothing left")
     return None
 
@@ -378,13 +376,17 @@ def _signed_units(state: PackState, value: Amount) -> int:
     return units(metric, value)
 
 
+def _require_reason(reason: str, message: str) -> None:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidValueError("reason", reason, message)
+
+
 def adjust(state: PackState, value: Amount, reason: str, at: datetime) -> Change:
     """Credit (positive) or debit (negative) the pack; a debit never goes below zero (R9)."""
     delta = _signed_units(state, value)
     if delta == 0:
         raise InvalidValueError("amount", value, "must not be zero")
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidValueError("reason", reason, "an adjustment needs a reason")
+    _require_reason(reason, "an adjustment needs a reason")
     _require_live(state)
     if state.remaining_units + delta < 0:
         raise RefusedError(
@@ -404,6 +406,7 @@ def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
     """Move the expiry date later (R5)."""
     if type(until) is not date:
         raise InvalidValueError("until", until, "must be a date")
+    _require_reason(reason, "an extension needs a reason")
     _require_live(state)
     current = state.expiry_date
     if current is None:
