@@ -175,14 +175,14 @@ def allowances(
     currency: str | st.SearchStrategy[str] | None = None,
     max_sessions: int = 20,
 ) -> Allowance:
-    """An allowance of ``metric`` (any if ``None``): 1..``max_sessions`` sessions, 1 to 40 hours
-    in quarter hours, or 50 to 5000 of ``currency``."""
+    """An allowance of ``metric`` (any if ``None``): 1..``max_sessions`` sessions, 1 to
+    ``max_sessions`` hours in quarter hours, or 50 to 100 x ``max_sessions`` of ``currency``."""
     chosen = metric if metric is not None else draw(metrics())
     if chosen is Metric.SESSIONS:
         return Allowance.sessions(draw(st.integers(1, max_sessions)))
     if chosen is Metric.HOURS:
-        return Allowance.hours(timedelta(minutes=15 * draw(st.integers(4, 160))))
-    return Allowance.money(draw(money(currency, min_amount=50, max_amount=5000)))
+        return Allowance.hours(timedelta(minutes=15 * draw(st.integers(4, 4 * max_sessions))))
+    return Allowance.money(draw(money(currency, min_amount=50, max_amount=100 * max_sessions)))
 
 
 @st.composite
@@ -580,18 +580,22 @@ def workflows(
     ]
     ids = st.sampled_from([a.id for a in pool])
     reasons = st.sampled_from(["goodwill", "correction", "client request"])
-    step = st.one_of(
+    kinds: list[st.SearchStrategy[Step]] = [
         st.sampled_from(pool).map(Book),
         ids.map(Cancel),
         ids.map(LateCancel),
         ids.map(NoShow),
         st.builds(Reschedule, ids, local_starts(timezone, days=days)),
         st.builds(Adjust, adjustments(terms), reasons),
+        st.builds(Wait, st.integers(1, 24 * 60).map(lambda m: timedelta(minutes=5 * m))),
+        st.builds(Sweep, st.dates(min_date, max_date + timedelta(days=800))),
         st.builds(Extend, st.integers(1, 120), reasons),
         st.builds(Close, reasons),
-        st.builds(Sweep, st.dates(min_date, max_date + timedelta(days=800))),
-        st.builds(Wait, st.integers(1, 24 * 60).map(lambda m: timedelta(minutes=5 * m))),
-    )
+    ]
+    # Drawn by weight, so that a pack is closed in few workflows, and early in fewer.
+    weights = (4, 2, 1, 1, 2, 2, 2, 1, 1, 0)
+    weighted = [k for k, w in zip(kinds, weights, strict=True) for _ in range(w)]
+    step = st.one_of(weighted) | st.one_of(kinds)
     # Booking first makes the other steps meaningful more often.
     books: list[Step] = [Book(a) for a in draw(st.permutations(pool))]
     rest = draw(st.lists(step, max_size=max_steps))
