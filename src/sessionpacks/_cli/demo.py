@@ -1,0 +1,376 @@
+"""``sessionpacks demo``: a receptionist's walkthrough of the library, on a fixed clock.
+
+It keeps its data in its own SQLite file (``sessionpacks-demo.db`` in the current folder, or
+``--db``), deleted and recreated on every run so that every run prints the same thing. To keep
+a user's database safe it deletes a file only if it holds the demo's practice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.errors import NotFoundError, SessionPacksError
+from sessionpacks.events import PackExhausted, PackExpired, RecordedEvent
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    Money,
+    PackTerms,
+    Period,
+    PerPack,
+    PerSession,
+    Policies,
+    PreferPack,
+    PreferTemplate,
+    format_amount,
+)
+from sessionpacks.service import Assignment, PackService
+
+from .appointments import assignment_text
+from .base import Subparsers, add_command
+from .context import Context
+from .render import invoice_text, pack_line, session_line, template_lines
+from .store import UsageError
+
+__all__ = ["DEMO_DB", "DEMO_PRACTICE", "register"]
+
+DEMO_DB = "sessionpacks-demo.db"
+DEMO_PRACTICE = "demo-clinic"
+ZONE = "Australia/Sydney"
+SYDNEY = ZoneInfo(ZONE)
+CLIENTS = {"alice": "Alice Nguyen", "ben": "Ben Carter", "chloe": "Chloe Park", "dev": "Dev Patel"}
+
+
+def _aud(amount: str) -> Money:
+    return Money(amount, "AUD")
+
+
+def _at(text: str) -> datetime:
+    """A Sydney wall-clock time: ``"2026-03-02 09:00"``."""
+    return datetime.fromisoformat(text).replace(tzinfo=SYDNEY)
+
+
+class _Walkthrough:
+    """The demo's script: each step acts through :class:`PackService` and says what happened."""
+
+    def __init__(self, ctx: Context, service: PackService, clock: FixedClock) -> None:
+        self.ctx = ctx
+        self.desk = service
+        self.clock = clock
+        self.steps: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, str]] = []
+        self.position = 0
+
+    # Output --------------------------------------------------------------------------------
+
+    def step(self, title: str) -> None:
+        self.steps.append({"title": title, "at": self.clock.now().isoformat(), "lines": []})
+        if not self.ctx.json:
+            when = self.clock.now().astimezone(SYDNEY)
+            print(f"\n== {len(self.steps)}. {title}  [{when:%a %d %b %Y %H:%M}]", file=self.ctx.out)
+
+    def say(self, *lines: str) -> None:
+        self.steps[-1]["lines"].extend(lines)
+        if not self.ctx.json:
+            for line in lines:
+                print(f"   {line}", file=self.ctx.out)
+
+    def at(self, text: str) -> None:
+        self.clock.set(_at(text))
+
+    # Helpers -------------------------------------------------------------------------------
+
+    def appointment(
+        self, appointment_id: str, client: str, service: str, start: str, price: str
+    ) -> Appointment:
+        minutes = {"physio": 45, "pilates": 60, "massage": 60}[service]
+        return Appointment(
+            appointment_id, client, service, _at(start), timedelta(minutes=minutes), _aud(price)
+        )
+
+    def booked(self, assignment: Assignment) -> None:
+        self.say(*assignment_text(assignment))
+
+    def invoice(self, appointment_id: str) -> None:
+        self.say("Invoice line  " + invoice_text(self.desk.invoice_line(appointment_id)))
+
+    def show_pack(self, pack_id: str) -> None:
+        pack = self.desk.pack(pack_id)
+        self.say(pack_line(pack, self.clock.now()))
+        self.say(*(session_line(pack, u).strip() for u in pack.usages))
+
+    # The script ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.templates()
+        self.from_profile()
+        self.preferred_pack()
+        self.assign_open_pack()
+        self.template_on_appointment()
+        self.after_the_fact()
+        self.late_cancel()
+        self.exhaustion()
+        self.expiry()
+        self.turn_events_into_tasks()
+
+    def templates(self) -> None:
+        self.at("2026-03-02 08:30")
+        self.step("The practice's pack templates")
+        desk = self.desk
+        desk.add_template(
+            "physio-10",
+            PackTerms(
+                "10 x Physio",
+                Allowance.sessions(10),
+                PerPack(_aud("1000.00")),
+                ExpiresAfterOpening(Period(months=6)),
+                {"physio"},
+                Policies(low_balance_at=1),
+                "Ten physiotherapy sessions, paid up front",
+            ),
+        )
+        desk.add_template(
+            "pilates-5",
+            PackTerms(
+                "Pilates 5-class pass",
+                Allowance.sessions(5),
+                PerSession.reduced(_aud("150.00"), _aud("120.00")),
+                ExpiresAfterFirstUse(Period(months=3)),
+                {"pilates"},
+                Policies(late_cancel_notice=timedelta(hours=24), late_cancel_consumes=True),
+                "First class 150.00, then the reduced rate of 120.00",
+            ),
+        )
+        desk.add_template(
+            "massage-3",
+            PackTerms(
+                "3 x Massage",
+                Allowance.sessions(3),
+                PerPack(_aud("270.00")),
+                ExpiresAfterFirstUse(Period(months=1)),
+                {"massage"},
+            ),
+        )
+        for template in sorted(desk.repository.templates(), key=lambda t: t.name):
+            self.say(*template_lines(template))
+
+    def from_profile(self) -> None:
+        self.at("2026-03-02 09:00")
+        self.step("Way 1: Alice buys a pack at the desk (opened from her client profile)")
+        pack = self.desk.open_pack("alice", template_id="physio-10")
+        price = pack.terms.pricing
+        assert isinstance(price, PerPack)
+        self.say(f"Opened {pack_line(pack, self.clock.now())}")
+        self.say(f"The pack goes on its own invoice: {price.price}. Its sessions are prepaid.")
+        self.desk.set_preference("alice", PreferPack(pack.pack_id))
+        self.say(f"Alice's profile: preferred pack {pack.pack_id} for new appointments.")
+        self.alice_pack = pack.pack_id
+
+    def preferred_pack(self) -> None:
+        self.at("2026-03-02 09:05")
+        self.step("A preferred pack on new appointments")
+        for appointment_id, start in (
+            ("A-101", "2026-03-03 10:00"),
+            ("A-102", "2026-03-10 10:00"),
+            ("A-103", "2026-03-17 10:00"),
+        ):
+            appointment = self.appointment(appointment_id, "alice", "physio", start, "110.00")
+            self.booked(self.desk.book(appointment))
+        self.at("2026-03-03 11:00")
+        self.say("After her first session:")
+        self.invoice("A-101")
+
+    def assign_open_pack(self) -> None:
+        self.at("2026-03-04 14:00")
+        self.step("Way 2: assign an open pack to an appointment (Ben)")
+        pack = self.desk.open_pack("ben", template_id="massage-3")
+        self.say(f"Ben bought {pack.terms.name} last visit: {pack.pack_id}.")
+        appointment = self.appointment("B-201", "ben", "massage", "2026-03-05 15:00", "95.00")
+        self.booked(self.desk.book(appointment))
+        self.say("The receptionist opens the pack list for the appointment:")
+        for n, choice in enumerate(self.desk.choices(appointment), start=1):
+            self.say(f"  {n}. {choice.label}")
+        self.booked(self.desk.assign(appointment, pack_id=pack.pack_id))
+        self.ben_pack = pack.pack_id
+
+    def template_on_appointment(self) -> None:
+        self.at("2026-03-05 08:00")
+        self.step("Way 3: a template opens a new pack on an appointment (Chloe)")
+        first = self.appointment("C-301", "chloe", "pilates", "2026-03-05 18:00", "150.00")
+        self.booked(self.desk.assign(first, template_id="pilates-5"))
+        self.desk.set_preference("chloe", PreferTemplate("pilates-5"))
+        self.say("Chloe's profile: preferred template pilates-5.")
+        second = self.appointment("C-302", "chloe", "pilates", "2026-03-12 18:00", "150.00")
+        self.booked(self.desk.book(second))
+        self.at("2026-03-12 19:00")
+        self.say("Invoices, per session with a reduced rate after the first:")
+        self.invoice("C-301")
+        self.invoice("C-302")
+
+    def after_the_fact(self) -> None:
+        self.at("2026-03-13 09:00")
+        self.step("Adding a pack to the invoice of an appointment that already happened")
+        past = self.appointment("D-401", "dev", "physio", "2026-03-06 16:00", "110.00")
+        self.say("Dev came last Friday and was not invoiced yet; he takes a 10 x Physio:")
+        self.say(
+            "Invoice line  " + invoice_text(self.desk.add_to_invoice(past, template_id="physio-10"))
+        )
+        earlier = self.appointment("A-100", "alice", "physio", "2026-02-24 10:00", "110.00")
+        self.say("Alice's visit of 24 February goes on her pack too; it becomes session 1:")
+        self.say(
+            "Invoice line  "
+            + invoice_text(self.desk.add_to_invoice(earlier, pack_id=self.alice_pack))
+        )
+        self.say("Her sessions renumber; lines already invoiced keep their label:")
+        self.show_pack(self.alice_pack)
+
+    def late_cancel(self) -> None:
+        self.at("2026-03-19 15:00")
+        self.step("A late cancellation under the pilates policy (24 hours' notice)")
+        late = self.appointment("C-303", "chloe", "pilates", "2026-03-19 18:00", "150.00")
+        self.booked(self.desk.book(late))
+        after = self.desk.cancel("C-303")
+        usage = after.usage("C-303")
+        state = "still used, marked late-cancel" if usage and usage.mark else "released"
+        self.say(f"Chloe cancels 3 hours before: C-303 is {state} ({after.label('C-303')}).")
+
+    def exhaustion(self) -> None:
+        self.at("2026-03-20 09:00")
+        self.step("Ben uses up his massage pack")
+        self.desk.set_preference("ben", PreferPack(self.ben_pack))
+        self.say(f"Ben's profile: preferred pack {self.ben_pack}.")
+        for appointment_id, start in (("B-202", "2026-03-20 15:00"), ("B-203", "2026-03-27 15:00")):
+            appointment = self.appointment(appointment_id, "ben", "massage", start, "95.00")
+            self.booked(self.desk.book(appointment))
+        appointment = self.appointment("B-204", "ben", "massage", "2026-04-03 15:00", "95.00")
+        self.say(
+            "His next booking: the preferred pack is used up, so its template opens a new one."
+        )
+        self.booked(self.desk.book(appointment))
+        self.ben_second = self.desk.repository.pack_of_appointment("B-204")
+
+    def expiry(self) -> None:
+        self.at("2026-05-03 07:00")
+        self.step("The nightly expiry sweep, a month later")
+        as_of = date(2026, 5, 3)
+        expired = self.desk.sweep(as_of)
+        self.say(f"Sweep as of {as_of}: {len(expired)} pack(s) expired.")
+        again = self.desk.sweep(as_of)
+        self.say(f"The same sweep again: {len(again)} more (once per expiry).")
+        if self.ben_second:
+            self.say(pack_line(self.desk.pack(self.ben_second), self.clock.now()))
+
+    def turn_events_into_tasks(self) -> None:
+        self.step("The host turns PackExhausted and PackExpired events into tasks")
+        self.say(f"Reading the event stream after position {self.position}:")
+        self.read_tasks()
+        self.say(f"Saved position: {self.position}. Reading again finds nothing new:")
+        before = len(self.tasks)
+        self.read_tasks()
+        self.say(f"{len(self.tasks) - before} new task(s): each event becomes one task, once.")
+
+    def read_tasks(self) -> None:
+        for recorded in self.desk.events_since(self.position):
+            task = _task(recorded, self.desk)
+            if task is not None:
+                self.tasks.append(task)
+                self.say(f"Task {task['event_id']}: {task['task']}")
+            self.position = recorded.position
+
+
+def _task(recorded: RecordedEvent, desk: PackService) -> dict[str, str] | None:
+    event = recorded.event
+    name = CLIENTS.get(event.client_id, event.client_id)
+    pack = desk.pack(event.pack_id).terms.name
+    if isinstance(event, PackExhausted):
+        text = f"call {name}: '{pack}' ({event.pack_id}) is used up; offer a new pack"
+    elif isinstance(event, PackExpired):
+        text = (
+            f"tell {name}: '{pack}' ({event.pack_id}) expired on {event.expiry_date} "
+            f"with {format_amount(event.remaining)} unused"
+        )
+    else:
+        return None
+    return {"event_id": event.event_id, "position": str(recorded.position), "task": text}
+
+
+def _fresh_file(path: Path) -> None:
+    """Delete the demo's file from an earlier run; refuse a file that is not the demo's."""
+    if not path.exists():
+        return
+    from sessionpacks.adapters.sqlite import SqliteStore
+
+    try:
+        with SqliteStore(path) as store:
+            store.practice(DEMO_PRACTICE)
+    except (NotFoundError, SessionPacksError):
+        raise UsageError(
+            f"{path} exists and is not a demo database; the demo deletes only its own file: "
+            "choose another --db"
+        ) from None
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        sidecar = Path(f"{path}{suffix}")
+        if sidecar.exists():
+            os.remove(sidecar)
+
+
+def demo(ctx: Context, args: argparse.Namespace) -> int:
+    if args.database_url:
+        raise UsageError("the demo keeps its data in a SQLite file: give --db PATH, not a URL")
+    path = Path(args.db or DEMO_DB).resolve()
+    _fresh_file(path)
+    from sessionpacks.adapters.sqlite import SqliteStore
+
+    clock = FixedClock(_at("2026-03-02 08:30"))
+    counter = itertools.count(1)
+    with SqliteStore(path) as store:
+        repository = store.practice(DEMO_PRACTICE, timezone=ZONE)
+        service = PackService(repository, clock, new_pack_id=lambda: f"PK-{next(counter):04d}")
+        if not ctx.json:
+            print(
+                f"sessionpacks demo: a receptionist's walkthrough (practice {DEMO_PRACTICE},"
+                f" {ZONE}).",
+                file=ctx.out,
+            )
+            print(f"Data: {path} (deleted and recreated on every run).", file=ctx.out)
+        walk = _Walkthrough(ctx, service, clock)
+        walk.run()
+    explore = f"sessionpacks --db {path} --practice {DEMO_PRACTICE}"
+    if ctx.json:
+        ctx.emit(
+            {
+                "database": str(path),
+                "practice": DEMO_PRACTICE,
+                "steps": walk.steps,
+                "tasks": walk.tasks,
+            },
+            "",
+        )
+    else:
+        print(f"\nDone. Explore the data: {explore} pack show PK-0001", file=ctx.out)
+    return 0
+
+
+def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    add_command(
+        top,
+        "demo",
+        help="a receptionist's walkthrough in its own SQLite file (recreated on each run)",
+        description="A receptionist's walkthrough on a fixed clock: the three ways to assign a "
+        "pack, a preferred pack, 'Session n of N' on invoices, a reduced rate, exhaustion and "
+        "expiry tasks. It keeps its data in sessionpacks-demo.db in the current folder (or "
+        "--db), which it deletes and recreates on every run; it refuses to delete a file that "
+        "is not a demo database.",
+        example="sessionpacks demo\nsessionpacks demo --db /tmp/demo.db --json",
+        run=demo,
+        common=common,
+    )

@@ -1,0 +1,369 @@
+"""Verbs on templates, packs and a client's preference."""
+
+from __future__ import annotations
+
+import argparse
+
+from sessionpacks.model import (
+    Preference,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+    format_amount,
+)
+
+from .base import Subparsers, add_command, add_group
+from .context import Context
+from .render import (
+    describe_entry,
+    jsonable,
+    pack_data,
+    pack_line,
+    preference_text,
+    session_line,
+    template_lines,
+)
+from .store import UsageError
+from .terms import add_terms_options, new_terms, term_changes
+from .values import amount_of, currency, day, positive_int
+
+__all__ = ["register"]
+
+
+# Templates ---------------------------------------------------------------------------------
+
+
+def template_add(ctx: Context, args: argparse.Namespace) -> int:
+    template = ctx.service.add_template(args.template_id, new_terms(args))
+    ctx.emit(template, ["Template added.", *template_lines(template)])
+    return 0
+
+
+def template_edit(ctx: Context, args: argparse.Namespace) -> int:
+    current = ctx.repository.template(args.template_id)
+    template = ctx.service.edit_template(args.template_id, **term_changes(args, current.terms))
+    lines = [
+        f"Template {template.id} is now at version {template.version}; "
+        "packs already open keep their terms.",
+        *template_lines(template),
+    ]
+    ctx.emit(template, lines)
+    return 0
+
+
+def template_list(ctx: Context, args: argparse.Namespace) -> int:
+    templates = sorted(ctx.repository.templates(), key=lambda t: (t.name.casefold(), t.id))
+    lines = [
+        f"{t.id:<16} v{t.version:<3} {t.name}  ({format_amount(t.terms.allowance.amount)})"
+        for t in templates
+    ]
+    ctx.emit(templates, lines or ["No templates yet: add one with 'sessionpacks template add'."])
+    return 0
+
+
+def template_show(ctx: Context, args: argparse.Namespace) -> int:
+    template = ctx.repository.template(args.template_id, args.version)
+    ctx.emit(template, template_lines(template))
+    return 0
+
+
+# Packs -------------------------------------------------------------------------------------
+
+
+def pack_open(ctx: Context, args: argparse.Namespace) -> int:
+    has_terms = args.name is not None or any(
+        getattr(args, k) is not None for k in ("sessions", "hours", "money")
+    )
+    if (args.template is None) == (not has_terms):
+        raise UsageError("give --template ID, or the terms of an ad hoc pack (--name, ...)")
+    pack = ctx.service.open_pack(
+        args.client_id,
+        template_id=args.template,
+        terms=None if args.template else new_terms(args),
+        pack_id=args.pack_id,
+        charged_on_open=not args.not_charged,
+    )
+    now = ctx.now()
+    price = pack.terms.pricing
+    lines = [f"Opened pack {pack.pack_id} for {pack.client_id}: {pack_line(pack, now)}"]
+    if not args.not_charged and hasattr(price, "price"):
+        lines.append(f"Invoice the pack on its own: {price.price}.")
+    ctx.emit(pack_data(pack, now), lines)
+    return 0
+
+
+def pack_list(ctx: Context, args: argparse.Namespace) -> int:
+    packs = ctx.service.client_packs(args.client_id)
+    now = ctx.now()
+    lines = [pack_line(p, now) for p in packs] or [f"{args.client_id} has no packs."]
+    ctx.emit([pack_data(p, now) for p in packs], lines)
+    return 0
+
+
+def pack_show(ctx: Context, args: argparse.Namespace) -> int:
+    pack = ctx.service.pack(args.pack_id)
+    ledger = ctx.repository.ledger(args.pack_id)
+    now = ctx.now()
+    lines = [f"{pack_line(pack, now)}", f"  client {pack.client_id}"]
+    if pack.template_id:
+        lines[-1] += f", from template {pack.template_id} v{pack.template_version}"
+    lines.append("Sessions:")
+    lines += [session_line(pack, u) for u in pack.usages] or ["  none yet"]
+    lines.append("Ledger:")
+    lines += [
+        f"  {e.sequence:>3}  {e.recorded_at.astimezone(pack.zone):%Y-%m-%d %H:%M}  "
+        f"{describe_entry(e)}"
+        for e in ledger
+    ]
+    ctx.emit(pack_data(pack, now, ledger), lines)
+    return 0
+
+
+def pack_adjust(ctx: Context, args: argparse.Namespace) -> int:
+    pack = ctx.service.pack(args.pack_id)
+    try:
+        amount = amount_of(
+            pack.metric, args.amount, args.currency or pack.terms.currency, signed=True
+        )
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"argument AMOUNT: {error}") from None
+    after = ctx.service.adjust(args.pack_id, amount, args.reason)
+    now = ctx.now()
+    ctx.emit(pack_data(after, now), f"Adjusted. {pack_line(after, now)}")
+    return 0
+
+
+def pack_extend(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.extend(args.pack_id, args.until, args.reason)
+    now = ctx.now()
+    ctx.emit(pack_data(after, now), f"Extended. {pack_line(after, now)}")
+    return 0
+
+
+def pack_close(ctx: Context, args: argparse.Namespace) -> int:
+    closure = ctx.service.close(args.pack_id, args.reason)
+    now = ctx.now()
+    data = {
+        "pack": pack_data(closure.pack, now),
+        "remaining": jsonable(closure.remaining),
+        "refundable": jsonable(closure.refundable),
+    }
+    ctx.emit(
+        data,
+        f"Closed {args.pack_id}: {format_amount(closure.remaining)} unused, "
+        f"refundable {closure.refundable}.",
+    )
+    return 0
+
+
+def pack_void(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.void(args.pack_id, args.reason)
+    ctx.emit(pack_data(after, ctx.now()), f"Voided {args.pack_id}.")
+    return 0
+
+
+# Client preference -------------------------------------------------------------------------
+
+
+def client_prefer(ctx: Context, args: argparse.Namespace) -> int:
+    preference: Preference | None = None
+    if args.pack:
+        preference = PreferPack(args.pack)
+    elif args.template:
+        preference = PreferTemplate(args.template)
+    elif args.service:
+        preference = PreferService(args.service)
+    ctx.service.set_preference(args.client_id, preference)
+    ctx.emit(
+        {"client_id": args.client_id, "preference": jsonable(preference)},
+        f"{args.client_id}: {preference_text(preference)}.",
+    )
+    return 0
+
+
+def client_show(ctx: Context, args: argparse.Namespace) -> int:
+    preference = ctx.repository.preference(args.client_id)
+    packs = ctx.service.client_packs(args.client_id)
+    now = ctx.now()
+    lines = [f"{args.client_id}: {preference_text(preference)}."]
+    lines += [f"  {pack_line(p, now)}" for p in packs] or ["  no packs"]
+    data = {
+        "client_id": args.client_id,
+        "preference": jsonable(preference),
+        "packs": [pack_data(p, now) for p in packs],
+    }
+    ctx.emit(data, lines)
+    return 0
+
+
+# Parsers -----------------------------------------------------------------------------------
+
+
+def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    _templates(top, common)
+    _packs(top, common)
+    _clients(top, common)
+
+
+def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    verbs = add_group(
+        top,
+        "template",
+        help="pack templates: add, list, show, edit",
+        example="sessionpacks template list",
+    )
+    p = add_command(
+        verbs,
+        "add",
+        help="add a template (version 1)",
+        example="sessionpacks template add physio-10 --name '10 x Physio' --sessions 10 \\\n"
+        "    --price '1000.00 AUD' --valid-for '6 months' --service physio",
+        run=template_add,
+        common=common,
+    )
+    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    add_terms_options(p)
+    p = add_command(
+        verbs,
+        "edit",
+        help="edit a template: a new version; open packs keep their terms",
+        example="sessionpacks template edit physio-10 --price '950.00 AUD'",
+        run=template_edit,
+        common=common,
+    )
+    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    add_terms_options(p, editing=True)
+    add_command(
+        verbs,
+        "list",
+        help="list the templates",
+        example="sessionpacks template list",
+        run=template_list,
+        common=common,
+    )
+    p = add_command(
+        verbs,
+        "show",
+        help="show a template's terms",
+        example="sessionpacks template show physio-10 --version 1",
+        run=template_show,
+        common=common,
+    )
+    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    p.add_argument("--version", type=positive_int, help="an earlier version (default: latest)")
+
+
+def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    verbs = add_group(
+        top,
+        "pack",
+        help="packs: open, list, show, adjust, extend, close, void",
+        example="sessionpacks pack show pk_1234",
+    )
+    p = add_command(
+        verbs,
+        "open",
+        help="open a pack for a client from their profile (from a template or ad hoc)",
+        example="sessionpacks pack open C1 --template physio-10\n"
+        "sessionpacks pack open C1 --name 'Goodwill 2' --sessions 2 --price '0 AUD'",
+        run=pack_open,
+        common=common,
+    )
+    p.add_argument("client_id", metavar="CLIENT_ID")
+    p.add_argument("--template", metavar="ID", help="open from this template")
+    p.add_argument("--pack-id", metavar="ID", help="the new pack's id (default: generated)")
+    p.add_argument(
+        "--not-charged",
+        action="store_true",
+        help="do not invoice the pack's price on its own (it goes on its first session)",
+    )
+    add_terms_options(p)
+    p = add_command(
+        verbs,
+        "list",
+        help="a client's packs, open ones first",
+        example="sessionpacks pack list C1",
+        run=pack_list,
+        common=common,
+    )
+    p.add_argument("client_id", metavar="CLIENT_ID")
+    p = add_command(
+        verbs,
+        "show",
+        help="a pack with its numbered sessions and its ledger",
+        example="sessionpacks pack show pk_1234",
+        run=pack_show,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID")
+    p = add_command(
+        verbs,
+        "adjust",
+        help="credit (+) or debit (-) a pack, with a reason",
+        example="sessionpacks pack adjust pk_1234 +1 --reason 'goodwill session'\n"
+        "sessionpacks pack adjust pk_1234 -- -30m --reason 'correction'",
+        run=pack_adjust,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID")
+    p.add_argument("amount", metavar="AMOUNT", help="in the pack's metric: +1, -1, 30m, -50.00")
+    p.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    p.add_argument("--currency", type=currency, metavar="CODE", help="for a money amount")
+    p = add_command(
+        verbs,
+        "extend",
+        help="move a pack's expiry date later",
+        example="sessionpacks pack extend pk_1234 2026-09-01 --reason 'away for surgery'",
+        run=pack_extend,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID")
+    p.add_argument("until", metavar="DATE", type=day, help="the new expiry date")
+    p.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    for name, run, help_text in (
+        ("close", pack_close, "close a pack early: no further use; shows the refundable value"),
+        ("void", pack_void, "void a pack opened in error (no active sessions)"),
+    ):
+        p = add_command(
+            verbs,
+            name,
+            help=help_text,
+            example=f"sessionpacks pack {name} pk_1234 --reason 'moved interstate'",
+            run=run,
+            common=common,
+        )
+        p.add_argument("pack_id", metavar="PACK_ID")
+        p.add_argument("--reason", default="", help="why (kept in the ledger)")
+
+
+def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    verbs = add_group(
+        top,
+        "client",
+        help="a client's preferred service, template or pack",
+        example="sessionpacks client show C1",
+    )
+    p = add_command(
+        verbs,
+        "prefer",
+        help="set (or clear) a client's preferred service, template or pack",
+        example="sessionpacks client prefer C1 --template physio-10\n"
+        "sessionpacks client prefer C1 --clear",
+        run=client_prefer,
+        common=common,
+    )
+    p.add_argument("client_id", metavar="CLIENT_ID")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--pack", metavar="ID", help="use this pack while it can be used")
+    choice.add_argument("--template", metavar="ID", help="use (or open) a pack from this template")
+    choice.add_argument("--service", metavar="ID", help="no pack: bill at this service's price")
+    choice.add_argument("--clear", action="store_true", help="remove the preference")
+    p = add_command(
+        verbs,
+        "show",
+        help="a client's preference and packs",
+        example="sessionpacks client show C1",
+        run=client_show,
+        common=common,
+    )
+    p.add_argument("client_id", metavar="CLIENT_ID")

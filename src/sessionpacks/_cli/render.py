@@ -1,0 +1,334 @@
+"""How values are shown: JSON-ready data for ``--json``, and lines a receptionist reads."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from sessionpacks import events as ev
+from sessionpacks import ledger as lg
+from sessionpacks.events import RecordedEvent
+from sessionpacks.ledger import PackState, PackStatus
+from sessionpacks.model import (
+    Amount,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    Money,
+    PackTemplate,
+    PackTerms,
+    Period,
+    PerPack,
+    PerSession,
+    Preference,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+    format_amount,
+)
+from sessionpacks.pricing import InvoiceLine
+
+from .values import iso_duration
+
+__all__ = [
+    "describe_entry",
+    "describe_event",
+    "dumps",
+    "expiry_text",
+    "jsonable",
+    "pack_data",
+    "pack_line",
+    "preference_text",
+    "pricing_text",
+    "template_lines",
+]
+
+_TAGGED = (*lg.ENTRY_TYPES, *ev.EVENT_TYPES)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: money ``{"amount": "120.00", "currency": "AUD"}``,
+    durations ``"PT1H30M"``, instants and dates ISO 8601; entries and events carry ``type``."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Period):
+        return "P" + "".join(
+            f"{n}{unit}"
+            for n, unit in zip(
+                (value.years, value.months, value.weeks, value.days), "YMWD", strict=True
+            )
+            if n
+        )
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return iso_duration(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if attrs.has(type(value)):
+        data = {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        if isinstance(value, _TAGGED) or _is_variant(value):
+            return {"type": type(value).__name__, **data}
+        return data
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+
+
+def _is_variant(value: Any) -> bool:
+    return isinstance(
+        value,
+        ExpiresOn
+        | ExpiresAfterOpening
+        | ExpiresAfterFirstUse
+        | PerPack
+        | PerSession
+        | PreferPack
+        | PreferService
+        | PreferTemplate,
+    )
+
+
+def dumps(value: Any) -> str:
+    """One JSON document (one line) for ``value``."""
+    return json.dumps(jsonable(value), ensure_ascii=False)
+
+
+def expiry_text(terms: PackTerms) -> str:
+    rule = terms.expiry
+    if isinstance(rule, ExpiresOn):
+        return f"expires on {rule.date.isoformat()}"
+    if isinstance(rule, ExpiresAfterOpening):
+        return f"valid {rule.period} after opening"
+    if isinstance(rule, ExpiresAfterFirstUse):
+        return f"valid {rule.period} after first use"
+    return "never expires"
+
+
+def pricing_text(terms: PackTerms) -> str:
+    pricing = terms.pricing
+    if isinstance(pricing, PerPack):
+        return f"{pricing.price} per pack"
+    tiers = pricing.tiers
+    if len(tiers) == 1:
+        return f"{tiers[0].price} per session"
+    parts = [f"{tiers[0].price} for session 1"]
+    parts += [f"{t.price} from session {t.from_session}" for t in tiers[1:]]
+    return ", ".join(parts)
+
+
+def template_lines(template: PackTemplate) -> list[str]:
+    terms = template.terms
+    policies = terms.policies
+    services = ", ".join(sorted(terms.eligible_services)) or "any service"
+    lines = [
+        f"{template.id} v{template.version}: {terms.name}",
+        f"  allowance   {format_amount(terms.allowance.amount)} ({terms.metric.value})",
+        f"  pricing     {pricing_text(terms)}",
+        f"  validity    {expiry_text(terms)}",
+        f"  services    {services}",
+        f"  late cancel within {format_amount(policies.late_cancel_notice)}: "
+        f"{'consumes' if policies.late_cancel_consumes else 'releases'}; "
+        f"no-show: {'consumes' if policies.no_show_consumes else 'releases'}",
+    ]
+    if policies.low_balance_at is not None:
+        lines.append(f"  low balance at {format_amount(policies.low_balance_at)}")
+    if terms.description:
+        lines.append(f"  {terms.description}")
+    return lines
+
+
+def preference_text(preference: Preference | None) -> str:
+    if isinstance(preference, PreferPack):
+        return f"preferred pack {preference.pack_id}"
+    if isinstance(preference, PreferTemplate):
+        return f"preferred template {preference.template_id}"
+    if isinstance(preference, PreferService):
+        return f"preferred service {preference.service_id}"
+    return "no preference"
+
+
+def pack_line(pack: PackState, now: datetime) -> str:
+    """``pk1  10 x Physio  open  7 sessions left of 10 sessions, expires 2026-06-01``."""
+    expiry = pack.expiry_date
+    status = pack.status(now)
+    verb = "expired on" if status is PackStatus.EXPIRED else "expires"
+    until = f", {verb} {expiry.isoformat()}" if expiry else ""
+    return (
+        f"{pack.pack_id}  {pack.terms.name}  {status.value}  "
+        f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{until}"
+    )
+
+
+def pack_data(pack: PackState, now: datetime, ledger: Iterable[lg.Entry] | None = None) -> Any:
+    """A pack as JSON data: its figures, numbered sessions and, if given, its ledger."""
+    data: dict[str, Any] = {
+        "pack_id": pack.pack_id,
+        "client_id": pack.client_id,
+        "name": pack.terms.name,
+        "metric": pack.metric.value,
+        "status": pack.status(now).value,
+        "total": jsonable(pack.total),
+        "remaining": jsonable(pack.remaining),
+        "expiry_date": jsonable(pack.expiry_date),
+        "opened_at": pack.opened_at.isoformat(),
+        "template_id": pack.template_id,
+        "template_version": pack.template_version,
+        "version": pack.version,
+        "terms": jsonable(pack.terms),
+        "sessions": [session_data(pack, u) for u in pack.usages],
+    }
+    if ledger is not None:
+        data["ledger"] = [jsonable(e) for e in ledger]
+    return data
+
+
+def session_data(pack: PackState, usage: lg.Usage) -> dict[str, Any]:
+    appointment = usage.appointment
+    return {
+        "number": pack.number(appointment.id),
+        "label": pack.label(appointment.id),
+        "appointment_id": appointment.id,
+        "service_id": appointment.service_id,
+        "start": appointment.start.isoformat(),
+        "covered": jsonable(pack.amount(usage.consumed)),
+        "shortfall": jsonable(pack.amount(usage.shortfall)),
+        "mark": usage.mark.value if usage.mark else None,
+        "invoiced": usage.invoice.label if usage.invoice else None,
+    }
+
+
+def session_line(pack: PackState, usage: lg.Usage) -> str:
+    appointment = usage.appointment
+    local = appointment.start.astimezone(pack.zone)
+    extra = f"  ({usage.mark.value.replace('_', '-')})" if usage.mark else ""
+    if usage.shortfall:
+        extra += f"  shortfall {format_amount(pack.amount(usage.shortfall))}"
+    if usage.invoice is not None:
+        extra += f"  invoiced as {usage.invoice.label!r} {usage.invoice.amount}"
+    return (
+        f"  {pack.label(appointment.id):<24} {appointment.id:<10} "
+        f"{local:%a %d %b %Y %H:%M}  {appointment.service_id}{extra}"
+    )
+
+
+def invoice_text(line: InvoiceLine) -> str:
+    """``A3: Session 3 of 10 on pack pk1: 0.00 AUD (prepaid)``."""
+    notes = []
+    if line.prepaid:
+        notes.append("prepaid")
+    if line.includes_pack_price:
+        notes.append("includes the pack price")
+    if line.shortfall_amount.amount:
+        notes.append(
+            f"plus {line.shortfall_amount} for {format_amount(line.shortfall)} not covered"
+        )
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return f"{line.appointment_id}: {line.label} on pack {line.pack_id}: {line.amount}{note}"
+
+
+def _amount(value: Amount) -> str:
+    return format_amount(value)
+
+
+def describe_entry(entry: lg.Entry) -> str:
+    """One ledger entry in words."""
+    match entry:
+        case lg.Opened():
+            source = (
+                f"from template {entry.template_id} v{entry.template_version}"
+                if entry.template_id
+                else "ad hoc"
+            )
+            charged = ", charged on its own invoice" if entry.charged_on_open else ""
+            return f"opened for {entry.client_id} {source}{charged}"
+        case lg.Used():
+            short = f", shortfall {_amount(entry.shortfall)}" if _nonzero(entry.shortfall) else ""
+            return f"used by {entry.appointment.id}: {_amount(entry.covered)}{short}"
+        case lg.Released():
+            why = f" ({entry.reason})" if entry.reason else ""
+            return f"released {entry.appointment_id}{why}"
+        case lg.Rescheduled():
+            return f"rescheduled {entry.appointment_id} to {entry.start.isoformat()}"
+        case lg.Marked():
+            return f"{entry.appointment_id} marked {entry.mark.value.replace('_', '-')}"
+        case lg.Adjusted():
+            return f"adjusted by {_signed(entry.amount)}: {entry.reason}"
+        case lg.Extended():
+            return f"expiry extended to {entry.until.isoformat()}: {entry.reason}"
+        case lg.Expired():
+            return f"expired on {entry.expiry_date.isoformat()} (sweep as of {entry.as_of})"
+        case lg.Closed():
+            return f"closed{': ' + entry.reason if entry.reason else ''}"
+        case lg.Voided():
+            return f"voided{': ' + entry.reason if entry.reason else ''}"
+        case lg.Invoiced():
+            return f"invoiced {entry.appointment_id} as {entry.label!r}: {entry.amount}"
+    raise TypeError(f"unknown entry {entry!r}")  # pragma: no cover - the union is closed
+
+
+def _nonzero(value: Amount) -> bool:
+    if isinstance(value, Money):
+        return value.amount != 0
+    return bool(value)
+
+
+def _signed(value: Amount) -> str:
+    if isinstance(value, Money):
+        negative = value.amount < 0
+    elif isinstance(value, timedelta):
+        negative = value < timedelta(0)
+    else:
+        negative = value < 0
+    magnitude = -value if negative else value
+    return ("-" if negative else "+") + format_amount(magnitude)
+
+
+def describe_event(recorded: RecordedEvent) -> str:
+    """``#7 PackExhausted pk1 (client C1)``, with the details that matter."""
+    event = recorded.event
+    detail = ""
+    match event:
+        case ev.SessionUsed():
+            detail = f" {event.appointment_id} is session {event.number}, "
+            detail += f"{format_amount(event.remaining)} left"
+        case ev.UsageReleased():
+            detail = f" {event.appointment_id} released, {format_amount(event.remaining)} left"
+        case ev.UsageRescheduled():
+            detail = f" {event.appointment_id} moved to {event.start.isoformat()}"
+        case ev.UsageMarked():
+            detail = f" {event.appointment_id} {event.mark.value.replace('_', '-')}"
+        case ev.PackAdjusted():
+            detail = (
+                f" {_signed(event.amount)} ({event.reason}), {format_amount(event.remaining)} left"
+            )
+        case ev.LowBalance():
+            detail = f" {format_amount(event.remaining)} left"
+        case ev.PackExpired():
+            detail = f" on {event.expiry_date}, {format_amount(event.remaining)} unused"
+        case ev.ExpiryExtended():
+            detail = f" to {event.until}"
+        case ev.PackClosed():
+            detail = f" with {format_amount(event.remaining)} left"
+        case ev.PackOpened():
+            detail = f" {event.name!r}"
+    name = type(event).__name__
+    return f"#{recorded.position} {name} {event.pack_id} (client {event.client_id}){detail}"
+
+
+def status_order(status: PackStatus) -> int:
+    return list(PackStatus).index(status)

@@ -1,0 +1,245 @@
+"""The options that describe a pack's terms, shared by ``template add|edit`` and ``pack open``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import attrs
+
+from sessionpacks.model import (
+    Allowance,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    ExpiryRule,
+    Metric,
+    Money,
+    NoExpiry,
+    PackTerms,
+    PerPack,
+    PerSession,
+    Policies,
+    Pricing,
+    Tier,
+)
+
+from .store import UsageError
+from .values import MoneyText, amount_of, currency, day, duration, money, period, positive_int
+
+__all__ = ["add_terms_options", "new_terms", "term_changes"]
+
+
+def tier(text: str) -> tuple[int, MoneyText]:
+    """``2=120.00``: from session 2 on, 120.00 each."""
+    number, sep, price = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a tier: write FROM_SESSION=PRICE, e.g. 2=120.00"
+        )
+    return positive_int(number), money(price)
+
+
+def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False) -> None:
+    """The terms options; when ``editing``, every option is optional and only changes."""
+    terms = parser.add_argument_group("terms")
+    terms.add_argument("--name", help="the pack's name, e.g. '10 x Physio'")
+    terms.add_argument("--description", help="a longer description")
+    allowance = terms.add_mutually_exclusive_group()
+    allowance.add_argument("--sessions", type=positive_int, metavar="N", help="N sessions")
+    allowance.add_argument(
+        "--hours", type=duration, metavar="DURATION", help="a duration: 5h, 90m, PT10H"
+    )
+    allowance.add_argument(
+        "--money", type=money, metavar="AMOUNT", help="a money balance (face value): 500.00"
+    )
+    pricing = terms.add_mutually_exclusive_group()
+    pricing.add_argument(
+        "--price",
+        type=money,
+        metavar="AMOUNT",
+        help="one price for the whole pack (a money pack defaults to its face value)",
+    )
+    pricing.add_argument(
+        "--per-session", type=money, metavar="AMOUNT", help="a price per session (session 1 on)"
+    )
+    terms.add_argument(
+        "--reduced-rate",
+        type=money,
+        metavar="AMOUNT",
+        help="with --per-session: the price of every session after the first",
+    )
+    terms.add_argument(
+        "--tier",
+        type=tier,
+        action="append",
+        metavar="N=AMOUNT",
+        help="with --per-session: from session N on, AMOUNT each (repeatable)",
+    )
+    terms.add_argument(
+        "--currency",
+        type=currency,
+        metavar="CODE",
+        help="ISO 4217 currency of amounts written without one, e.g. AUD",
+    )
+    expiry = terms.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-on", type=day, metavar="DATE", help="a fixed expiry date")
+    expiry.add_argument(
+        "--valid-for", type=period, metavar="PERIOD", help="expires PERIOD after opening: 6 months"
+    )
+    expiry.add_argument(
+        "--valid-after-first-use",
+        type=period,
+        metavar="PERIOD",
+        help="expires PERIOD after the first session: P3M",
+    )
+    if editing:
+        expiry.add_argument("--no-expiry", action="store_true", help="remove the expiry")
+    terms.add_argument(
+        "--service",
+        action="append",
+        metavar="ID",
+        help="a service the pack covers (repeatable; none: any service)",
+    )
+    if editing:
+        terms.add_argument("--any-service", action="store_true", help="cover any service")
+    terms.add_argument(
+        "--late-cancel-notice",
+        type=duration,
+        metavar="DURATION",
+        help="notice below which a cancellation is late (default 24h)",
+    )
+    terms.add_argument(
+        "--late-cancel",
+        choices=("consumes", "releases"),
+        help="whether a late cancellation still uses the session (default releases)",
+    )
+    terms.add_argument(
+        "--no-show",
+        choices=("consumes", "releases"),
+        help="whether a no-show still uses the session (default releases)",
+    )
+    terms.add_argument(
+        "--low-balance",
+        metavar="AMOUNT",
+        help="emit LowBalance when this much is left: 1 (session), 1h, 50.00"
+        + ("; 'none' removes it" if editing else ""),
+    )
+
+
+def _currency(args: argparse.Namespace, fallback: str | None = None) -> str | None:
+    given: str | None = args.currency
+    if given:
+        return given
+    for value in (args.money, args.price, args.per_session, args.reduced_rate):
+        if isinstance(value, MoneyText) and value.currency:
+            return value.currency
+    return fallback
+
+
+def _allowance(args: argparse.Namespace, code: str | None) -> Allowance | None:
+    if args.sessions is not None:
+        return Allowance.sessions(args.sessions)
+    if args.hours is not None:
+        return Allowance.hours(args.hours)
+    if args.money is not None:
+        return Allowance.money(args.money.resolve(code))
+    return None
+
+
+def _pricing(
+    args: argparse.Namespace, code: str | None, allowance: Allowance | None
+) -> Pricing | None:
+    if args.price is not None:
+        return PerPack(args.price.resolve(code))
+    extra: list[tuple[int, MoneyText]] = list(args.tier or [])
+    if args.reduced_rate is not None:
+        extra.insert(0, (2, args.reduced_rate))
+    if args.per_session is None:
+        if extra:
+            raise UsageError("--reduced-rate and --tier need --per-session (the first price)")
+        if allowance is not None and allowance.metric is Metric.MONEY:
+            assert isinstance(allowance.amount, Money)
+            return PerPack(allowance.amount)
+        return None
+    tiers = [Tier(1, args.per_session.resolve(code))]
+    tiers += [Tier(n, price.resolve(code)) for n, price in sorted(extra, key=lambda t: t[0])]
+    return PerSession(tuple(tiers))
+
+
+def _expiry(args: argparse.Namespace) -> ExpiryRule | None:
+    if args.expires_on is not None:
+        return ExpiresOn(args.expires_on)
+    if args.valid_for is not None:
+        return ExpiresAfterOpening(args.valid_for)
+    if args.valid_after_first_use is not None:
+        return ExpiresAfterFirstUse(args.valid_after_first_use)
+    if getattr(args, "no_expiry", False):
+        return NoExpiry()
+    return None
+
+
+def _policies(args: argparse.Namespace, base: Policies, metric: Metric, code: str) -> Policies:
+    changes: dict[str, Any] = {}
+    if args.late_cancel_notice is not None:
+        changes["late_cancel_notice"] = args.late_cancel_notice
+    if args.late_cancel is not None:
+        changes["late_cancel_consumes"] = args.late_cancel == "consumes"
+    if args.no_show is not None:
+        changes["no_show_consumes"] = args.no_show == "consumes"
+    if args.low_balance is not None:
+        text = args.low_balance.strip()
+        changes["low_balance_at"] = (
+            None if text.lower() == "none" else amount_of(metric, text, code)
+        )
+    return attrs.evolve(base, **changes) if changes else base
+
+
+def new_terms(args: argparse.Namespace) -> PackTerms:
+    """Terms from the options, for a new template or an ad hoc pack."""
+    code = _currency(args)
+    allowance = _allowance(args, code)
+    if args.name is None or allowance is None:
+        raise UsageError("new terms need --name and one of --sessions, --hours, --money")
+    pricing = _pricing(args, code, allowance)
+    if pricing is None:
+        raise UsageError("new terms need --price (per pack) or --per-session")
+    policies = _policies(args, Policies(), allowance.metric, pricing.currency)
+    return PackTerms(
+        name=args.name,
+        allowance=allowance,
+        pricing=pricing,
+        expiry=_expiry(args) or NoExpiry(),
+        eligible_services=frozenset(args.service or ()),
+        policies=policies,
+        description=args.description or "",
+    )
+
+
+def term_changes(args: argparse.Namespace, base: PackTerms) -> dict[str, Any]:
+    """The fields of ``base`` that the options change, for ``template edit``."""
+    code = _currency(args, base.currency)
+    changes: dict[str, Any] = {}
+    for name in ("name", "description"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    allowance = _allowance(args, code)
+    if allowance is not None:
+        changes["allowance"] = allowance
+    pricing = _pricing(args, code, allowance)
+    if pricing is not None:
+        changes["pricing"] = pricing
+    expiry = _expiry(args)
+    if expiry is not None:
+        changes["expiry"] = expiry
+    if args.any_service:
+        changes["eligible_services"] = frozenset()
+    elif args.service:
+        changes["eligible_services"] = frozenset(args.service)
+    metric = (allowance or base.allowance).metric
+    policies = _policies(args, base.policies, metric, code or base.currency)
+    if policies != base.policies:
+        changes["policies"] = policies
+    if not changes:
+        raise UsageError("nothing to change: give at least one terms option")
+    return changes
