@@ -1,0 +1,773 @@
+"""The PostgreSQL store: many processes on many machines sharing one database.
+
+Needs the ``postgres`` extra (psycopg 3 and psycopg_pool). A :class:`PostgresStore` holds a
+connection pool and keeps its tables in one PostgreSQL schema (``sessionpacks`` unless told
+otherwise), created and upgraded on open; :meth:`PostgresStore.practice` hands out a
+:class:`PostgresRepository` bound to one practice. Every row carries its ``practice_id`` and
+every statement filters on it (tenant isolation).
+
+Writes: a commit is one transaction holding the ledger entries, the folded state beside them
+(``packs``), the active usages (R6) and the events (a transactional outbox). Guarantees rest on
+constraints and conditional updates, not on reading first, at PostgreSQL's default READ
+COMMITTED isolation:
+
+* a pack's row is updated only ``WHERE version = expected`` (zero rows: another writer got there
+  first) and its entries have ``PRIMARY KEY (practice_id, pack_id, sequence)``;
+* an appointment is active on one pack at a time: ``PRIMARY KEY (practice_id, appointment_id)``;
+* a new pack or template version is refused by its primary key if another writer made it.
+
+Event positions: ``SERIAL``-style sequences commit out of order, so a reader following
+positions could pass position 7 before the transaction holding 6 commits and never see 6.
+Here each practice has a counter row (``practices.last_position``) that a commit increments
+with ``UPDATE ... RETURNING`` as its *last* statement before ``COMMIT``. The row lock is held
+until the commit ends, so the next writer of the same practice reads the counter only after
+this commit is visible: positions are gap-free (a rolled-back commit rolls its increment back
+too) and become visible in position order. A reader that has seen position ``n`` will find
+``n + 1`` on a later read or not yet, never skip it. The price is that commits of one practice
+that emit events serialise on that row for the time of a round trip and the ``COMMIT``;
+practices do not wait for each other. Because the counter is the last lock a commit takes and
+the pack rows are locked in pack id order, commits cannot deadlock on each other.
+
+Driver errors are judged in one place, :func:`_translated`: a uniqueness conflict, a
+serialization failure or a deadlock is a :class:`~sessionpacks.errors.ConcurrencyError` (the
+service layer retries), text PostgreSQL cannot hold is an
+:class:`~sessionpacks.errors.InvalidValueError`, anything else a :class:`StoreError`.
+
+JSON is stored as ``text``, not ``jsonb``: the codec writes ASCII-only JSON, which text keeps
+byte for byte, whereas ``jsonb`` refuses ``\\u0000`` and lone surrogates that a Python string
+(a reason, a name) may hold. Cast a column to ``jsonb`` to query it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from sessionpacks.adapters._codec import (
+    dump_entry,
+    dump_event,
+    dump_preference,
+    dump_state,
+    dump_template,
+    load_entry,
+    load_event,
+    load_preference,
+    load_state,
+    load_template,
+)
+from sessionpacks.adapters._common import (
+    appointment_changes,
+    check_distinct,
+    check_window,
+    with_statuses,
+)
+from sessionpacks.errors import (
+    ConcurrencyError,
+    InvalidValueError,
+    NotFoundError,
+    SessionPacksError,
+)
+from sessionpacks.events import Event, RecordedEvent
+from sessionpacks.ledger import Entry, PackState, PackStatus, replay
+from sessionpacks.model import PackTemplate, Practice, Preference
+from sessionpacks.operations import Change
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "PostgresRepository",
+    "PostgresStore",
+    "StoreError",
+    "statements",
+]
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+Migration = Callable[[Connection, str], None]
+"""One schema step, given a connection inside the upgrade's transaction and the schema name."""
+
+# pg_advisory_xact_lock(classid, objid): classid says "sessionpacks schema upgrade", objid is
+# hashtext(schema), so upgrades of different schemas do not wait for each other.
+_MIGRATION_LOCK = 0x5E5510
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+class StoreError(SessionPacksError):
+    """The database could not do what was asked: it is unreachable, the store is closed, the
+    schema is from a newer release. Nothing was written."""
+
+
+def statements(*sql: str) -> Migration:
+    """A migration running ``sql`` in order; ``{schema}`` in a statement names the schema."""
+
+    def run(connection: Connection, schema: str) -> None:
+        for statement in sql:
+            connection.execute(statement.format(schema=schema).encode())
+
+    return run
+
+
+_V1 = statements(
+    """CREATE TABLE {schema}.practices (
+        practice_id text PRIMARY KEY,
+        timezone text NOT NULL,
+        last_position bigint NOT NULL DEFAULT 0 CHECK (last_position >= 0)
+    )""",
+    # "opened" is the order packs were opened in: client_packs() lists them so.
+    """CREATE TABLE {schema}.packs (
+        practice_id text NOT NULL REFERENCES {schema}.practices,
+        pack_id text NOT NULL,
+        opened bigint GENERATED ALWAYS AS IDENTITY,
+        client_id text NOT NULL,
+        version integer NOT NULL CHECK (version >= 1),
+        state text NOT NULL,
+        expiry_date date,
+        ended boolean NOT NULL,
+        remaining_units bigint NOT NULL,
+        expired_on date,
+        PRIMARY KEY (practice_id, pack_id)
+    )""",
+    "CREATE INDEX packs_by_client ON {schema}.packs (practice_id, client_id, opened)",
+    """CREATE INDEX packs_expiring ON {schema}.packs (practice_id, expiry_date)
+        WHERE NOT ended AND remaining_units > 0""",
+    """CREATE TABLE {schema}.entries (
+        practice_id text NOT NULL,
+        pack_id text NOT NULL,
+        sequence integer NOT NULL CHECK (sequence >= 1),
+        kind text NOT NULL,
+        entry text NOT NULL,
+        PRIMARY KEY (practice_id, pack_id, sequence),
+        FOREIGN KEY (practice_id, pack_id) REFERENCES {schema}.packs
+    )""",
+    """CREATE TABLE {schema}.events (
+        practice_id text NOT NULL REFERENCES {schema}.practices,
+        position bigint NOT NULL CHECK (position >= 1),
+        event_id text NOT NULL,
+        pack_id text NOT NULL,
+        kind text NOT NULL,
+        event text NOT NULL,
+        PRIMARY KEY (practice_id, position),
+        UNIQUE (practice_id, event_id)
+    )""",
+    """CREATE TABLE {schema}.active_usages (
+        practice_id text NOT NULL,
+        appointment_id text NOT NULL,
+        pack_id text NOT NULL,
+        PRIMARY KEY (practice_id, appointment_id),
+        FOREIGN KEY (practice_id, pack_id) REFERENCES {schema}.packs
+    )""",
+    # "saved" orders templates() by when each id was first saved, like the reference store.
+    """CREATE TABLE {schema}.templates (
+        practice_id text NOT NULL REFERENCES {schema}.practices,
+        template_id text NOT NULL,
+        version integer NOT NULL CHECK (version >= 1),
+        saved bigint GENERATED ALWAYS AS IDENTITY,
+        template text NOT NULL,
+        PRIMARY KEY (practice_id, template_id, version)
+    )""",
+    """CREATE TABLE {schema}.preferences (
+        practice_id text NOT NULL REFERENCES {schema}.practices,
+        client_id text NOT NULL,
+        preference text NOT NULL,
+        PRIMARY KEY (practice_id, client_id)
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+"""Schema steps in order: a schema at version N has had the first N applied."""
+
+# What a uniqueness conflict on each constraint means, for ConcurrencyError's field.
+_CONFLICTS = {
+    "packs_pkey": "pack_id",
+    "entries_pkey": "pack_id",
+    "active_usages_pkey": "appointment_id",
+    "templates_pkey": "template.version",
+    "events_pkey": "position",
+    "events_practice_id_event_id_key": "event_id",
+    "entries_practice_id_pack_id_fkey": "pack_id",
+    "active_usages_practice_id_pack_id_fkey": "pack_id",
+    "practices_pkey": "practice_id",
+}
+_RACES = (
+    pgerrors.UniqueViolation,
+    pgerrors.SerializationFailure,
+    pgerrors.DeadlockDetected,
+    pgerrors.LockNotAvailable,
+    # A pack's entries referring to a pack row that a concurrent open has not committed.
+    pgerrors.ForeignKeyViolation,
+)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn driver errors into the library's: the one place they are judged."""
+    try:
+        yield
+    except SessionPacksError:
+        raise
+    except _RACES as error:
+        diag = error.diag
+        field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or "row")
+        raise ConcurrencyError(
+            field, diag.message_detail, f"conflicts with a concurrent write ({error.sqlstate})"
+        ) from error
+    except (psycopg.DataError, UnicodeEncodeError) as error:
+        raise InvalidValueError("value", None, f"PostgreSQL cannot store it: {error}") from error
+    except (psycopg.Error, PoolTimeout) as error:
+        raise StoreError("database", None, f"PostgreSQL failed: {error}") from error
+
+
+def _storable(field: str, value: str) -> str:
+    """``value`` if PostgreSQL text can hold it: no NUL, no lone surrogate."""
+    if "\x00" in value or (not value.isascii() and not _encodes(value)):
+        raise InvalidValueError(field, value, "PostgreSQL text cannot hold NUL or lone surrogates")
+    return value
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _migrate(connection: Connection, schema: str, migrations: Sequence[Migration]) -> int:
+    """Bring ``schema`` to ``len(migrations)``; returns the version it was at.
+
+    An advisory lock serialises concurrent first opens: the second waits, then finds the
+    schema up to date.
+    """
+    known = len(migrations)
+    before = _schema_version(connection, schema)
+    _refuse_newer(before, known, schema)
+    if before == known:
+        return before
+    with connection.transaction():
+        connection.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, schema)
+        )
+        if not _exists(connection, "SELECT 1 FROM pg_namespace WHERE nspname = %s", schema):
+            connection.execute(f"CREATE SCHEMA {schema}".encode())
+        connection.execute(
+            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())""".encode()
+        )
+        current = _schema_version(connection, schema)
+        _refuse_newer(current, known, schema)
+        for number in range(current + 1, known + 1):
+            migrations[number - 1](connection, schema)
+            connection.execute(
+                f"INSERT INTO {schema}.schema_version (version) VALUES (%s)".encode(), (number,)
+            )
+    return before
+
+
+def _exists(connection: Connection, sql: str, *params: Any) -> bool:
+    return connection.execute(sql.encode(), params).fetchone() is not None
+
+
+def _schema_version(connection: Connection, schema: str) -> int:
+    found = connection.execute("SELECT to_regclass(%s)", (f"{schema}.schema_version",)).fetchone()
+    if found is None or found[0] is None:
+        return 0
+    row = connection.execute(
+        f"SELECT coalesce(max(version), 0) FROM {schema}.schema_version".encode()
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _refuse_newer(version: int, known: int, schema: str) -> None:
+    if version > known:
+        raise StoreError(
+            "schema_version",
+            version,
+            f"schema {schema} was written by a newer release of sessionpacks (version "
+            f"{version}); this one knows versions up to {known}: upgrade sessionpacks",
+        )
+
+
+class PostgresStore:
+    """A PostgreSQL database holding any number of practices, through a connection pool.
+
+    Opening creates or upgrades the tables in ``schema``. Safe to share between threads; each
+    process opens its own store. Close it, or use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "sessionpacks",
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 30.0,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+            raise InvalidValueError(
+                "schema", schema, "must be a lower-case SQL identifier of at most 63 characters"
+            )
+        for name, size in (("min_size", min_size), ("max_size", max_size)):
+            if type(size) is not int or size < 1:
+                raise InvalidValueError(name, size, "must be a whole number >= 1")
+        if max_size < min_size:
+            raise InvalidValueError("max_size", max_size, f"must be >= min_size ({min_size})")
+        self._schema = schema
+        self._sql = _Sql(schema)
+        # autocommit: a read is one round trip; writes open their transaction explicitly.
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={"autocommit": True},
+            open=False,
+            name=f"sessionpacks-{schema}",
+        )
+        try:
+            with _translated():
+                self._pool.open()
+            with self.connection() as connection:
+                self._migrated_from = _migrate(connection, schema, migrations)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    @property
+    def migrated_from(self) -> int:
+        """The schema version found on open (0: the tables were created by this open)."""
+        return self._migrated_from
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled connection (autocommit), its driver errors translated."""
+        with _translated(), self._pool.connection() as connection:
+            yield connection
+
+    def practice(self, practice_id: str, timezone: str | None = None) -> PostgresRepository:
+        """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
+        _storable("practice_id", practice_id)
+        with self.connection() as connection:
+            stored = self._timezone(connection, practice_id)
+            if stored is None:
+                if timezone is None:
+                    raise NotFoundError(
+                        "practice_id", practice_id, "is a new practice: give its timezone"
+                    )
+                Practice(practice_id, timezone)  # refuses a bad id or zone before writing
+                connection.execute(self._sql.add_practice, (practice_id, timezone))
+                stored = self._timezone(connection, practice_id)
+                assert stored is not None
+        return PostgresRepository(self, self._sql, Practice(practice_id, stored))
+
+    def _timezone(self, connection: Connection, practice_id: str) -> str | None:
+        row = connection.execute(self._sql.timezone, (practice_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        """Close the pool; the store and its repositories are unusable afterwards."""
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Sql:
+    """Every statement, with the schema written in once (it is a checked identifier)."""
+
+    def __init__(self, schema: str) -> None:
+        s = schema
+        self.add_practice = _q(
+            f"""INSERT INTO {s}.practices (practice_id, timezone) VALUES (%s, %s)
+                ON CONFLICT (practice_id) DO NOTHING"""
+        )
+        self.timezone = _q(f"SELECT timezone FROM {s}.practices WHERE practice_id = %s")
+        self.load = _q(f"SELECT state FROM {s}.packs WHERE practice_id = %s AND pack_id = %s")
+        self.version = _q(f"SELECT version FROM {s}.packs WHERE practice_id = %s AND pack_id = %s")
+        self.ledger = _q(
+            f"""SELECT entry FROM {s}.entries WHERE practice_id = %s AND pack_id = %s
+                ORDER BY sequence"""
+        )
+        self.client_packs = _q(
+            f"""SELECT state FROM {s}.packs WHERE practice_id = %s AND client_id = %s
+                ORDER BY opened"""
+        )
+        self.holder = _q(
+            f"""SELECT pack_id FROM {s}.active_usages
+                WHERE practice_id = %s AND appointment_id = %s"""
+        )
+        # The WHERE repeats the partial index's condition so the planner can use it.
+        self.expiry_candidates = _q(
+            f"""SELECT state FROM {s}.packs
+                WHERE practice_id = %s AND NOT ended AND remaining_units > 0
+                  AND expiry_date <= %s AND expired_on IS DISTINCT FROM expiry_date
+                ORDER BY opened"""
+        )
+        self.events_since = _q(
+            f"""SELECT position, event FROM {s}.events WHERE practice_id = %s AND position > %s
+                ORDER BY position LIMIT %s"""
+        )
+        # A pack's row and its entries in one statement: the entries go in only if the row
+        # was written, so a stale version writes nothing and is seen as 0 rows, not an error.
+        entries = f"""INSERT INTO {s}.entries (practice_id, pack_id, sequence, kind, entry)
+                SELECT pack.practice_id, pack.pack_id, e.sequence, e.kind, e.entry
+                FROM pack, unnest(%(sequences)s::integer[], %(kinds)s::text[], %(entries)s::text[])
+                     AS e(sequence, kind, entry)"""
+        self.open_pack = _q(
+            f"""WITH pack AS (
+                    INSERT INTO {s}.packs (practice_id, pack_id, client_id, version, state,
+                                           expiry_date, ended, remaining_units, expired_on)
+                    VALUES (%(practice)s, %(pack)s, %(client)s, %(version)s, %(state)s,
+                            %(expiry_date)s, %(ended)s, %(remaining)s, %(expired_on)s)
+                    ON CONFLICT (practice_id, pack_id) DO NOTHING
+                    RETURNING practice_id, pack_id)
+                {entries}"""
+        )
+        self.update_pack = _q(
+            f"""WITH pack AS (
+                    UPDATE {s}.packs SET client_id = %(client)s, version = %(version)s,
+                        state = %(state)s, expiry_date = %(expiry_date)s, ended = %(ended)s,
+                        remaining_units = %(remaining)s, expired_on = %(expired_on)s
+                    WHERE practice_id = %(practice)s AND pack_id = %(pack)s
+                      AND version = %(expected)s
+                    RETURNING practice_id, pack_id)
+                {entries}"""
+        )
+        self.release = _q(
+            f"""DELETE FROM {s}.active_usages
+                WHERE practice_id = %s AND appointment_id = ANY(%s::text[])"""
+        )
+        # A conflict with a row of the same pack is no conflict (it stays); with another pack's
+        # row the update does nothing and the appointment is missing from RETURNING (R6).
+        self.use = _q(
+            f"""INSERT INTO {s}.active_usages (practice_id, appointment_id, pack_id)
+                SELECT %s, u.appointment_id, u.pack_id
+                FROM unnest(%s::text[], %s::text[]) AS u(appointment_id, pack_id)
+                ORDER BY u.appointment_id
+                ON CONFLICT (practice_id, appointment_id) DO UPDATE SET pack_id = EXCLUDED.pack_id
+                WHERE active_usages.pack_id = EXCLUDED.pack_id
+                RETURNING appointment_id"""
+        )
+        # The counter row's lock is held to COMMIT: see the module's docstring.
+        self.append_events = _q(
+            f"""WITH counter AS (
+                    UPDATE {s}.practices SET last_position = last_position + %(n)s
+                    WHERE practice_id = %(practice)s
+                    RETURNING last_position - %(n)s AS base)
+                INSERT INTO {s}.events (practice_id, position, event_id, pack_id, kind, event)
+                SELECT %(practice)s, counter.base + e.n, e.event_id, e.pack_id, e.kind, e.event
+                FROM counter, unnest(%(ids)s::text[], %(packs)s::text[], %(kinds)s::text[],
+                                     %(events)s::text[])
+                     WITH ORDINALITY AS e(event_id, pack_id, kind, event, n)
+                RETURNING position, event_id"""
+        )
+        self.latest_template_version = _q(
+            f"""SELECT coalesce(max(version), 0) FROM {s}.templates
+                WHERE practice_id = %s AND template_id = %s"""
+        )
+        self.save_template = _q(
+            f"""INSERT INTO {s}.templates (practice_id, template_id, version, template)
+                SELECT %(practice)s, %(id)s, %(version)s, %(template)s
+                WHERE (SELECT coalesce(max(version), 0) FROM {s}.templates
+                       WHERE practice_id = %(practice)s AND template_id = %(id)s)
+                      = %(version)s - 1"""
+        )
+        self.latest_template = _q(
+            f"""SELECT template FROM {s}.templates WHERE practice_id = %s AND template_id = %s
+                ORDER BY version DESC LIMIT 1"""
+        )
+        self.template_version = _q(
+            f"""SELECT template FROM {s}.templates
+                WHERE practice_id = %s AND template_id = %s AND version = %s"""
+        )
+        self.templates = _q(
+            f"""SELECT template FROM (
+                    SELECT DISTINCT ON (template_id) template,
+                           min(saved) OVER (PARTITION BY template_id) AS first
+                    FROM {s}.templates WHERE practice_id = %s
+                    ORDER BY template_id, version DESC) AS latest
+                ORDER BY first"""
+        )
+        self.set_preference = _q(
+            f"""INSERT INTO {s}.preferences (practice_id, client_id, preference)
+                VALUES (%s, %s, %s)
+                ON CONFLICT (practice_id, client_id) DO UPDATE
+                SET preference = EXCLUDED.preference"""
+        )
+        self.clear_preference = _q(
+            f"DELETE FROM {s}.preferences WHERE practice_id = %s AND client_id = %s"
+        )
+        self.preference = _q(
+            f"SELECT preference FROM {s}.preferences WHERE practice_id = %s AND client_id = %s"
+        )
+        self.all_entries = _q(
+            f"""SELECT pack_id, entry FROM {s}.entries WHERE practice_id = %s
+                ORDER BY pack_id, sequence"""
+        )
+        self.all_states = _q(f"SELECT pack_id, state FROM {s}.packs WHERE practice_id = %s")
+        self.all_active = _q(
+            f"SELECT appointment_id, pack_id FROM {s}.active_usages WHERE practice_id = %s"
+        )
+
+
+def _q(sql: str) -> bytes:
+    # psycopg takes a statement built at run time as bytes (its typed API wants a literal str).
+    return sql.encode()
+
+
+class PostgresRepository:
+    """One practice's view of a :class:`PostgresStore`; every statement is scoped to it."""
+
+    def __init__(self, store: PostgresStore, sql: _Sql, practice: Practice) -> None:
+        self._store = store
+        self._sql = sql
+        self._practice = practice
+        self._id = practice.id
+
+    @property
+    def practice(self) -> Practice:
+        return self._practice
+
+    def _rows(self, sql: bytes, *params: Any) -> list[tuple[Any, ...]]:
+        with self._store.connection() as connection:
+            return connection.execute(sql, (self._id, *params)).fetchall()
+
+    # Reading -------------------------------------------------------------------------------
+
+    def load(self, pack_id: str) -> PackState:
+        rows = self._rows(self._sql.load, _storable("pack_id", pack_id))
+        if not rows:
+            raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
+        return load_state(rows[0][0])
+
+    def ledger(self, pack_id: str) -> tuple[Entry, ...]:
+        rows = self._rows(self._sql.ledger, _storable("pack_id", pack_id))
+        if not rows:
+            raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
+        return tuple(load_entry(row[0]) for row in rows)
+
+    def client_packs(
+        self,
+        client_id: str,
+        *,
+        statuses: Collection[PackStatus] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[PackState]:
+        rows = self._rows(self._sql.client_packs, _storable("client_id", client_id))
+        return with_statuses((load_state(row[0]) for row in rows), statuses, as_of)
+
+    def pack_of_appointment(self, appointment_id: str) -> str | None:
+        rows = self._rows(self._sql.holder, _storable("appointment_id", appointment_id))
+        return str(rows[0][0]) if rows else None
+
+    def expiry_candidates(self, as_of: date) -> list[PackState]:
+        if type(as_of) is not date:
+            raise InvalidValueError("as_of", as_of, "must be a date")
+        return [load_state(row[0]) for row in self._rows(self._sql.expiry_candidates, as_of)]
+
+    def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
+        check_window(position, limit)
+        rows = self._rows(self._sql.events_since, position, limit)
+        return [RecordedEvent(row[0], load_event(row[1])) for row in rows]
+
+    # Writing -------------------------------------------------------------------------------
+
+    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+        writing = check_distinct(changes)
+        if not writing:
+            return ()
+        used, released = appointment_changes(writing)
+        for change in writing:
+            _storable("pack_id", change.pack_id)
+            _storable("client_id", change.after.client_id)
+        for appointment_id in used.keys() | released:
+            _storable("appointment_id", appointment_id)
+        events = [event for change in writing for event in change.events]
+        # Two round trips: BEGIN and the pack, entry and usage writes, whose results are then
+        # checked; then the events and COMMIT, so the counter row is locked for one round trip.
+        with (
+            self._store.connection() as connection,
+            connection.pipeline() as pipeline,
+            connection.transaction(),
+        ):
+            # Pack rows locked in id order, the counter last: no deadlock between commits.
+            ordered = sorted(writing, key=lambda change: change.pack_id)
+            written = [self._write_pack(connection, change) for change in ordered]
+            if released:
+                connection.execute(self._sql.release, (self._id, sorted(released)))
+            taken = self._take_usages(connection, used)
+            pipeline.sync()
+            for change, cursor in zip(ordered, written, strict=True):
+                if cursor.rowcount != len(change.entries):
+                    raise self._stale(connection, change)
+            if taken is not None:
+                self._check_holders(connection, used, {row[0] for row in taken.fetchall()})
+            appended = self._append_events(connection, events)
+        positions = {} if appended is None else {r[1]: r[0] for r in appended.fetchall()}
+        return tuple(RecordedEvent(positions[e.event_id], e) for e in events)
+
+    def _write_pack(self, connection: Connection, change: Change) -> psycopg.Cursor[Any]:
+        """The pack's row and entries; the cursor's rowcount is 0 if the version was stale."""
+        state, entries = change.after, change.entries
+        params = {
+            "practice": self._id,
+            "pack": change.pack_id,
+            "client": state.client_id,
+            "version": state.version,
+            "state": dump_state(state),
+            "expiry_date": state.expiry_date,
+            "ended": state.ended,
+            "remaining": state.remaining_units,
+            "expired_on": state.expired_on,
+            "expected": change.expected_version,
+            "sequences": [e.sequence for e in entries],
+            "kinds": [type(e).__name__ for e in entries],
+            "entries": [dump_entry(e) for e in entries],
+        }
+        sql = self._sql.open_pack if change.expected_version == 0 else self._sql.update_pack
+        return connection.execute(sql, params)
+
+    def _stale(self, connection: Connection, change: Change) -> ConcurrencyError:
+        row = connection.execute(self._sql.version, (self._id, change.pack_id)).fetchone()
+        version = 0 if row is None else row[0]
+        return ConcurrencyError(
+            "pack_id", change.pack_id, f"is at version {version}, not {change.expected_version}"
+        )
+
+    def _take_usages(
+        self, connection: Connection, used: dict[str, str]
+    ) -> psycopg.Cursor[Any] | None:
+        if not used:
+            return None
+        appointments = sorted(used)
+        return connection.execute(
+            self._sql.use, (self._id, appointments, [used[a] for a in appointments])
+        )
+
+    def _check_holders(self, connection: Connection, used: dict[str, str], taken: set[str]) -> None:
+        for appointment_id in sorted(used.keys() - taken):
+            row = connection.execute(self._sql.holder, (self._id, appointment_id)).fetchone()
+            holder = "?" if row is None else row[0]
+            raise ConcurrencyError(
+                "appointment_id", appointment_id, f"is active on pack {holder} (R6)"
+            )
+
+    def _append_events(
+        self, connection: Connection, events: list[Event]
+    ) -> psycopg.Cursor[Any] | None:
+        if not events:
+            return None
+        return connection.execute(
+            self._sql.append_events,
+            {
+                "n": len(events),
+                "practice": self._id,
+                "ids": [e.event_id for e in events],
+                "packs": [e.pack_id for e in events],
+                "kinds": [type(e).__name__ for e in events],
+                "events": [dump_event(e) for e in events],
+            },
+        )
+
+    # Templates and preferences -------------------------------------------------------------
+
+    def save_template(self, template: PackTemplate) -> None:
+        if not isinstance(template, PackTemplate):
+            raise InvalidValueError("template", template, "must be a PackTemplate")
+        _storable("template.id", template.id)
+        with self._store.connection() as connection:
+            # Conditional on the latest version; two writers of one version: the primary key.
+            saved = connection.execute(
+                self._sql.save_template,
+                {
+                    "practice": self._id,
+                    "id": template.id,
+                    "version": template.version,
+                    "template": dump_template(template),
+                },
+            )
+            if saved.rowcount != 1:
+                row = connection.execute(
+                    self._sql.latest_template_version, (self._id, template.id)
+                ).fetchone()
+                raise ConcurrencyError(
+                    "template.version",
+                    template.version,
+                    f"template {template.id} is at version {row[0] if row else 0}",
+                )
+
+    def template(self, template_id: str, version: int | None = None) -> PackTemplate:
+        _storable("template_id", template_id)
+        if version is None:
+            rows = self._rows(self._sql.latest_template, template_id)
+        else:
+            rows = self._rows(self._sql.template_version, template_id, version)
+        if rows:
+            return load_template(rows[0][0])
+        if version is not None and self._rows(self._sql.latest_template, template_id):
+            raise NotFoundError("version", version, f"template {template_id} has no such version")
+        raise NotFoundError("template_id", template_id, "no such template in this practice")
+
+    def templates(self) -> list[PackTemplate]:
+        return [load_template(row[0]) for row in self._rows(self._sql.templates)]
+
+    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+        _storable("client_id", client_id)
+        with self._store.connection() as connection:
+            if preference is None:
+                connection.execute(self._sql.clear_preference, (self._id, client_id))
+            else:
+                connection.execute(
+                    self._sql.set_preference, (self._id, client_id, dump_preference(preference))
+                )
+
+    def preference(self, client_id: str) -> Preference | None:
+        rows = self._rows(self._sql.preference, _storable("client_id", client_id))
+        return load_preference(rows[0][0]) if rows else None
+
+    # The folded state is derived: it can always be checked against the ledger --------------
+
+    def check_snapshots(self) -> list[str]:
+        """Pack ids whose stored state or active usages differ from the replay of their ledger
+        (a state without a ledger counts too); empty when the store is sound. Reads in one
+        REPEATABLE READ transaction, so concurrent commits do not show as differences."""
+        with self._store.connection() as connection, connection.transaction():
+            connection.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            entries = connection.execute(self._sql.all_entries, (self._id,)).fetchall()
+            states = connection.execute(self._sql.all_states, (self._id,)).fetchall()
+            active = connection.execute(self._sql.all_active, (self._id,)).fetchall()
+        ledgers: dict[str, list[Entry]] = {}
+        for pack_id, entry in entries:
+            ledgers.setdefault(pack_id, []).append(load_entry(entry))
+        replayed = {pack_id: replay(ledger) for pack_id, ledger in ledgers.items()}
+        stored = {pack_id: load_state(state) for pack_id, state in states}
+        differing = {p for p in stored.keys() | replayed.keys() if stored.get(p) != replayed.get(p)}
+        expected = {u.appointment.id: s.pack_id for s in replayed.values() for u in s.usages}
+        actual = dict(active)
+        for appointment_id in expected.keys() | actual.keys():
+            if expected.get(appointment_id) != actual.get(appointment_id):
+                differing.update(
+                    p for p in (expected.get(appointment_id), actual.get(appointment_id)) if p
+                )
+        return sorted(differing)
