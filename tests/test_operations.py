@@ -5,7 +5,7 @@ Every refusal path has its own test in ``test_refusals.py``; these are the paths
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -401,3 +401,33 @@ def test_instants_of_the_decisions_are_aware() -> None:
     naive = datetime(2026, 1, 15, 9)
     with pytest.raises(InvalidValueError, match="recorded_at"):
         ops.close(opened(), "", naive)
+
+
+# The repeated hour of a DST change (Sydney, 2026-04-05 03:00 AEDT -> 02:00 AEST) --------------
+
+EARLY = datetime(2026, 4, 5, 2, 45, fold=0, tzinfo=SYDNEY.zone)  # 15:45Z
+LATE = datetime(2026, 4, 5, 2, 15, fold=1, tzinfo=SYDNEY.zone)  # 16:15Z
+
+
+def test_numbering_follows_instants_in_the_repeated_hour() -> None:
+    state = ops.use(opened(), appt("A2", LATE), NOW).after
+    state = ops.use(state, appt("A1", EARLY), NOW).after
+    assert (state.number("A1"), state.number("A2")) == (1, 2)
+
+
+def test_reschedule_across_the_repeated_hour_is_recorded() -> None:
+    state = ops.use(opened(), appt("A1", EARLY), NOW).after
+    moved = ops.reschedule(state, "A1", EARLY.replace(fold=1), NOW)
+    assert len(moved.entries) == 1
+    same_instant = EARLY.astimezone(UTC)
+    assert ops.reschedule(state, "A1", same_instant, NOW).entries == ()
+
+
+def test_lateness_counts_real_hours_across_a_dst_change() -> None:
+    state = ops.use(opened(policies=CONSUMES), appt("A1", "2026-04-05T09:00"), NOW).after
+    cancelled = at("2026-04-04T09:30")  # 24.5 real hours before, 23.5 by the wall clock
+    for written in (cancelled, cancelled.astimezone(UTC)):
+        change = ops.cancel(state, "A1", NOW, cancelled_at=written)
+        assert isinstance(change.entries[0], Released)
+    late = ops.cancel(state, "A1", NOW, cancelled_at=at("2026-04-04T10:30"))
+    assert isinstance(late.entries[0], Marked)

@@ -34,6 +34,7 @@ from sessionpacks.model import (
     PackTerms,
     amount,
     format_amount,
+    instant,
     require_aware,
     units,
 )
@@ -249,7 +250,8 @@ class Usage:
 
     @property
     def key(self) -> tuple[datetime, int]:
-        return (self.appointment.start, self.order)
+        """Session order (R8): the appointment's instant, ties by the order recorded."""
+        return (instant(self.appointment.start), self.order)
 
 
 def _usage_key(usage: Usage) -> tuple[datetime, int]:

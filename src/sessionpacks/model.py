@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +46,7 @@ __all__ = [
     "Pricing",
     "Service",
     "Tier",
+    "instant",
     "require_aware",
 ]
 
@@ -84,6 +85,15 @@ def require_aware(field: str, value: Any) -> datetime:
             field, value, "must be timezone-aware (naive datetimes are refused)"
         )
     return value
+
+
+def instant(moment: datetime) -> datetime:
+    """``moment`` in UTC, for ordering and subtracting instants.
+
+    Python compares and subtracts aware datetimes that share a ``ZoneInfo`` by wall time, which
+    gets the repeated hour of a DST change wrong; in UTC every instant is unambiguous.
+    """
+    return moment.astimezone(UTC)
 
 
 def _aware(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

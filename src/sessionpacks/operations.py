@@ -40,6 +40,7 @@ from sessionpacks.model import (
     Money,
     PackTerms,
     Practice,
+    instant,
     require_aware,
     units,
 )
@@ -300,7 +301,7 @@ def reschedule(state: PackState, appointment_id: str, start: datetime, at: datet
     require_aware("start", start)
     usage = _require_usage(state, appointment_id)
     _require_live(state)
-    if usage.appointment.start == start:
+    if instant(usage.appointment.start) == instant(start):
         return _unchanged(state)
     build = _Builder(state, at)
     after = build.entry(Rescheduled, appointment_id=appointment_id, start=start)
@@ -348,7 +349,7 @@ def cancel(
     else:
         if late is None:
             when = at if cancelled_at is None else require_aware("cancelled_at", cancelled_at)
-            late = usage.appointment.start - when < policies.late_cancel_notice
+            late = instant(usage.appointment.start) - instant(when) < policies.late_cancel_notice
         consumes, why = late and policies.late_cancel_consumes, Mark.LATE_CANCEL
     if consumes:
         return mark(state, appointment_id, why, at)

@@ -21,6 +21,7 @@ from sessionpacks.model import (
     PreferPack,
     PreferService,
     PreferTemplate,
+    instant,
 )
 from sessionpacks.operations import open_pack, unusable_because
 
@@ -80,7 +81,7 @@ def _expiry_key(pack: PackState, appointment: Appointment) -> tuple[date, dateti
     expiry = pack.expiry_override or pack.expiry_if_first_use(
         local if first is None or local < first else first
     )
-    return (expiry or date.max, pack.opened_at)
+    return (expiry or date.max, instant(pack.opened_at))
 
 
 def usable_packs(

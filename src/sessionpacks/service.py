@@ -29,6 +29,7 @@ from sessionpacks.model import (
     PreferPack,
     PreferService,
     PreferTemplate,
+    instant,
     require_aware,
 )
 from sessionpacks.ports import Clock, PackRepository
@@ -408,7 +409,7 @@ class PackService:
         """A client's packs, open ones first, then exhausted or expired, closed, voided."""
         now = self._now()
         packs = self.repository.client_packs(client_id)
-        return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(now)], p.opened_at))
+        return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(now)], instant(p.opened_at)))
 
     def invoice_line(self, appointment_id: str) -> InvoiceLine:
         """Issue (once) and return the invoice line of an appointment on a pack (R8, R15)."""
