@@ -21,6 +21,7 @@ from sessionpacks.model import (
     ExpiresAfterOpening,
     ExpiresOn,
     Money,
+    NoExpiry,
     PackTemplate,
     PackTerms,
     Period,
@@ -92,7 +93,8 @@ def jsonable(value: Any) -> Any:
 def _is_variant(value: Any) -> bool:
     return isinstance(
         value,
-        ExpiresOn
+        NoExpiry
+        | ExpiresOn
         | ExpiresAfterOpening
         | ExpiresAfterFirstUse
         | PerPack
