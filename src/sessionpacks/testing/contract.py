@@ -1,0 +1,758 @@
+"""The contract every :class:`~sessionpacks.ports.PackRepository` passes.
+
+A store's test module subclasses :class:`RepositoryContract` under a name pytest collects and
+implements :meth:`~RepositoryContract.make_store`::
+
+    class TestSqliteContract(RepositoryContract):
+        @pytest.fixture(autouse=True)
+        def _file(self, tmp_path):
+            self.path = tmp_path / "packs.db"
+
+        def make_store(self):
+            self.store = SqliteStore(self.path)
+            return self.store.practice
+
+        def close_store(self):
+            self.store.close()
+
+``make_store`` is called once per test and returns an *opener*: ``opener(practice_id,
+timezone)`` is a repository bound to that practice on one fresh underlying store, so a test can
+open several practices of the same store (tenant isolation) or the same practice twice.
+
+Changes are built with the public operations (:mod:`sessionpacks.operations`) and the
+workflows of :class:`~sessionpacks.service.PackService`; a property test runs random workflows
+on the store and on the reference :class:`~sessionpacks.adapters.memory.InMemoryStore` and holds
+everything readable equal.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sessionpacks import operations as ops
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.adapters.memory import InMemoryStore
+from sessionpacks.errors import (
+    ConcurrencyError,
+    InvalidValueError,
+    NotFoundError,
+    SessionPacksError,
+)
+from sessionpacks.events import EVENT_TYPES, RecordedEvent
+from sessionpacks.ledger import ENTRY_TYPES, Mark, PackState, PackStatus, replay
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresOn,
+    ExpiryRule,
+    Money,
+    NoExpiry,
+    PackTemplate,
+    PackTerms,
+    Period,
+    PerPack,
+    PerSession,
+    Policies,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+)
+from sessionpacks.ports import PackRepository
+from sessionpacks.service import PackService
+
+__all__ = ["Opener", "RepositoryContract"]
+
+Opener = Callable[[str, str], PackRepository]
+"""``opener(practice_id, timezone)``: a repository bound to that practice of one store."""
+
+SYDNEY = "Australia/Sydney"
+_ZONE = ZoneInfo(SYDNEY)
+_OPENED = datetime(2026, 1, 10, 9, tzinfo=_ZONE)
+_practice_ids = itertools.count(1)
+
+
+def _at(month: int, day: int, hour: int = 10) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=_ZONE)
+
+
+def _aud(text: str) -> Money:
+    return Money(text, "AUD")
+
+
+def _appointment(
+    appointment_id: str,
+    start: datetime,
+    *,
+    client: str = "C1",
+    minutes: int = 60,
+    price: str = "120.00",
+) -> Appointment:
+    return Appointment(
+        id=appointment_id,
+        client_id=client,
+        service_id="physio",
+        start=start,
+        duration=timedelta(minutes=minutes),
+        price=_aud(price),
+    )
+
+
+def _sessions(
+    count: int = 10,
+    *,
+    expiry: ExpiryRule | None = None,
+    low: int | None = None,
+    late_consumes: bool = False,
+    name: str = "Physio",
+) -> PackTerms:
+    return PackTerms(
+        name=name,
+        allowance=Allowance.sessions(count),
+        pricing=PerSession.reduced(_aud("150.00"), _aud("120.00")),
+        expiry=expiry or NoExpiry(),
+        policies=Policies(late_cancel_consumes=late_consumes, low_balance_at=low),
+    )
+
+
+def _hours(hours: int) -> PackTerms:
+    return PackTerms(
+        name=f"{hours} hours",
+        allowance=Allowance.hours(timedelta(hours=hours)),
+        pricing=PerPack(_aud("500.00")),
+    )
+
+
+def _money(face: str, price: str) -> PackTerms:
+    return PackTerms(
+        name=f"{face} credit", allowance=Allowance.money(_aud(face)), pricing=PerPack(_aud(price))
+    )
+
+
+def _open(repo: PackRepository, pack_id: str, terms: PackTerms, client: str = "C1") -> ops.Change:
+    change = ops.open_pack(pack_id, client, terms, repo.practice, _OPENED)
+    repo.commit([change])
+    return change
+
+
+def _use(repo: PackRepository, pack_id: str, appointment: Appointment) -> ops.Change:
+    change = ops.use(repo.load(pack_id), appointment, _OPENED)
+    repo.commit([change])
+    return change
+
+
+def _readable(
+    repo: PackRepository, pack_ids: list[str], appointment_ids: list[str]
+) -> dict[str, Any]:
+    """What the repository shows about these packs and appointments, to compare over time."""
+    return {
+        "states": [repo.load(p) for p in pack_ids],
+        "ledgers": [repo.ledger(p) for p in pack_ids],
+        "active": [repo.pack_of_appointment(a) for a in appointment_ids],
+        "events": repo.events_since(0),
+    }
+
+
+class _Recorder:
+    """Commits changes one at a time, keeping what was committed and what came back."""
+
+    def __init__(self, repo: PackRepository) -> None:
+        self.repo = repo
+        self.changes: list[ops.Change] = []
+        self.recorded: list[RecordedEvent] = []
+
+    def __call__(self, change: ops.Change) -> PackState:
+        assert change.entries, "the contract only records changes that write"
+        self.recorded.extend(self.repo.commit([change]))
+        self.changes.append(change)
+        assert self.repo.load(change.pack_id) == change.after
+        return change.after
+
+
+def _every_kind(record: _Recorder) -> None:
+    """A workflow whose changes contain every entry kind and every event kind, in every metric."""
+    repo, at = record.repo, _OPENED
+    rule = ExpiresOn(date(2026, 3, 1))
+    s = record(ops.open_pack("sessions", "C1", _sessions(3, expiry=rule, low=1), repo.practice, at))
+    s = record(ops.use(s, _appointment("a1", _at(2, 2)), at))
+    s = record(ops.issue_invoice(s, "a1", at)[0])
+    s = record(ops.reschedule(s, "a1", datetime(2026, 2, 3, 1, 30, tzinfo=UTC), at))
+    s = record(ops.use(s, _appointment("a2", _at(2, 4)), at))  # LowBalance
+    s = record(ops.mark(s, "a2", Mark.LATE_CANCEL, at))
+    s = record(ops.use(s, _appointment("a3", _at(2, 5)), at))  # PackExhausted
+    s = record(ops.release(s, "a3", at, "cancelled"))
+    s = record(ops.adjust(s, 1, "goodwill", at))
+    s = record(ops.extend(s, date(2026, 4, 1), "holiday", at))
+    s = record(ops.expire(s, date(2026, 4, 1), at))
+    record(ops.close(s, "moved away", at))
+    h = record(ops.open_pack("hours", "C1", _hours(5), repo.practice, at))
+    h = record(ops.use(h, _appointment("h1", _at(2, 2), minutes=90), at))
+    h = record(ops.adjust(h, timedelta(minutes=-30), "correction", at))
+    record(ops.use(h, _appointment("h2", _at(2, 9), minutes=240), at))  # shortfall 1h
+    m = record(ops.open_pack("money", "C2", _money("500.00", "450.00"), repo.practice, at))
+    m = record(ops.use(m, _appointment("m1", _at(2, 2), client="C2", price="120.50"), at))
+    record(ops.adjust(m, _aud("-10.25"), "correction", at))
+    v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at))
+    record(ops.void(v, "opened in error", at))
+
+
+def _commit_use(
+    repo: PackRepository, pack_id: str, appointment: Appointment
+) -> tuple[RecordedEvent, ...]:
+    return repo.commit([ops.use(repo.load(pack_id), appointment, _OPENED)])
+
+
+# Random workflows --------------------------------------------------------------------------
+
+_CLIENTS = ("C1", "C2")
+_index = st.integers(min_value=0, max_value=50)
+_day = st.integers(min_value=0, max_value=90)
+_STEPS = st.one_of(
+    st.tuples(st.just("book"), st.sampled_from(_CLIENTS), _day, st.sampled_from([30, 60, 90])),
+    st.tuples(st.just("assign"), st.sampled_from(_CLIENTS), _day, st.sampled_from(["t4", "h3"])),
+    st.tuples(st.sampled_from(["cancel", "late_cancel", "no_show", "invoice"]), _index),
+    st.tuples(st.just("reschedule"), _index, _day),
+    st.tuples(st.just("move"), _index, _index),
+    st.tuples(st.just("adjust"), _index, st.sampled_from([-1, 1, 2])),
+    st.tuples(st.just("extend"), _index, _day),
+    st.tuples(st.sampled_from(["close", "void"]), _index),
+    st.tuples(st.just("sweep"), _day),
+    st.tuples(st.just("open"), st.sampled_from(_CLIENTS), st.sampled_from(["t4", "h3"])),
+)
+_START = date(2026, 2, 1)
+
+
+class _World:
+    """A practice driven through :class:`PackService` with a fixed clock and pack ids."""
+
+    def __init__(self, repo: PackRepository) -> None:
+        self.repo = repo
+        self.clock = FixedClock(_OPENED)
+        counter = itertools.count(1)
+        self.service = PackService(repo, self.clock, new_pack_id=lambda: f"pk{next(counter)}")
+        self.appointments: list[Appointment] = []
+        expiry = ExpiresAfterFirstUse(Period(months=1))
+        self.service.add_template("t4", _sessions(4, expiry=expiry, low=1, late_consumes=True))
+        self.service.add_template("h3", _hours(3))
+        self.service.set_preference("C1", PreferTemplate("t4"))
+
+    def pack_ids(self) -> list[str]:
+        return [p.pack_id for c in _CLIENTS for p in self.repo.client_packs(c)]
+
+    def _appointment(self, client: str, day: int, minutes: int) -> Appointment:
+        number = len(self.appointments) + 1
+        start = datetime.combine(_START + timedelta(days=day), datetime.min.time(), _ZONE)
+        made = _appointment(
+            f"a{number}", start + timedelta(hours=8 + number % 9), client=client, minutes=minutes
+        )
+        self.appointments.append(made)
+        return made
+
+    def _pick(self, index: int) -> Appointment | None:
+        return self.appointments[index % len(self.appointments)] if self.appointments else None
+
+    def _pack(self, index: int) -> str | None:
+        ids = self.pack_ids()
+        return ids[index % len(ids)] if ids else None
+
+    def run(self, step: tuple[Any, ...]) -> Any:
+        self.clock.advance(timedelta(hours=1))
+        try:
+            return self._run(step)
+        except SessionPacksError as error:
+            return (type(error).__name__, error.rule, error.field, str(error.value))
+
+    def _run(self, step: tuple[Any, ...]) -> Any:
+        kind, service = step[0], self.service
+        if kind == "book":
+            return service.book(self._appointment(step[1], step[2], step[3]))
+        if kind == "assign":
+            appointment = self._appointment(step[1], step[2], 60)
+            return service.assign(appointment, template_id=step[3])
+        if kind == "open":
+            return service.open_pack(step[1], template_id=step[2])
+        if kind == "sweep":
+            return service.sweep(_START + timedelta(days=step[1]))
+        if kind in ("adjust", "extend", "close", "void"):
+            return self._on_pack(step)
+        return self._on_appointment(step)
+
+    def _on_pack(self, step: tuple[Any, ...]) -> Any:
+        kind, service, pack_id = step[0], self.service, self._pack(step[1])
+        if pack_id is None:
+            return None
+        if kind == "adjust":
+            state = service.pack(pack_id)
+            return service.adjust(pack_id, state.amount(step[2]), "random")
+        if kind == "extend":
+            return service.extend(pack_id, _START + timedelta(days=step[2] + 30), "random")
+        if kind == "close":
+            return service.close(pack_id, "random")
+        return service.void(pack_id, "random")
+
+    def _on_appointment(self, step: tuple[Any, ...]) -> Any:
+        kind, service, appointment = step[0], self.service, self._pick(step[1])
+        if appointment is None:
+            return None
+        if kind == "cancel":
+            return service.cancel(appointment.id)
+        if kind == "late_cancel":
+            return service.late_cancel(appointment.id)
+        if kind == "no_show":
+            return service.no_show(appointment.id)
+        if kind == "invoice":
+            return service.invoice_line(appointment.id)
+        if kind == "reschedule":
+            start = appointment.start + timedelta(days=step[2] - 45)
+            return service.reschedule(appointment.id, start)
+        target = self._pack(step[2])
+        return None if target is None else service.move(appointment, target)
+
+    def everything(self) -> dict[str, Any]:
+        repo, ids = self.repo, self.pack_ids()
+        sweeps = [_START + timedelta(days=d) for d in range(0, 150, 15)]
+        return {
+            "packs": [repo.client_packs(c) for c in _CLIENTS],
+            "ledgers": {p: repo.ledger(p) for p in ids},
+            "active": {a.id: repo.pack_of_appointment(a.id) for a in self.appointments},
+            "events": repo.events_since(0),
+            "candidates": [[p.pack_id for p in repo.expiry_candidates(d)] for d in sweeps],
+            "templates": sorted(repo.templates(), key=lambda t: t.id),
+            "preferences": [repo.preference(c) for c in _CLIENTS],
+        }
+
+
+class RepositoryContract:
+    """The tests every store passes. Subclass it as ``Test<Store>Contract``.
+
+    Implement :meth:`make_store`; override :meth:`close_store` if the store holds resources.
+    """
+
+    def make_store(self) -> Opener:
+        """A fresh, empty store: returns ``opener(practice_id, timezone) -> PackRepository``."""
+        raise NotImplementedError
+
+    def close_store(self) -> None:
+        """Called after each test to release what :meth:`make_store` acquired."""
+
+    @pytest.fixture
+    def store_opener(self) -> Iterator[Opener]:
+        opener = self.make_store()
+        try:
+            yield opener
+        finally:
+            self.close_store()
+
+    @pytest.fixture
+    def store_repo(self, store_opener: Opener) -> PackRepository:
+        return store_opener("practice-a", SYDNEY)
+
+    # Round trips ---------------------------------------------------------------------------
+
+    def test_practice_is_the_one_opened(self, store_opener: Opener) -> None:
+        repo = store_opener("practice-a", SYDNEY)
+        assert repo.practice.id == "practice-a"
+        assert repo.practice.timezone == SYDNEY
+        assert store_opener("practice-a", SYDNEY).practice == repo.practice
+
+    def test_every_entry_kind_round_trips(self, store_repo: PackRepository) -> None:
+        record = _Recorder(store_repo)
+        _every_kind(record)
+        assert {type(e) for c in record.changes for e in c.entries} == set(ENTRY_TYPES)
+        for pack_id in dict.fromkeys(c.pack_id for c in record.changes):
+            mine = [c for c in record.changes if c.pack_id == pack_id]
+            ledger = store_repo.ledger(pack_id)
+            assert ledger == tuple(e for c in mine for e in c.entries)
+            assert [e.sequence for e in ledger] == list(range(1, len(ledger) + 1))
+            assert store_repo.load(pack_id) == mine[-1].after == replay(ledger)
+            assert store_repo.load(pack_id).version == len(ledger)
+
+    def test_every_event_kind_round_trips(self, store_repo: PackRepository) -> None:
+        record = _Recorder(store_repo)
+        _every_kind(record)
+        events = [e for c in record.changes for e in c.events]
+        assert {type(e) for e in events} == set(EVENT_TYPES)
+        stored = store_repo.events_since(0)
+        assert [r.event for r in stored] == events
+        assert stored == record.recorded
+        assert len({r.event.event_id for r in stored}) == len(stored)
+
+    def test_a_reopened_handle_sees_the_same_data(self, store_opener: Opener) -> None:
+        _open(store_opener("practice-a", SYDNEY), "p1", _sessions())
+        again = store_opener("practice-a", SYDNEY)
+        assert again.load("p1").pack_id == "p1"
+        assert len(again.events_since(0)) == 1
+
+    # Unknown ids ---------------------------------------------------------------------------
+
+    def test_unknown_pack_raises_not_found(self, store_repo: PackRepository) -> None:
+        with pytest.raises(NotFoundError) as raised:
+            store_repo.load("nope")
+        assert raised.value.field == "pack_id"
+        assert raised.value.value == "nope"
+        with pytest.raises(NotFoundError):
+            store_repo.ledger("nope")
+        assert store_repo.pack_of_appointment("nope") is None
+        assert store_repo.client_packs("nobody") == []
+        assert store_repo.preference("nobody") is None
+
+    def test_unknown_template_raises_not_found(self, store_repo: PackRepository) -> None:
+        with pytest.raises(NotFoundError) as raised:
+            store_repo.template("nope")
+        assert raised.value.field == "template_id"
+        store_repo.save_template(PackTemplate("t1", _sessions()))
+        for version in (0, 2):
+            with pytest.raises(NotFoundError) as raised:
+                store_repo.template("t1", version)
+            assert raised.value.field == "version"
+        with pytest.raises(NotFoundError):
+            store_repo.template("nope", 1)
+
+    # Versions and atomicity (R16) ----------------------------------------------------------
+
+    def test_stale_version_conflicts_and_writes_nothing(self, store_repo: PackRepository) -> None:
+        state = _open(store_repo, "p1", _sessions()).after
+        first = ops.use(state, _appointment("a1", _at(2, 2)), _OPENED)
+        second = ops.use(state, _appointment("a2", _at(2, 3)), _OPENED)
+        store_repo.commit([first])
+        before = _readable(store_repo, ["p1"], ["a1", "a2"])
+        with pytest.raises(ConcurrencyError) as raised:
+            store_repo.commit([second])
+        assert raised.value.field == "pack_id"
+        assert raised.value.value == "p1"
+        assert _readable(store_repo, ["p1"], ["a1", "a2"]) == before
+        assert store_repo.load("p1").version == 2
+
+    def test_opening_an_existing_pack_id_conflicts(self, store_repo: PackRepository) -> None:
+        _open(store_repo, "p1", _sessions())
+        before = _readable(store_repo, ["p1"], [])
+        with pytest.raises(ConcurrencyError):
+            _open(store_repo, "p1", _sessions(5), client="C2")
+        assert _readable(store_repo, ["p1"], []) == before
+        assert store_repo.client_packs("C2") == []
+
+    def test_a_version_ahead_conflicts(self, store_repo: PackRepository) -> None:
+        state = _open(store_repo, "p1", _sessions()).after
+        ahead = ops.use(state, _appointment("a1", _at(2, 2)), _OPENED)
+        beyond = ops.use(ahead.after, _appointment("a2", _at(2, 3)), _OPENED)
+        before = _readable(store_repo, ["p1"], ["a1", "a2"])
+        with pytest.raises(ConcurrencyError):
+            store_repo.commit([beyond])
+        assert _readable(store_repo, ["p1"], ["a1", "a2"]) == before
+
+    @pytest.mark.parametrize("stale_first", [False, True])
+    def test_a_failing_multi_pack_commit_writes_nothing(
+        self, store_repo: PackRepository, stale_first: bool
+    ) -> None:
+        p1 = _open(store_repo, "p1", _sessions()).after
+        p2 = _open(store_repo, "p2", _sessions()).after
+        good = ops.use(p1, _appointment("a1", _at(2, 2)), _OPENED)
+        stale = ops.use(p2, _appointment("a2", _at(2, 3)), _OPENED)
+        _use(store_repo, "p2", _appointment("a3", _at(2, 4)))
+        before = _readable(store_repo, ["p1", "p2"], ["a1", "a2", "a3"])
+        with pytest.raises(ConcurrencyError):
+            store_repo.commit([stale, good] if stale_first else [good, stale])
+        assert _readable(store_repo, ["p1", "p2"], ["a1", "a2", "a3"]) == before
+
+    def test_a_multi_pack_commit_writes_every_pack(self, store_repo: PackRepository) -> None:
+        p1 = _open(store_repo, "p1", _sessions()).after
+        p2 = _open(store_repo, "p2", _sessions()).after
+        one = ops.use(p1, _appointment("a1", _at(2, 2)), _OPENED)
+        two = ops.use(p2, _appointment("a2", _at(2, 3)), _OPENED)
+        new = ops.open_pack("p3", "C1", _sessions(), store_repo.practice, _OPENED)
+        recorded = store_repo.commit([one, two, new])
+        assert [r.event for r in recorded] == [*one.events, *two.events, *new.events]
+        for change in (one, two, new):
+            assert store_repo.load(change.pack_id) == change.after
+        assert store_repo.pack_of_appointment("a1") == "p1"
+        assert store_repo.pack_of_appointment("a2") == "p2"
+
+    def test_one_commit_changes_a_pack_once(self, store_repo: PackRepository) -> None:
+        state = _open(store_repo, "p1", _sessions()).after
+        one = ops.use(state, _appointment("a1", _at(2, 2)), _OPENED)
+        two = ops.use(one.after, _appointment("a2", _at(2, 3)), _OPENED)
+        with pytest.raises(InvalidValueError):
+            store_repo.commit([one, two])
+        assert store_repo.load("p1").version == 1
+
+    # Idempotence (E12) ---------------------------------------------------------------------
+
+    def test_changes_without_entries_write_nothing(self, store_repo: PackRepository) -> None:
+        _open(store_repo, "p1", _sessions())
+        _open(store_repo, "p2", _sessions())
+        appointment = _appointment("a1", _at(2, 2))
+        _use(store_repo, "p1", appointment)
+        before = _readable(store_repo, ["p1", "p2"], ["a1"])
+        again = ops.use(store_repo.load("p1"), appointment, _OPENED + timedelta(days=1))
+        assert again.entries == ()
+        assert store_repo.commit([again]) == ()
+        assert store_repo.commit([]) == ()
+        swept = ops.expire(store_repo.load("p2"), date(2026, 6, 1), _OPENED)
+        assert store_repo.commit([swept, again]) == ()
+        assert _readable(store_repo, ["p1", "p2"], ["a1"]) == before
+
+    # The event stream (R12) ----------------------------------------------------------------
+
+    def test_event_positions_are_gap_free_and_increasing(self, store_repo: PackRepository) -> None:
+        returned: list[RecordedEvent] = []
+        for n in range(1, 4):
+            state = ops.open_pack(f"p{n}", "C1", _sessions(2), store_repo.practice, _OPENED)
+            returned.extend(store_repo.commit([state]))
+            for k in range(2):
+                returned.extend(
+                    _commit_use(store_repo, f"p{n}", _appointment(f"a{n}{k}", _at(2, 2 + k)))
+                )
+        stored = store_repo.events_since(0)
+        assert stored == returned
+        assert [r.position for r in stored] == list(range(1, len(stored) + 1))
+
+    def test_events_since_reads_after_a_position(self, store_repo: PackRepository) -> None:
+        _open(store_repo, "p1", _sessions(3))
+        for k in range(3):
+            _use(store_repo, "p1", _appointment(f"a{k}", _at(2, 2 + k)))
+        everything = store_repo.events_since()
+        assert len(everything) == 5  # opened, 3 used, exhausted
+        for position in range(len(everything) + 2):
+            assert store_repo.events_since(position) == everything[position:]
+            for limit in (0, 1, 2, 10):
+                assert store_repo.events_since(position, limit) == everything[position:][:limit]
+        assert store_repo.events_since(2, None) == everything[2:]
+
+    @pytest.mark.parametrize(("position", "limit"), [(-1, None), (0, -1), (1.5, None), (0, "2")])
+    def test_events_since_refuses_a_bad_window(
+        self, store_repo: PackRepository, position: Any, limit: Any
+    ) -> None:
+        with pytest.raises(InvalidValueError):
+            store_repo.events_since(position, limit)
+
+    # Tenant isolation ----------------------------------------------------------------------
+
+    def test_practices_do_not_see_each_other(self, store_opener: Opener) -> None:
+        a = store_opener("practice-a", SYDNEY)
+        b = store_opener("practice-b", "Europe/London")
+        assert b.practice.timezone == "Europe/London"
+        rule = ExpiresOn(date(2026, 3, 1))
+        _open(a, "p1", _sessions(expiry=rule))
+        _use(a, "p1", _appointment("a1", _at(2, 2)))
+        a.save_template(PackTemplate("t1", _sessions()))
+        a.set_preference("C1", PreferTemplate("t1"))
+        with pytest.raises(NotFoundError):
+            b.load("p1")
+        with pytest.raises(NotFoundError):
+            b.ledger("p1")
+        with pytest.raises(NotFoundError):
+            b.template("t1")
+        assert b.client_packs("C1") == []
+        assert b.pack_of_appointment("a1") is None
+        assert b.expiry_candidates(date(2026, 6, 1)) == []
+        assert a.expiry_candidates(date(2026, 6, 1)) != []
+        assert b.events_since(0) == []
+        assert b.templates() == []
+        assert b.preference("C1") is None
+
+    def test_practices_have_their_own_ids_and_streams(self, store_opener: Opener) -> None:
+        a = store_opener("practice-a", SYDNEY)
+        b = store_opener("practice-b", SYDNEY)
+        _open(a, "p1", _sessions())
+        _use(a, "p1", _appointment("a1", _at(2, 2)))
+        _open(b, "p1", _sessions(5), client="C9")
+        _use(b, "p1", _appointment("a1", _at(2, 2), client="C9"))
+        b.save_template(PackTemplate("t1", _sessions(3)))
+        a.save_template(PackTemplate("t1", _sessions(4)))
+        b.set_preference("C1", PreferService("massage"))
+        assert a.load("p1").client_id == "C1"
+        assert b.load("p1").client_id == "C9"
+        assert [r.position for r in b.events_since(0)] == [1, 2]
+        assert [r.position for r in a.events_since(0)] == [1, 2]
+        assert a.template("t1").terms.allowance.amount == 4
+        assert b.template("t1").terms.allowance.amount == 3
+        assert a.preference("C1") is None
+        assert b.pack_of_appointment("a1") == "p1"
+
+    def test_a_practice_cannot_change_another_practices_pack(self, store_opener: Opener) -> None:
+        a = store_opener("practice-a", SYDNEY)
+        b = store_opener("practice-b", SYDNEY)
+        state = _open(a, "p1", _sessions()).after
+        before = _readable(a, ["p1"], ["a1"])
+        with pytest.raises(ConcurrencyError):
+            b.commit([ops.use(state, _appointment("a1", _at(2, 2)), _OPENED)])
+        b.set_preference("C1", None)
+        assert _readable(a, ["p1"], ["a1"]) == before
+        assert b.events_since(0) == []
+
+    # Templates and preferences -------------------------------------------------------------
+
+    def test_template_versions(self, store_repo: PackRepository) -> None:
+        v1 = PackTemplate("t1", _sessions(10))
+        store_repo.save_template(v1)
+        v2 = v1.revise(name="Physio, revised")
+        store_repo.save_template(v2)
+        other = PackTemplate("t0", _hours(5))
+        store_repo.save_template(other)
+        assert store_repo.template("t1") == v2
+        assert store_repo.template("t1", 1) == v1
+        assert store_repo.template("t1", 2) == v2
+        assert sorted(store_repo.templates(), key=lambda t: t.id) == [other, v2]
+        for stale in (v2, v1, PackTemplate(v2.id, v2.terms, 4), PackTemplate("t9", _sessions(), 2)):
+            with pytest.raises(ConcurrencyError):
+                store_repo.save_template(stale)
+        assert store_repo.template("t1") == v2
+        with pytest.raises(NotFoundError):
+            store_repo.template("t9")
+
+    def test_preferences_set_replace_clear(self, store_repo: PackRepository) -> None:
+        assert store_repo.preference("C1") is None
+        for preference in (PreferService("massage"), PreferTemplate("t1"), PreferPack("p1")):
+            store_repo.set_preference("C1", preference)
+            assert store_repo.preference("C1") == preference
+        store_repo.set_preference("C2", PreferService("physio"))
+        store_repo.set_preference("C1", None)
+        assert store_repo.preference("C1") is None
+        store_repo.set_preference("C1", None)
+        assert store_repo.preference("C1") is None
+        assert store_repo.preference("C2") == PreferService("physio")
+
+    # Queries ---------------------------------------------------------------------------------
+
+    def test_client_packs_in_the_order_opened(self, store_repo: PackRepository) -> None:
+        for pack_id in ("zeta", "alpha", "mid"):
+            _open(store_repo, pack_id, _sessions())
+        _open(store_repo, "other", _sessions(), client="C2")
+        _use(store_repo, "alpha", _appointment("a1", _at(2, 2)))
+        assert [p.pack_id for p in store_repo.client_packs("C1")] == ["zeta", "alpha", "mid"]
+        assert store_repo.client_packs("C1")[1] == store_repo.load("alpha")
+        assert [p.pack_id for p in store_repo.client_packs("C2")] == ["other"]
+
+    def test_client_packs_filtered_by_status(self, store_repo: PackRepository) -> None:
+        at = _OPENED
+        _open(store_repo, "open", _sessions())
+        _open(store_repo, "used-up", _sessions(1))
+        _use(store_repo, "used-up", _appointment("a1", _at(2, 2)))
+        _open(store_repo, "late", _sessions(expiry=ExpiresOn(date(2026, 3, 1))))
+        store_repo.commit([ops.close(_open(store_repo, "closed", _sessions()).after, "", at)])
+        store_repo.commit([ops.void(_open(store_repo, "voided", _sessions()).after, "", at)])
+        as_of = _at(3, 5)
+
+        def ids(*statuses: PackStatus) -> list[str]:
+            found = store_repo.client_packs("C1", statuses=statuses, as_of=as_of)
+            return [p.pack_id for p in found]
+
+        assert ids(PackStatus.OPEN) == ["open"]
+        assert ids(PackStatus.EXHAUSTED, PackStatus.EXPIRED) == ["used-up", "late"]
+        assert ids(PackStatus.CLOSED, PackStatus.VOIDED) == ["closed", "voided"]
+        assert ids() == []
+        with pytest.raises(InvalidValueError):
+            store_repo.client_packs("C1", statuses=[PackStatus.OPEN])
+
+    def test_expiry_candidates(self, store_repo: PackRepository) -> None:
+        at, day = _OPENED, date(2026, 3, 1)
+        for pack_id in ("due", "exhausted", "closed", "swept", "extended", "credited"):
+            _open(store_repo, pack_id, _sessions(1, expiry=ExpiresOn(day)))
+        _open(store_repo, "later", _sessions(expiry=ExpiresOn(day + timedelta(days=1))))
+        _open(store_repo, "never", _sessions())
+        _open(store_repo, "first-use", _sessions(expiry=ExpiresAfterFirstUse(Period(months=1))))
+        _use(store_repo, "first-use", _appointment("f1", _at(1, 20)))
+        _use(store_repo, "exhausted", _appointment("a1", _at(2, 2)))
+        store_repo.commit([ops.close(store_repo.load("closed"), "", at)])
+        store_repo.commit([ops.expire(store_repo.load("swept"), day, at)])
+        store_repo.commit([ops.extend(store_repo.load("extended"), date(2026, 5, 1), "away", at)])
+        store_repo.commit([ops.adjust(store_repo.load("credited"), 1, "goodwill", at)])
+
+        def ids(as_of: date) -> set[str]:
+            return {p.pack_id for p in store_repo.expiry_candidates(as_of)}
+
+        assert ids(date(2026, 2, 19)) == set()
+        assert ids(day - timedelta(days=1)) == {"first-use"}
+        assert ids(day) == {"due", "credited", "first-use"}
+        assert ids(day + timedelta(days=1)) == {"due", "credited", "first-use", "later"}
+        assert ids(date(2026, 5, 1)) == {"due", "credited", "first-use", "later", "extended"}
+        states = {p.pack_id: p for p in store_repo.expiry_candidates(day)}
+        assert states["credited"] == store_repo.load("credited")
+
+    # One pack per appointment (R6) -----------------------------------------------------------
+
+    def test_an_active_appointment_cannot_go_on_another_pack(
+        self, store_repo: PackRepository
+    ) -> None:
+        _open(store_repo, "p1", _sessions())
+        _open(store_repo, "p2", _sessions())
+        appointment = _appointment("a1", _at(2, 2))
+        _use(store_repo, "p1", appointment)
+        before = _readable(store_repo, ["p1", "p2"], ["a1"])
+        with pytest.raises(ConcurrencyError) as raised:
+            _use(store_repo, "p2", appointment)
+        assert raised.value.field == "appointment_id"
+        assert raised.value.value == "a1"
+        assert _readable(store_repo, ["p1", "p2"], ["a1"]) == before
+
+    def test_one_commit_cannot_use_an_appointment_twice(self, store_repo: PackRepository) -> None:
+        p1 = _open(store_repo, "p1", _sessions()).after
+        p2 = _open(store_repo, "p2", _sessions()).after
+        appointment = _appointment("a1", _at(2, 2))
+        with pytest.raises(ConcurrencyError):
+            store_repo.commit(
+                [ops.use(p1, appointment, _OPENED), ops.use(p2, appointment, _OPENED)]
+            )
+        assert store_repo.pack_of_appointment("a1") is None
+        assert store_repo.load("p1").version == store_repo.load("p2").version == 1
+
+    @pytest.mark.parametrize("release_first", [True, False])
+    def test_a_move_in_one_commit_is_allowed(
+        self, store_repo: PackRepository, release_first: bool
+    ) -> None:
+        _open(store_repo, "p1", _sessions())
+        _open(store_repo, "p2", _sessions())
+        appointment = _appointment("a1", _at(2, 2))
+        _use(store_repo, "p1", appointment)
+        release = ops.release(store_repo.load("p1"), "a1", _OPENED, "moved")
+        use = ops.use(store_repo.load("p2"), appointment, _OPENED)
+        store_repo.commit([release, use] if release_first else [use, release])
+        assert store_repo.pack_of_appointment("a1") == "p2"
+        assert store_repo.load("p1").usage("a1") is None
+        assert store_repo.load("p2").usage("a1") is not None
+
+    def test_a_released_appointment_is_free(self, store_repo: PackRepository) -> None:
+        _open(store_repo, "p1", _sessions())
+        _open(store_repo, "p2", _sessions())
+        appointment = _appointment("a1", _at(2, 2))
+        _use(store_repo, "p1", appointment)
+        store_repo.commit([ops.release(store_repo.load("p1"), "a1", _OPENED)])
+        assert store_repo.pack_of_appointment("a1") is None
+        _use(store_repo, "p2", appointment)
+        assert store_repo.pack_of_appointment("a1") == "p2"
+        _use(store_repo, "p1", attrs.evolve(appointment, id="a2"))
+        assert store_repo.pack_of_appointment("a2") == "p1"
+
+    # Everything at once, against the reference store ----------------------------------------
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        # Each store's subclass runs this test: differing executors are the point.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(steps=st.lists(_STEPS, min_size=3, max_size=30))
+    def test_random_workflows_match_the_reference_store(
+        self, store_opener: Opener, steps: list[tuple[Any, ...]]
+    ) -> None:
+        practice_id = f"random-{next(_practice_ids)}"
+        reference = _World(InMemoryStore().practice(practice_id, SYDNEY))
+        world = _World(store_opener(practice_id, SYDNEY))
+        for step in steps:
+            assert world.run(step) == reference.run(step), step
+        assert world.everything() == reference.everything()
+        for pack_id in world.pack_ids():
+            assert replay(world.repo.ledger(pack_id)) == world.repo.load(pack_id)
