@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sessionpacks.adapters.clock import FixedClock
-from sessionpacks.errors import NotFoundError, SessionPacksError
+from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import PackExhausted, PackExpired, RecordedEvent
 from sessionpacks.model import (
     Allowance,
@@ -41,7 +42,7 @@ from .context import Context
 from .render import invoice_text, pack_line, session_line, template_lines
 from .store import UsageError
 
-__all__ = ["DEMO_DB", "DEMO_PRACTICE", "register"]
+__all__ = ["DEMO_DB", "DEMO_PRACTICE", "fresh_file", "register"]
 
 DEMO_DB = "sessionpacks-demo.db"
 DEMO_PRACTICE = "demo-clinic"
@@ -303,19 +304,19 @@ def _task(recorded: RecordedEvent, desk: PackService) -> dict[str, str] | None:
     return {"event_id": event.event_id, "position": str(recorded.position), "task": text}
 
 
-def _fresh_file(path: Path) -> None:
-    """Delete the demo's file from an earlier run; refuse a file that is not the demo's."""
+def fresh_file(path: Path, practice: str, owner: str) -> None:
+    """Delete ``owner``'s file from an earlier run; refuse a file without its ``practice``."""
     if not path.exists():
         return
     from sessionpacks.adapters.sqlite import SqliteStore
 
     try:
         with SqliteStore(path) as store:
-            store.practice(DEMO_PRACTICE)
-    except (NotFoundError, SessionPacksError):
+            store.practice(practice)
+    except (SessionPacksError, sqlite3.Error):
         raise UsageError(
-            f"{path} exists and is not a demo database; the demo deletes only its own file: "
-            "choose another --db"
+            f"{path} exists and is not a {owner} database; the {owner} deletes only its own "
+            "file: choose another --db"
         ) from None
     for suffix in ("", "-wal", "-shm", "-journal"):
         sidecar = Path(f"{path}{suffix}")
@@ -327,7 +328,7 @@ def demo(ctx: Context, args: argparse.Namespace) -> int:
     if args.database_url:
         raise UsageError("the demo keeps its data in a SQLite file: give --db PATH, not a URL")
     path = Path(args.db or DEMO_DB).resolve()
-    _fresh_file(path)
+    fresh_file(path, DEMO_PRACTICE, "demo")
     from sessionpacks.adapters.sqlite import SqliteStore
 
     clock = FixedClock(_at("2026-03-02 08:30"))
