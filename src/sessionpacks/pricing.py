@@ -23,7 +23,7 @@ from decimal import Decimal
 import attrs
 
 from sessionpacks.ledger import PackState, PackStatus, Usage
-from sessionpacks.model import Amount, Metric, Money, PackTerms, PerPack, PerSession
+from sessionpacks.model import Amount, Metric, Money, PerPack, PerSession
 
 __all__ = [
     "InvoiceLine",
@@ -160,8 +160,3 @@ def breakage(state: PackState, as_of: datetime) -> Money:
 def refundable(state: PackState) -> Money:
     """The price of what is not yet used: what closing the pack would refund (R10, R15)."""
     return _unrecognised(state)
-
-
-def pack_price(terms: PackTerms) -> Money | None:
-    """The price of a pack charged per pack, else ``None``."""
-    return terms.pricing.price if isinstance(terms.pricing, PerPack) else None

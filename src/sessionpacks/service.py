@@ -33,7 +33,7 @@ from sessionpacks.model import (
     require_aware,
 )
 from sessionpacks.ports import Clock, PackRepository
-from sessionpacks.pricing import InvoiceLine, invoice_line, refundable
+from sessionpacks.pricing import InvoiceLine, refundable
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack, choices, resolve
 
 __all__ = ["Assignment", "Closure", "PackService"]
@@ -98,10 +98,6 @@ class PackService:
         self.retries = retries
         self._new_pack_id = new_pack_id
 
-    @property
-    def practice_zone_name(self) -> str:
-        return self.repository.practice.timezone
-
     def _now(self) -> datetime:
         return require_aware("clock.now()", self.clock.now())
 
@@ -119,10 +115,16 @@ class PackService:
     # Templates and preferences ------------------------------------------------------------
 
     def add_template(self, template_id: str, terms: PackTerms) -> PackTemplate:
-        """Save a new template at version 1."""
+        """Save a new template at version 1; an id already in use is refused (edit it instead)."""
         template = PackTemplate(template_id, terms)
-        self.repository.save_template(template)
-        return template
+        try:
+            self.repository.template(template_id)
+        except NotFoundError:
+            self.repository.save_template(template)
+            return template
+        raise RefusedError(
+            "R2", "template_id", template_id, "already exists: edit it to make a new version"
+        )
 
     def edit_template(self, template_id: str, **changes: object) -> PackTemplate:
         """A new version of a template; packs already open keep their terms (R2)."""
@@ -174,11 +176,24 @@ class PackService:
             raise InvalidValueError(
                 "template_id", template_id, "give a template_id or terms, not both"
             )
+        if pack_id is not None:
+            self._refuse_existing(pack_id)
         change = self._open(
-            client_id, template_id, terms, pack_id or self._new_pack_id(), charged_on_open
+            client_id,
+            template_id,
+            terms,
+            self._new_pack_id() if pack_id is None else pack_id,
+            charged_on_open,
         )
         self._commit(change)
         return change.after
+
+    def _refuse_existing(self, pack_id: str) -> None:
+        try:
+            self.repository.load(pack_id)
+        except NotFoundError:
+            return
+        raise RefusedError("R2", "pack_id", pack_id, "already names a pack in this practice")
 
     def _open(
         self,
@@ -251,17 +266,10 @@ class PackService:
 
     def _assign(self, appointment: Appointment, explicit: Preference | None) -> Assignment:
         holder = self.repository.pack_of_appointment(appointment.id)
+        if holder is not None:
+            return self._already(appointment, holder, explicit)
         decision = self.decide(appointment, explicit)
         action = decision.action
-        if holder is not None:
-            if isinstance(action, UsePack) and action.pack_id == holder:
-                return Assignment(appointment.id, decision, self.repository.load(holder))
-            raise RefusedError(
-                "R6",
-                "appointment.id",
-                appointment.id,
-                f"is already active on pack {holder}; move it instead",
-            )
         if isinstance(action, NoPack):
             return Assignment(appointment.id, decision)
         if isinstance(action, OpenPack):
@@ -279,6 +287,26 @@ class PackService:
             return Assignment(appointment.id, decision, change.after, True, self._commit(merged))
         change = ops.use(self.repository.load(action.pack_id), appointment, self._now())
         return Assignment(appointment.id, decision, change.after, False, self._commit(change))
+
+    def _already(
+        self, appointment: Appointment, holder: str, explicit: Preference | None
+    ) -> Assignment:
+        """The appointment is active on ``holder``: asking again writes nothing (R6).
+
+        Booking again, or naming its pack or the template its pack came from, is the same
+        request repeated (a retried call, a double click); naming another is a move.
+        """
+        pack = self.repository.load(holder)
+        if explicit not in (None, PreferPack(holder), PreferTemplate(pack.template_id or "-")):
+            raise RefusedError(
+                "R6",
+                "appointment.id",
+                appointment.id,
+                f"is already active on pack {holder}; move it instead",
+            )
+        return Assignment(
+            appointment.id, Decision(UsePack(holder), f"already recorded on pack {holder}"), pack
+        )
 
     def move(self, appointment: Appointment, to_pack_id: str) -> Assignment:
         """Release the appointment from its pack and use ``to_pack_id``, atomically (R6)."""
@@ -420,8 +448,8 @@ class PackService:
             lines.append(line)
             return change
 
-        state = self._on_holder(appointment_id, decide)
-        return lines[-1] if lines else invoice_line(state, appointment_id)
+        self._on_holder(appointment_id, decide)
+        return lines[-1]
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.repository.events_since(position, limit)

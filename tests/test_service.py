@@ -1,0 +1,435 @@
+"""The workflows of PackService on the in-memory store (R2, R6, R7, R10, R12 to R16)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sessionpacks import events as ev
+from sessionpacks.adapters.clock import FixedClock, SystemClock
+from sessionpacks.adapters.memory import InMemoryRepository
+from sessionpacks.errors import ConcurrencyError
+from sessionpacks.ledger import Invoiced, Mark, PackState, PackStatus, Released, Used
+from sessionpacks.model import (
+    Allowance,
+    ExpiresOn,
+    PackTemplate,
+    PerPack,
+    PerSession,
+    Policies,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+)
+from sessionpacks.operations import use
+from sessionpacks.resolution import NoPack, OpenPack, UsePack
+from sessionpacks.service import PackService
+
+from .conftest import appt, at, aud, snapshot, terms
+
+
+def event_kinds(service: PackService, since: int = 0) -> list[type]:
+    return [type(r.event) for r in service.events_since(since)]
+
+
+# Construction and retries --------------------------------------------------------------------
+
+
+def test_defaults_are_the_system_clock_and_random_pack_ids(repo: InMemoryRepository) -> None:
+    service = PackService(repo)
+    assert isinstance(service.clock, SystemClock)
+    assert service.retries == 5
+    first, second = (service.open_pack("C1", terms=terms(3)) for _ in range(2))
+    assert first.pack_id.startswith("pk_")
+    assert len(first.pack_id) == 19
+    assert first.pack_id != second.pack_id
+
+
+def interfere(repo: InMemoryRepository, monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
+    """Make a rival write to a pack right after each of the first ``times`` loads of it."""
+    plain = repo.load
+    loads: list[str] = []
+
+    def load(pack_id: str) -> PackState:
+        state = plain(pack_id)
+        loads.append(pack_id)
+        if len(loads) <= times:
+            rival = appt(f"R{len(loads)}", "2026-03-01T10:00")
+            repo.commit([use(state, rival, at("2026-01-15T09:00"))])
+        return state
+
+    monkeypatch.setattr(repo, "load", load)
+    return loads
+
+
+def test_service_retries_a_bounded_number_of_times(
+    repo: InMemoryRepository, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = PackService(repo, clock, retries=2, new_pack_id=lambda: "pk1")
+    service.open_pack("C1", terms=terms(10))
+    loads = interfere(repo, monkeypatch, times=3)
+    with pytest.raises(ConcurrencyError) as conflict:
+        service.adjust("pk1", 1, "goodwill")
+    assert (conflict.value.field, conflict.value.value) == ("pack_id", "pk1")
+    assert loads == ["pk1"] * 3
+    assert repo.load("pk1").adjustment_units == 0
+    assert len(repo.load("pk1").usages) == 3
+
+
+def test_service_succeeds_on_the_last_retry(
+    repo: InMemoryRepository, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = PackService(repo, clock, retries=2, new_pack_id=lambda: "pk1")
+    service.open_pack("C1", terms=terms(10))
+    loads = interfere(repo, monkeypatch, times=2)
+    assert service.adjust("pk1", 1, "goodwill").total == 11
+    assert loads == ["pk1"] * 3
+
+
+# Templates and preferences -------------------------------------------------------------------
+
+
+def test_templates_are_versioned_and_open_packs_keep_their_terms(service: PackService) -> None:
+    template = service.add_template("T", terms(10))
+    assert template == PackTemplate("T", terms(10), 1)
+    pack = service.open_pack("C1", template_id="T")
+    revised = service.edit_template("T", allowance=Allowance.sessions(12), name="12 x Physio")
+    assert (revised.version, revised.name) == (2, "12 x Physio")
+    assert service.repository.template("T") == revised
+    assert service.pack(pack.pack_id).terms == terms(10)
+    assert (pack.template_id, pack.template_version) == ("T", 1)
+    newer = service.open_pack("C1", template_id="T")
+    assert (newer.total, newer.template_version) == (12, 2)
+
+
+def test_edit_template_retries_a_concurrent_edit(
+    service: PackService, repo: InMemoryRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.add_template("T", terms(10))
+    plain = repo.template
+    reads: list[str] = []
+
+    def template(template_id: str, version: int | None = None) -> PackTemplate:
+        found = plain(template_id, version)
+        reads.append(template_id)
+        if len(reads) == 1:
+            repo.save_template(found.revise(description="rival edit"))
+        return found
+
+    monkeypatch.setattr(repo, "template", template)
+    revised = service.edit_template("T", name="Physio ten")
+    assert revised.version == 3
+    assert (revised.terms.description, revised.name) == ("rival edit", "Physio ten")
+
+
+def test_preferences_are_set_and_cleared(service: PackService) -> None:
+    service.add_template("T", terms(10))
+    pack = service.open_pack("C1", template_id="T")
+    for preference in (PreferService("physio"), PreferTemplate("T"), PreferPack(pack.pack_id)):
+        service.set_preference("C1", preference)
+        assert service.repository.preference("C1") == preference
+    service.set_preference("C1", None)
+    assert service.repository.preference("C1") is None
+
+
+# Opening -------------------------------------------------------------------------------------
+
+
+def test_open_pack_from_the_profile_is_charged_on_its_own_invoice(service: PackService) -> None:
+    pack = service.open_pack("C1", terms=terms(3, pricing=PerPack(aud("300"))), pack_id="mine")
+    assert pack.pack_id == "mine"
+    assert pack.charged_on_open
+    line = service.add_to_invoice(appt("A1"), pack_id="mine")
+    assert (line.amount, line.prepaid, line.includes_pack_price) == (aud(0), True, False)
+    assert event_kinds(service) == [ev.PackOpened, ev.SessionUsed]
+
+
+def test_open_pack_not_charged_on_open(service: PackService) -> None:
+    pricing = PerPack(aud("300"))
+    service.open_pack("C1", terms=terms(3, pricing=pricing), charged_on_open=False)
+    line = service.add_to_invoice(appt("A1"), pack_id="pk1")
+    assert (line.amount, line.includes_pack_price) == (aud("300"), True)
+
+
+# Deciding, booking, assigning ----------------------------------------------------------------
+
+
+def test_decide_and_choices_write_nothing(service: PackService) -> None:
+    service.add_template("T", terms(10, name="Physio ten"))
+    service.add_template("M", terms(5, name="massage five", services=["massage"]))
+    service.add_template("A", terms(5, name="Any five"))
+    older = service.open_pack("C1", terms=terms(3, name="Old"))
+    expiring = service.open_pack("C1", terms=terms(3, expiry=ExpiresOn(date(2026, 5, 1))))
+    service.set_preference("C1", PreferTemplate("T"))
+    before = snapshot(service.repository)
+    appointment = appt("A1")
+    assert service.decide(appointment).action == OpenPack("T")
+    assert service.decide(appointment, PreferPack(older.pack_id)).action == UsePack("pk1")
+    offered = service.choices(appointment)
+    assert [c.action for c in offered] == [
+        UsePack(expiring.pack_id),
+        UsePack(older.pack_id),
+        OpenPack("A"),
+        OpenPack("T"),
+    ]
+    assert offered[1].label == "Old (pk1), 3 left"
+    assert offered[2].label == "new pack: Any five"
+    assert snapshot(service.repository) == before
+
+
+def test_book_without_preference_or_with_a_service_uses_no_pack(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(3))
+    before = snapshot(service.repository)
+    plain = service.book(appt("A1"))
+    assert plain.decision.action == NoPack()
+    assert (plain.pack, plain.label, plain.events, plain.opened) == (None, None, (), False)
+    service.set_preference("C1", PreferService("massage"))
+    by_service = service.book(appt("A1"))
+    assert by_service.decision.action == NoPack("massage")
+    assert "massage" in by_service.decision.reason
+    before["preferences"]["C1"] = PreferService("massage")
+    assert snapshot(service.repository) == before
+
+
+def test_book_by_preferred_template_opens_then_reuses(service: PackService) -> None:
+    service.add_template("T", terms(2))
+    service.set_preference("C1", PreferTemplate("T"))
+    first = service.book(appt("A1", "2026-02-02T10:00"))
+    assert (first.opened, first.label) == (True, "Session 1 of 2")
+    assert [r.position for r in first.events] == [1, 2]
+    assert [type(r.event) for r in first.events] == [ev.PackOpened, ev.SessionUsed]
+    second = service.book(appt("A2", "2026-02-09T10:00"))
+    assert (second.opened, second.label) == (False, "Session 2 of 2")
+    assert second.decision.action == UsePack("pk1")
+    third = service.book(appt("A3", "2026-02-16T10:00"))
+    assert (third.opened, third.label) == (True, "Session 1 of 2")
+    assert third.pack is not None
+    assert third.pack.pack_id == "pk2"
+
+
+def test_booking_again_returns_the_usage_even_when_it_took_the_last_session(
+    service: PackService,
+) -> None:
+    service.add_template("T", terms(1))
+    service.set_preference("C1", PreferTemplate("T"))
+    first = service.book(appt("A1"))
+    before = snapshot(service.repository)
+    again = service.book(appt("A1"))
+    by_template = service.assign(appt("A1"), template_id="T")
+    by_pack = service.assign(appt("A1"), pack_id="pk1")
+    for repeat in (again, by_template, by_pack):
+        assert repeat.pack == first.pack
+        assert repeat.decision.action == UsePack("pk1")
+        assert (repeat.events, repeat.opened) == ((), False)
+    assert "already recorded on pack pk1" in again.decision.reason
+    assert snapshot(service.repository) == before
+
+
+def test_assign_a_template_opens_a_pack_not_charged_on_open(service: PackService) -> None:
+    service.add_template("T", terms(3, pricing=PerPack(aud("300"))))
+    assignment = service.assign(appt("A1"), template_id="T")
+    assert assignment.opened
+    assert assignment.pack is not None
+    assert not assignment.pack.charged_on_open
+    assert assignment.decision.reason == "chosen template T: a new pack is opened"
+    ledger = service.repository.ledger("pk1")
+    assert [e.sequence for e in ledger] == [1, 2]
+
+
+def test_move_releases_and_uses_atomically(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(3))
+    service.open_pack("C1", terms=terms(5))
+    service.assign(appt("A1"), pack_id="pk1")
+    position = len(service.events_since())
+    moved = service.move(appt("A1"), "pk2")
+    assert moved.decision.action == UsePack("pk2")
+    assert moved.decision.reason == "moved from pk1"
+    assert moved.label == "Session 1 of 5"
+    assert [type(r.event) for r in moved.events] == [ev.UsageReleased, ev.SessionUsed]
+    assert event_kinds(service, position) == [ev.UsageReleased, ev.SessionUsed]
+    assert service.repository.pack_of_appointment("A1") == "pk2"
+    released = service.repository.ledger("pk1")[-1]
+    assert isinstance(released, Released)
+    assert released.reason == "moved to pk2"
+    assert service.pack("pk1").remaining == 3
+
+
+def test_move_to_its_own_pack_or_of_a_new_appointment_is_an_assignment(
+    service: PackService,
+) -> None:
+    service.open_pack("C1", terms=terms(3))
+    fresh = service.move(appt("A1"), "pk1")
+    assert fresh.label == "Session 1 of 3"
+    before = snapshot(service.repository)
+    same = service.move(appt("A1"), "pk1")
+    assert same.pack == fresh.pack
+    assert snapshot(service.repository) == before
+
+
+def test_add_to_invoice_by_preference(service: PackService) -> None:
+    service.add_template("T", terms(3, pricing=PerSession.reduced(aud("150"), aud("120"))))
+    service.set_preference("C1", PreferTemplate("T"))
+    line = service.add_to_invoice(appt("A1"))
+    assert (line.pack_id, line.label, line.amount) == ("pk1", "Session 1 of 3", aud("150"))
+
+
+def test_invoice_line_is_issued_once(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(3))
+    first = service.add_to_invoice(appt("A2", "2026-02-09T10:00"), pack_id="pk1")
+    ledger = service.repository.ledger("pk1")
+    assert isinstance(ledger[-1], Invoiced)
+    service.assign(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    again = service.invoice_line("A2")
+    assert again == first
+    assert again.label == "Session 1 of 3"
+    assert service.pack("pk1").label("A2") == "Session 2 of 3"
+    assert len(service.repository.ledger("pk1")) == len(ledger) + 1
+
+
+# Changing usages -----------------------------------------------------------------------------
+
+
+def test_cancel_at_a_given_instant_and_by_the_clock(
+    service: PackService, clock: FixedClock
+) -> None:
+    policy = Policies(late_cancel_notice=timedelta(hours=24), late_cancel_consumes=True)
+    service.open_pack("C1", terms=terms(5, policies=policy))
+    service.assign(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    service.assign(appt("A2", "2026-02-03T08:00"), pack_id="pk1")
+    clock.set(at("2026-02-02T09:00"))
+    early = service.cancel("A1", cancelled_at=at("2026-01-30T09:00"))
+    assert early.usage("A1") is None
+    late = service.cancel("A2")
+    usage = late.usage("A2")
+    assert usage is not None
+    assert usage.mark is Mark.LATE_CANCEL
+    assert service.repository.pack_of_appointment("A1") is None
+    assert service.repository.pack_of_appointment("A2") == "pk1"
+
+
+def test_late_cancel_and_no_show_follow_the_policy(service: PackService) -> None:
+    policy = Policies(late_cancel_consumes=False, no_show_consumes=True)
+    service.open_pack("C1", terms=terms(5, policies=policy))
+    service.assign(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    service.assign(appt("A2", "2026-02-03T10:00"), pack_id="pk1")
+    assert service.late_cancel("A1").usage("A1") is None
+    shown = service.no_show("A2").usage("A2")
+    assert shown is not None
+    assert shown.mark is Mark.NO_SHOW
+    assert service.pack("pk1").remaining == 4
+
+
+def test_reschedule_and_mark(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(5))
+    service.assign(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    service.assign(appt("A2", "2026-02-03T10:00"), pack_id="pk1")
+    moved = service.reschedule("A1", at("2026-02-04T10:00"))
+    assert moved.label("A1") == "Session 2 of 5"
+    marked = service.mark("A2", Mark.NO_SHOW).usage("A2")
+    assert marked is not None
+    assert marked.mark is Mark.NO_SHOW
+    assert event_kinds(service)[-2:] == [ev.UsageRescheduled, ev.UsageMarked]
+
+
+# Changing packs ------------------------------------------------------------------------------
+
+
+def test_adjust_extend_close(service: PackService) -> None:
+    service.open_pack(
+        "C1", terms=terms(3, pricing=PerPack(aud("300")), expiry=ExpiresOn(date(2026, 4, 1)))
+    )
+    service.assign(appt("A1"), pack_id="pk1")
+    assert service.adjust("pk1", 1, "goodwill").remaining == 3
+    assert service.extend("pk1", date(2026, 5, 1), "surgery").expiry_date == date(2026, 5, 1)
+    closure = service.close("pk1", "moving away")
+    assert closure.remaining == 3
+    assert closure.refundable == aud("200")
+    assert closure.pack.closed_at is not None
+    assert event_kinds(service)[-3:] == [ev.PackAdjusted, ev.ExpiryExtended, ev.PackClosed]
+
+
+def test_void(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(3))
+    assert service.void("pk1", "wrong client").voided_at is not None
+    assert event_kinds(service)[-1] is ev.PackVoided
+
+
+def test_sweep_expires_each_pack_once(service: PackService, clock: FixedClock) -> None:
+    expiring = terms(3, expiry=ExpiresOn(date(2026, 4, 16)))
+    service.open_pack("C1", terms=expiring)
+    service.open_pack("C2", terms=expiring)
+    service.open_pack("C1", terms=terms(3, expiry=ExpiresOn(date(2026, 4, 17))))
+    service.open_pack("C1", terms=terms(1, expiry=ExpiresOn(date(2026, 4, 16))))
+    service.assign(appt("A1"), pack_id="pk4")
+    clock.set(at("2026-04-16T02:00"))
+    swept = service.sweep(date(2026, 4, 16))
+    assert sorted(r.event.pack_id for r in swept) == ["pk1", "pk2"]
+    assert all(isinstance(r.event, ev.PackExpired) for r in swept)
+    assert [r.event.pack_id for r in service.sweep(date(2026, 4, 17))] == ["pk3"]
+    assert service.sweep(date(2026, 4, 18)) == ()
+
+
+# Reading -------------------------------------------------------------------------------------
+
+
+def test_client_packs_live_first_then_oldest(service: PackService, clock: FixedClock) -> None:
+    service.open_pack("C1", terms=terms(1))  # pk1: exhausted below
+    clock.advance(timedelta(minutes=1))
+    service.open_pack("C1", terms=terms(3))  # pk2: voided below
+    clock.advance(timedelta(minutes=1))
+    service.open_pack("C1", terms=terms(3))  # pk3: closed below
+    clock.advance(timedelta(minutes=1))
+    service.open_pack("C1", terms=terms(3, expiry=ExpiresOn(date(2026, 1, 16))))  # pk4: expires
+    clock.advance(timedelta(minutes=1))
+    service.open_pack("C1", terms=terms(3))  # pk5: open
+    service.open_pack("C2", terms=terms(3))
+    service.assign(appt("A1", "2026-01-15T10:00"), pack_id="pk1")
+    service.void("pk2")
+    service.close("pk3")
+    clock.set(at("2026-01-16T09:00"))
+    packs = service.client_packs("C1")
+    assert [p.pack_id for p in packs] == ["pk5", "pk1", "pk4", "pk3", "pk2"]
+    now = clock.now()
+    assert [p.status(now) for p in packs] == [
+        PackStatus.OPEN,
+        PackStatus.EXHAUSTED,
+        PackStatus.EXPIRED,
+        PackStatus.CLOSED,
+        PackStatus.VOIDED,
+    ]
+
+
+def test_events_since_reads_from_a_position(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(3))
+    service.assign(appt("A1"), pack_id="pk1")
+    service.assign(appt("A2"), pack_id="pk1")
+    everything = service.events_since()
+    assert [r.position for r in everything] == [1, 2, 3]
+    assert service.events_since(1, limit=1) == everything[1:2]
+    assert len({r.event.event_id for r in everything}) == 3
+
+
+def test_usage_entries_record_the_clock(service: PackService, clock: FixedClock) -> None:
+    service.open_pack("C1", terms=terms(3))
+    clock.set(at("2026-01-20T12:00"))
+    service.assign(appt("A1"), pack_id="pk1")
+    entry = service.repository.ledger("pk1")[-1]
+    assert isinstance(entry, Used)
+    assert entry.recorded_at == at("2026-01-20T12:00")
+
+
+class NaiveClock:
+    def now(self) -> datetime:
+        return datetime(2026, 1, 15, 9)
+
+
+def test_a_naive_clock_is_refused(repo: InMemoryRepository) -> None:
+    service = PackService(repo, NaiveClock())
+    before = snapshot(repo)
+    with pytest.raises(Exception, match=r"clock\.now\(\)") as caught:
+        service.open_pack("C1", terms=terms(3))
+    error: Any = caught.value
+    assert error.field == "clock.now()"
+    assert snapshot(repo) == before
