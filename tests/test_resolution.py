@@ -1,0 +1,239 @@
+"""Resolution (R13) and the choices offered by hand (R14): pure functions of packs and templates."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from sessionpacks import operations as ops
+from sessionpacks.errors import RefusedError
+from sessionpacks.ledger import PackState
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresOn,
+    PackTemplate,
+    Period,
+    PerPack,
+    Practice,
+    Preference,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+)
+from sessionpacks.resolution import (
+    Decision,
+    NoPack,
+    OpenPack,
+    PassedOver,
+    UsePack,
+    choices,
+    resolve,
+)
+
+from .conftest import appt, at, aud, terms
+
+SYDNEY = Practice("clinic-1", "Australia/Sydney")
+NOW = at("2026-01-15T09:00")
+PHYSIO = PackTemplate("T", terms(10, name="Physio ten", services=["physio"]))
+YOGA = PackTemplate("Y", terms(5, name="yoga five", services=["yoga"]))
+TEMPLATES = {t.id: t for t in (PHYSIO, YOGA)}
+
+
+def pack(
+    pack_id: str,
+    template: PackTemplate | None = None,
+    *,
+    minutes: int = 0,
+    used: int = 0,
+    **kwargs: Any,
+) -> PackState:
+    """A C1 pack opened ``minutes`` after NOW, from ``template`` or ad hoc, with ``used`` uses."""
+    pack_terms = template.terms if template else terms(**kwargs)
+    state = ops.open_pack(
+        pack_id,
+        "C1",
+        pack_terms,
+        SYDNEY,
+        NOW + timedelta(minutes=minutes),
+        template_id=template.id if template else None,
+    ).after
+    for n in range(used):
+        state = ops.use(state, appt(f"{pack_id}-U{n}", "2026-01-20T10:00"), NOW).after
+    return state
+
+
+def decide(
+    appointment: Appointment,
+    packs: list[PackState],
+    preference: Preference | None = None,
+    explicit: Preference | None = None,
+) -> Decision:
+    return resolve(
+        appointment,
+        practice=SYDNEY,
+        at=NOW,
+        packs=packs,
+        templates=TEMPLATES,
+        preference=preference,
+        explicit=explicit,
+    )
+
+
+# R13 step by step ----------------------------------------------------------------------------
+
+
+def test_no_preference_no_pack() -> None:
+    decision = decide(appt("A1"), [pack("pk1")])
+    assert decision == Decision(NoPack(), "no explicit choice and no preference")
+
+
+def test_explicit_choice_wins_over_preference() -> None:
+    packs = [pack("pk1"), pack("pk2")]
+    decision = decide(appt("A1"), packs, PreferPack("pk1"), explicit=PreferPack("pk2"))
+    assert decision == Decision(UsePack("pk2"), "chosen pack pk2")
+    by_template = decide(appt("A1"), packs, PreferPack("pk1"), explicit=PreferTemplate("T"))
+    assert by_template.action == OpenPack("T")
+    by_service = decide(appt("A1"), packs, PreferPack("pk1"), explicit=PreferService("massage"))
+    assert by_service == Decision(NoPack("massage"), "chosen service massage")
+
+
+def test_explicit_pack_already_holding_the_appointment_is_kept() -> None:
+    full = ops.use(pack("pk1", allowance=1), appt("A1"), NOW).after
+    assert decide(appt("A1"), [full], explicit=PreferPack("pk1")).action == UsePack("pk1")
+
+
+def test_preferred_pack_when_usable() -> None:
+    decision = decide(appt("A1"), [pack("pk1"), pack("pk2")], PreferPack("pk2"))
+    assert decision == Decision(UsePack("pk2"), "preferred pack pk2")
+
+
+def test_preferred_pack_of_someone_else_is_no_pack() -> None:
+    decision = decide(appt("A1"), [pack("pk1")], PreferPack("pk9"))
+    assert decision.action == NoPack()
+    assert "pk9" in decision.reason
+
+
+def test_unusable_preferred_ad_hoc_pack_is_no_pack() -> None:
+    exhausted = pack("pk1", allowance=1, used=1)
+    decision = decide(appt("A1"), [exhausted, pack("pk2")], PreferPack("pk1"))
+    assert decision.action == NoPack()
+    assert decision.passed_over == (PassedOver("pk1", "the pack has nothing left"),)
+
+
+def test_unusable_preferred_pack_from_a_deleted_template_is_no_pack() -> None:
+    gone = PackTemplate("G", terms(1))
+    exhausted = pack("pk1", gone, used=1)
+    decision = decide(appt("A1"), [exhausted], PreferPack("pk1"))
+    assert decision.action == NoPack()
+    assert "pk1 cannot be used" in decision.reason
+
+
+def test_unusable_preferred_pack_goes_on_with_its_template() -> None:
+    exhausted = pack("pk1", PHYSIO, used=10)
+    sibling = pack("pk2", PHYSIO, minutes=5)
+    decision = decide(appt("A1"), [exhausted, sibling], PreferPack("pk1"))
+    assert decision.action == UsePack("pk2")
+    assert [p.candidate for p in decision.passed_over] == ["pk1"]
+    fresh = decide(appt("A1"), [exhausted], PreferPack("pk1"))
+    assert fresh.action == OpenPack("T")
+    assert "a new pack is opened" in fresh.reason
+
+
+def test_preferred_template_picks_the_pack_expiring_first_then_the_oldest() -> None:
+    fixed = PackTemplate("T", terms(10, expiry=ExpiresOn(date(2026, 6, 30))))
+    endless = PackTemplate("T", terms(10))
+    first_use = PackTemplate("T", terms(10, expiry=ExpiresAfterFirstUse(Period(months=1))))
+    packs = [
+        pack("pk4", endless, minutes=4),
+        ops.extend(pack("pk2", fixed, minutes=2), date(2026, 7, 31), "away", NOW).after,
+        pack("pk3", endless, minutes=3),
+        pack("pk1", fixed, minutes=1),
+        pack("pk5", first_use, minutes=5),  # this appointment would start it: expires 03-02
+        pack("pk6", YOGA),
+    ]
+    decision = decide(appt("A1", "2026-02-02T10:00"), packs, PreferTemplate("T"))
+    assert decision.action == UsePack("pk5")
+    assert decision.reason == "open pack pk5 from template T"
+    assert [p.candidate for p in decision.passed_over] == ["pk1", "pk2", "pk3", "pk4"]
+    assert decision.passed_over[0].reason == "pk5 expires first or is older"
+
+
+def test_preferred_template_lists_its_unusable_packs_as_passed_over() -> None:
+    packs = [pack("pk1", PHYSIO, used=10), pack("pk2", YOGA)]
+    decision = decide(appt("A1"), packs, PreferTemplate("T"))
+    assert decision.action == OpenPack("T")
+    assert decision.passed_over == (PassedOver("pk1", "the pack has nothing left"),)
+
+
+def test_preferred_template_that_cannot_cover_is_no_pack() -> None:
+    decision = decide(appt("A1", service="massage"), [pack("pk1", PHYSIO)], PreferTemplate("T"))
+    assert decision.action == NoPack()
+    assert decision.reason.startswith("template T cannot cover it: ")
+    assert decision.reason.endswith("covers only ['physio']")
+    assert [p.candidate for p in decision.passed_over] == ["pk1"]
+
+
+def test_preferred_template_that_does_not_exist_is_no_pack() -> None:
+    decision = decide(appt("A1"), [], PreferTemplate("X"))
+    assert decision == Decision(NoPack(), "preferred template X does not exist")
+
+
+def test_preferred_service_bills_at_its_price() -> None:
+    decision = decide(appt("A1"), [pack("pk1")], PreferService("physio"))
+    assert decision == Decision(NoPack("physio"), "preferred service physio: billed at its price")
+
+
+# Explicit choices that cannot be honoured -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("explicit", "rule", "field", "value"),
+    [
+        (PreferPack("pk9"), "R4", "pack_id", "pk9"),
+        (PreferPack("pk1"), "R3", "pack_id", "pk1"),
+        (PreferTemplate("X"), "R2", "template_id", "X"),
+        (PreferTemplate("Y"), "R4", "appointment.service_id", "physio"),
+    ],
+)
+def test_explicit_choice_that_cannot_cover_raises(
+    explicit: Preference, rule: str, field: str, value: str
+) -> None:
+    packs = [pack("pk1", allowance=1, used=1)]
+    with pytest.raises(RefusedError) as refused:
+        decide(appt("A1"), packs, explicit=explicit)
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (rule, field, value)
+
+
+# R14 -----------------------------------------------------------------------------------------
+
+
+def test_choices_list_usable_packs_then_usable_templates_by_name() -> None:
+    any_service = PackTemplate("A", terms(3, name="any three"))
+    money = PackTemplate(
+        "M", terms(Allowance.money(aud("500")), name="Credit", pricing=PerPack(aud("450")))
+    )
+    templates = {t.id: t for t in (PHYSIO, YOGA, any_service, money)}
+    packs = [
+        pack("pk1", PHYSIO),
+        pack("pk2", PHYSIO, used=10),
+        pack("pk3", PHYSIO, minutes=-5),
+    ]
+    offered = choices(appt("A1"), practice=SYDNEY, at=NOW, packs=packs, templates=templates)
+    assert [c.action for c in offered] == [
+        UsePack("pk3"),
+        UsePack("pk1"),
+        OpenPack("A"),
+        OpenPack("M"),
+        OpenPack("T"),
+    ]
+    assert [c.label for c in offered] == [
+        "Physio ten (pk3), 10 left",
+        "Physio ten (pk1), 10 left",
+        "new pack: any three",
+        "new pack: Credit",
+        "new pack: Physio ten",
+    ]
