@@ -240,7 +240,7 @@ def _encodes(value: str) -> bool:
 
 
 def _migrate(connection: Connection, schema: str, migrations: Sequence[Migration]) -> int:
-    """Bring ``schema`` to ``len(migrations)``; returns the version it was at.
+    """Bring ``schema`` to ``len(migrations)``; returns the version it found (under the lock).
 
     An advisory lock serialises concurrent first opens: the second waits, then finds the
     schema up to date.
@@ -268,7 +268,7 @@ def _migrate(connection: Connection, schema: str, migrations: Sequence[Migration
             connection.execute(
                 f"INSERT INTO {schema}.schema_version (version) VALUES (%s)".encode(), (number,)
             )
-    return before
+    return current
 
 
 def _exists(connection: Connection, sql: str, *params: Any) -> bool:
