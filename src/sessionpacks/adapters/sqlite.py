@@ -244,17 +244,32 @@ class _Handle:
 
 
 class _Connections:
-    """One connection per thread to one file, all closed by :meth:`close`."""
+    """One connection per thread to one file, all closed by :meth:`close`.
+
+    A forked child never uses (nor closes) a connection inherited from its parent, which SQLite
+    forbids: it opens its own.
+    """
 
     def __init__(self, path: str, busy_timeout: float) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._closed = False
+        self._inherited: list[_Handle] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
 
     def get(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            # A fresh child: its lock may have been copied held. The parent's connections are
+            # kept referenced so the child never closes them either.
+            self._lock = threading.Lock()
+            self._inherited.extend(self._handles)
+            self._reset()
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is None:
             handle = _Handle(self._connect())
