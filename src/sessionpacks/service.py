@@ -297,7 +297,12 @@ class PackService:
         request repeated (a retried call, a double click); naming another is a move.
         """
         pack = self.repository.load(holder)
-        if explicit not in (None, PreferPack(holder), PreferTemplate(pack.template_id or "-")):
+        repeated = (
+            explicit is None
+            or explicit == PreferPack(holder)
+            or (isinstance(explicit, PreferTemplate) and explicit.template_id == pack.template_id)
+        )
+        if not repeated:
             raise RefusedError(
                 "R6",
                 "appointment.id",
