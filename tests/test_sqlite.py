@@ -123,7 +123,7 @@ def test_a_practice_needs_its_timezone_the_first_time(path: Path) -> None:
         assert store.practice("clinic-1").practice.timezone == SYDNEY
 
 
-@pytest.mark.parametrize("bad", ["", ":memory:", "file:x?mode=memory"])
+@pytest.mark.parametrize("bad", ["", ":memory:", "file:x?mode=memory", b"packs.db", 3])
 def test_a_store_needs_a_file_path(bad: str) -> None:
     with pytest.raises(InvalidValueError):
         SqliteStore(bad)
@@ -133,6 +133,12 @@ def test_a_store_needs_a_file_path(bad: str) -> None:
 def test_busy_timeout_is_a_number_of_seconds(path: Path, bad: Any) -> None:
     with pytest.raises(InvalidValueError):
         SqliteStore(path, busy_timeout=bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, None])
+def test_state_cache_is_a_count(path: Path, bad: Any) -> None:
+    with pytest.raises(InvalidValueError):
+        SqliteStore(path, state_cache=bad)
 
 
 def test_a_file_that_is_not_a_database_is_refused(path: Path) -> None:
@@ -285,6 +291,22 @@ def test_an_empty_commit_does_not_touch_the_file(path: Path, repo: SqliteReposit
 
 
 # Folded states beside the ledger ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", [0, 1, 4096])
+def test_a_store_sees_what_another_store_wrote(path: Path, cache: int) -> None:
+    with SqliteStore(path, state_cache=cache) as mine, SqliteStore(path) as theirs:
+        repo, other = mine.practice("clinic-1", SYDNEY), theirs.practice("clinic-1")
+        service = _service(repo)
+        for _ in range(2):
+            service.open_pack("C1", terms=_terms(5))
+        assert repo.load("pk1").version == repo.load("pk2").version == 1
+        _service(other).assign(_appointment("a1", 0), pack_id="pk1")
+        assert repo.load("pk1") == other.load("pk1")
+        assert repo.load("pk1").version == 2
+        assert [p.version for p in repo.client_packs("C1")] == [2, 1]
+        service.assign(_appointment("a2", 1), pack_id="pk1")  # decided on the state it read
+        assert other.load("pk1").version == repo.load("pk1").version == 3
 
 
 @settings(

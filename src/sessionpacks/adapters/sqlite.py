@@ -28,6 +28,7 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
@@ -243,6 +244,44 @@ class _Handle:
         self.connection = connection
 
 
+class _States:
+    """Decoded states by (practice, pack), each valid for the version it was decoded at.
+
+    Decoding a state costs in proportion to its active usages; a pack's state at a version never
+    changes (it is the fold of the ledger up to it), so a read whose row has the cached version
+    skips decoding. Bounded, least recently used first out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._states: OrderedDict[tuple[str, str], PackState] = OrderedDict()
+
+    def decode(self, practice_id: str, pack_id: str, version: int, text: str) -> PackState:
+        key = (practice_id, pack_id)
+        with self._lock:
+            cached = self._states.get(key)
+            if cached is not None and cached.version == version:
+                self._states.move_to_end(key)
+                return cached
+        state = load_state(text)
+        self.remember(practice_id, [state])
+        return state
+
+    def remember(self, practice_id: str, states: Iterable[PackState]) -> None:
+        with self._lock:
+            for state in states:
+                self._states[(practice_id, state.pack_id)] = state
+                self._states.move_to_end((practice_id, state.pack_id))
+            while len(self._states) > self._size:
+                self._states.popitem(last=False)
+
+    def forget(self, practice_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._states if k[0] == practice_id]:
+                del self._states[key]
+
+
 class _Connections:
     """One connection per thread to one file, all closed by :meth:`close`.
 
@@ -250,12 +289,13 @@ class _Connections:
     forbids: it opens its own.
     """
 
-    def __init__(self, path: str, busy_timeout: float) -> None:
+    def __init__(self, path: str, busy_timeout: float, state_cache: int) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._closed = False
         self._inherited: list[_Handle] = []
+        self.states = _States(state_cache)
         self._reset()
 
     def _reset(self) -> None:
@@ -373,6 +413,11 @@ class SqliteStore:
     Opening creates or upgrades the schema. Safe to share between threads (each gets its own
     connection) and between processes opening the same file. Close it, or use it as a context
     manager.
+
+    ``busy_timeout``: seconds a write waits for another writer before it fails with
+    :class:`~sessionpacks.errors.ConcurrencyError`. ``state_cache``: how many decoded pack states
+    to keep (each is reused only while its version is the one stored; 0 keeps none).
+    ``migrations``: the schema steps, for tests and tools; a file further along is refused.
     """
 
     def __init__(
@@ -380,9 +425,10 @@ class SqliteStore:
         path: str | os.PathLike[str],
         *,
         busy_timeout: float = 10.0,
+        state_cache: int = 4096,
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> None:
-        text = os.fspath(path)
+        text = os.fspath(path) if isinstance(path, str | os.PathLike) else None
         if not isinstance(text, str) or text in ("", ":memory:") or text.startswith("file:"):
             # Each thread opens its own connection: a private in-memory database would differ.
             raise InvalidValueError("path", path, "must be the path of a database file")
@@ -390,7 +436,9 @@ class SqliteStore:
             raise InvalidValueError("busy_timeout", busy_timeout, "must be a number of seconds")
         if busy_timeout < 0:
             raise InvalidValueError("busy_timeout", busy_timeout, "must be >= 0 seconds")
-        self._connections = _Connections(text, float(busy_timeout))
+        if type(state_cache) is not int or state_cache < 0:
+            raise InvalidValueError("state_cache", state_cache, "must be a whole number >= 0")
+        self._connections = _Connections(text, float(busy_timeout), state_cache)
         try:
             connection = self._connections.get()
             _set_wal(connection, text)
@@ -472,14 +520,18 @@ class SqliteRepository:
 
     def load(self, pack_id: str) -> PackState:
         rows = self._fetch(
-            "SELECT state FROM packs WHERE practice_id = ? AND pack_id = ?",
+            "SELECT pack_id, version, state FROM packs WHERE practice_id = ? AND pack_id = ?",
             (pack_id,),
             "pack_id",
             pack_id,
         )
         if not rows:
             raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
-        return load_state(rows[0][0])
+        return self._decode(rows[0])
+
+    def _decode(self, row: Any) -> PackState:
+        """A state from a row ``(pack_id, version, state)``."""
+        return self._connections.states.decode(self._id, row[0], row[1], row[2])
 
     def ledger(self, pack_id: str) -> tuple[Entry, ...]:
         rows = self._fetch(
@@ -500,12 +552,13 @@ class SqliteRepository:
         as_of: datetime | None = None,
     ) -> list[PackState]:
         rows = self._fetch(
-            "SELECT state FROM packs WHERE practice_id = ? AND client_id = ? ORDER BY rowid",
+            """SELECT pack_id, version, state FROM packs WHERE practice_id = ? AND client_id = ?
+               ORDER BY rowid""",
             (client_id,),
             "client_id",
             client_id,
         )
-        return with_statuses((load_state(row[0]) for row in rows), statuses, as_of)
+        return with_statuses(map(self._decode, rows), statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         rows = self._fetch(
@@ -521,7 +574,7 @@ class SqliteRepository:
             raise InvalidValueError("as_of", as_of, "must be a date")
         # The WHERE repeats the partial index's condition so the planner can use it.
         rows = self._fetch(
-            """SELECT state FROM packs
+            """SELECT pack_id, version, state FROM packs
                WHERE practice_id = ? AND ended = 0 AND remaining_units > 0
                  AND expiry_date <= ? AND (expired_on IS NULL OR expired_on != expiry_date)
                ORDER BY rowid""",
@@ -529,7 +582,7 @@ class SqliteRepository:
             "as_of",
             as_of,
         )
-        return [load_state(row[0]) for row in rows]
+        return [self._decode(row) for row in rows]
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         check_window(position, limit)
@@ -554,7 +607,9 @@ class SqliteRepository:
             for change in writing:
                 self._write_pack(connection, change)
             self._move_usages(connection, used, released)
-            return self._append_events(connection, writing)
+            recorded = self._append_events(connection, writing)
+        self._connections.states.remember(self._id, (c.after for c in writing))
+        return recorded
 
     def _write_pack(self, connection: sqlite3.Connection, change: Change) -> None:
         state = change.after
@@ -828,6 +883,7 @@ class SqliteRepository:
                 "practice_id",
                 self._id,
             )
+        self._connections.states.forget(self._id)
         return sorted(differing)
 
     def _replay_all(self, connection: sqlite3.Connection) -> dict[str, PackState]:
