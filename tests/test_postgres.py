@@ -19,6 +19,7 @@ import pytest
 from sessionpacks import operations as ops
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.postgres import (
+    _COMMIT_FUNCTION,
     MIGRATIONS,
     PostgresRepository,
     PostgresStore,
@@ -259,13 +260,13 @@ def test_a_reader_following_positions_sees_every_event_once_in_order(
 
 
 def _wait_for_lock_wait(dsn: str, schema: str) -> None:
-    """Until some backend waits on a lock in a statement on ``schema`` (bounded)."""
+    """Until a commit on ``schema`` waits on a lock (bounded)."""
     with _raw(dsn) as watcher:
         for _ in range(2000):
             row = watcher.execute(
                 """SELECT count(*) FROM pg_stat_activity
                    WHERE wait_event_type = 'Lock' AND position(%s in query) > 0""",
-                (f"{schema}.practices",),
+                (f"{schema}.commit_changes",),
             ).fetchone()
             if row is not None and row[0] > 0:
                 return
@@ -410,12 +411,23 @@ def test_max_size_below_min_size_is_refused() -> None:
 # Tenant isolation, statement by statement ------------------------------------------------
 
 
+def _statements() -> dict[str, bytes]:
+    """Every statement the store runs: the repository's, and those of ``commit_changes``."""
+    sql = vars(_Sql("s"))
+    assert b"s.commit_changes(" in sql.pop("commit")
+    body = _COMMIT_FUNCTION.format(schema="s").split("$body$")[1]
+    for number, part in enumerate(body.split(";")):
+        if re.search(r"\b(INSERT|UPDATE|DELETE|SELECT)\b", part):
+            sql[f"commit_changes #{number}"] = part.encode()
+    return sql
+
+
 def test_every_statement_names_the_practice() -> None:
     """Every statement touches rows of one practice: each WHERE clause names practice_id,
     except an ON CONFLICT's, whose row is the one keyed by this practice's id, and one that
     compares with a subquery, whose own WHERE is checked."""
-    sql = vars(_Sql("s"))
-    assert len(sql) > 20
+    sql = _statements()
+    assert len(sql) > 25
     for name, statement in sql.items():
         text = re.sub(rb"DO UPDATE SET [^;]*?WHERE", b"DO UPDATE SET", statement)
         clauses = re.split(rb"\bWHERE\b", text)[1:]

@@ -40,6 +40,7 @@ byte for byte, whereas ``jsonb`` refuses ``\\u0000`` and lone surrogates that a 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -114,6 +115,84 @@ def statements(*sql: str) -> Migration:
     return run
 
 
+# The whole commit in one statement, so in one round trip and one implicit transaction. Pack
+# rows are written in the order given (the caller sorts them by id), the counter row last: no
+# deadlock between commits. A conflict raises with the field in COLUMN and the value in DETAIL.
+_COMMIT_FUNCTION = """CREATE FUNCTION {schema}.commit_changes(
+        p_practice text,
+        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
+        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
+        p_expired_on date[],
+        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
+        u_released text[], u_appointments text[], u_packs text[],
+        v_ids text[], v_packs text[], v_kinds text[], v_events text[]
+    ) RETURNS bigint LANGUAGE plpgsql AS $body$
+    DECLARE
+        written integer;
+        current_version integer;
+        holder text;
+        base bigint := 0;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
+            IF p_expected[i] = 0 THEN
+                INSERT INTO {schema}.packs (practice_id, pack_id, client_id, version, state,
+                                            expiry_date, ended, remaining_units, expired_on)
+                VALUES (p_practice, p_packs[i], p_clients[i], p_versions[i], p_states[i],
+                        p_expiry_dates[i], p_ended[i], p_remaining[i], p_expired_on[i])
+                ON CONFLICT (practice_id, pack_id) DO NOTHING;
+            ELSE
+                UPDATE {schema}.packs SET client_id = p_clients[i], version = p_versions[i],
+                    state = p_states[i], expiry_date = p_expiry_dates[i], ended = p_ended[i],
+                    remaining_units = p_remaining[i], expired_on = p_expired_on[i]
+                WHERE practice_id = p_practice AND pack_id = p_packs[i]
+                  AND version = p_expected[i];
+            END IF;
+            GET DIAGNOSTICS written = ROW_COUNT;
+            IF written = 0 THEN
+                SELECT version INTO current_version FROM {schema}.packs
+                WHERE practice_id = p_practice AND pack_id = p_packs[i];
+                RAISE EXCEPTION 'is at version %, not %', coalesce(current_version, 0),
+                    p_expected[i]
+                    USING ERRCODE = 'serialization_failure', COLUMN = 'pack_id',
+                          DETAIL = p_packs[i];
+            END IF;
+        END LOOP;
+        INSERT INTO {schema}.entries (practice_id, pack_id, sequence, kind, entry)
+        SELECT p_practice, e.pack_id, e.sequence, e.kind, e.entry
+        FROM unnest(e_packs, e_sequences, e_kinds, e_entries) AS e(pack_id, sequence, kind, entry);
+        -- Releases first, so a move in one commit frees the appointment before it is taken.
+        DELETE FROM {schema}.active_usages
+        WHERE practice_id = p_practice AND appointment_id = ANY (u_released);
+        FOR i IN 1 .. coalesce(array_length(u_appointments, 1), 0) LOOP
+            -- The same pack holding it already is no conflict; another pack is (R6).
+            INSERT INTO {schema}.active_usages (practice_id, appointment_id, pack_id)
+            VALUES (p_practice, u_appointments[i], u_packs[i])
+            ON CONFLICT (practice_id, appointment_id) DO UPDATE SET pack_id = EXCLUDED.pack_id
+            WHERE active_usages.pack_id = EXCLUDED.pack_id;
+            GET DIAGNOSTICS written = ROW_COUNT;
+            IF written = 0 THEN
+                SELECT pack_id INTO holder FROM {schema}.active_usages
+                WHERE practice_id = p_practice AND appointment_id = u_appointments[i];
+                RAISE EXCEPTION 'is active on pack % (R6)', holder
+                    USING ERRCODE = 'unique_violation', COLUMN = 'appointment_id',
+                          DETAIL = u_appointments[i];
+            END IF;
+        END LOOP;
+        IF coalesce(array_length(v_ids, 1), 0) > 0 THEN
+            -- The counter row stays locked until this transaction ends (module docstring).
+            UPDATE {schema}.practices SET last_position = last_position + array_length(v_ids, 1)
+            WHERE practice_id = p_practice
+            RETURNING last_position - array_length(v_ids, 1) INTO base;
+            INSERT INTO {schema}.events (practice_id, position, event_id, pack_id, kind, event)
+            SELECT p_practice, base + e.n, e.event_id, e.pack_id, e.kind, e.event
+            FROM unnest(v_ids, v_packs, v_kinds, v_events)
+                 WITH ORDINALITY AS e(event_id, pack_id, kind, event, n);
+        END IF;
+        RETURN base;
+    END
+    $body$"""
+
+
 _V1 = statements(
     """CREATE TABLE {schema}.practices (
         practice_id text PRIMARY KEY,
@@ -178,6 +257,7 @@ _V1 = statements(
         preference text NOT NULL,
         PRIMARY KEY (practice_id, client_id)
     )""",
+    _COMMIT_FUNCTION,
 )
 
 MIGRATIONS: tuple[Migration, ...] = (_V1,)
@@ -214,6 +294,10 @@ def _translated() -> Iterator[None]:
         raise
     except _RACES as error:
         diag = error.diag
+        if diag.column_name is not None:  # raised by commit_changes: field, value, message
+            raise ConcurrencyError(
+                diag.column_name, diag.message_detail, diag.message_primary or ""
+            ) from error
         field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or "row")
         raise ConcurrencyError(
             field, diag.message_detail, f"conflicts with a concurrent write ({error.sqlstate})"
@@ -222,6 +306,14 @@ def _translated() -> Iterator[None]:
         raise InvalidValueError("value", None, f"PostgreSQL cannot store it: {error}") from error
     except (psycopg.Error, PoolTimeout) as error:
         raise StoreError("database", None, f"PostgreSQL failed: {error}") from error
+
+
+# Decoding is a pure function of the stored text and its results are immutable: a workflow that
+# reads the same pack twice (client_packs, then load) or every template on each booking decodes
+# each version once. Keyed by the text itself, so a new version is a new key.
+_state = functools.lru_cache(maxsize=4096)(load_state)
+_template = functools.lru_cache(maxsize=1024)(load_template)
+_preference = functools.lru_cache(maxsize=1024)(load_preference)
 
 
 def _storable(field: str, value: str) -> str:
@@ -428,59 +520,13 @@ class _Sql:
             f"""SELECT position, event FROM {s}.events WHERE practice_id = %s AND position > %s
                 ORDER BY position LIMIT %s"""
         )
-        # A pack's row and its entries in one statement: the entries go in only if the row
-        # was written, so a stale version writes nothing and is seen as 0 rows, not an error.
-        entries = f"""INSERT INTO {s}.entries (practice_id, pack_id, sequence, kind, entry)
-                SELECT pack.practice_id, pack.pack_id, e.sequence, e.kind, e.entry
-                FROM pack, unnest(%(sequences)s::integer[], %(kinds)s::text[], %(entries)s::text[])
-                     AS e(sequence, kind, entry)"""
-        self.open_pack = _q(
-            f"""WITH pack AS (
-                    INSERT INTO {s}.packs (practice_id, pack_id, client_id, version, state,
-                                           expiry_date, ended, remaining_units, expired_on)
-                    VALUES (%(practice)s, %(pack)s, %(client)s, %(version)s, %(state)s,
-                            %(expiry_date)s, %(ended)s, %(remaining)s, %(expired_on)s)
-                    ON CONFLICT (practice_id, pack_id) DO NOTHING
-                    RETURNING practice_id, pack_id)
-                {entries}"""
-        )
-        self.update_pack = _q(
-            f"""WITH pack AS (
-                    UPDATE {s}.packs SET client_id = %(client)s, version = %(version)s,
-                        state = %(state)s, expiry_date = %(expiry_date)s, ended = %(ended)s,
-                        remaining_units = %(remaining)s, expired_on = %(expired_on)s
-                    WHERE practice_id = %(practice)s AND pack_id = %(pack)s
-                      AND version = %(expected)s
-                    RETURNING practice_id, pack_id)
-                {entries}"""
-        )
-        self.release = _q(
-            f"""DELETE FROM {s}.active_usages
-                WHERE practice_id = %s AND appointment_id = ANY(%s::text[])"""
-        )
-        # A conflict with a row of the same pack is no conflict (it stays); with another pack's
-        # row the update does nothing and the appointment is missing from RETURNING (R6).
-        self.use = _q(
-            f"""INSERT INTO {s}.active_usages (practice_id, appointment_id, pack_id)
-                SELECT %s, u.appointment_id, u.pack_id
-                FROM unnest(%s::text[], %s::text[]) AS u(appointment_id, pack_id)
-                ORDER BY u.appointment_id
-                ON CONFLICT (practice_id, appointment_id) DO UPDATE SET pack_id = EXCLUDED.pack_id
-                WHERE active_usages.pack_id = EXCLUDED.pack_id
-                RETURNING appointment_id"""
-        )
-        # The counter row's lock is held to COMMIT: see the module's docstring.
-        self.append_events = _q(
-            f"""WITH counter AS (
-                    UPDATE {s}.practices SET last_position = last_position + %(n)s
-                    WHERE practice_id = %(practice)s
-                    RETURNING last_position - %(n)s AS base)
-                INSERT INTO {s}.events (practice_id, position, event_id, pack_id, kind, event)
-                SELECT %(practice)s, counter.base + e.n, e.event_id, e.pack_id, e.kind, e.event
-                FROM counter, unnest(%(ids)s::text[], %(packs)s::text[], %(kinds)s::text[],
-                                     %(events)s::text[])
-                     WITH ORDINALITY AS e(event_id, pack_id, kind, event, n)
-                RETURNING position, event_id"""
+        self.commit = _q(
+            f"""SELECT {s}.commit_changes(%s,
+                    %b::text[], %b::integer[], %b::integer[], %b::text[], %b::text[],
+                    %b::date[], %b::boolean[], %b::bigint[], %b::date[],
+                    %b::text[], %b::integer[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[],
+                    %b::text[], %b::text[], %b::text[], %b::text[])"""
         )
         self.latest_template_version = _q(
             f"""SELECT coalesce(max(version), 0) FROM {s}.templates
@@ -536,6 +582,43 @@ def _q(sql: str) -> bytes:
     return sql.encode()
 
 
+def _commit_parameters(
+    practice_id: str,
+    writing: list[Change],
+    used: dict[str, str],
+    released: set[str],
+    events: list[Event],
+) -> list[Any]:
+    """The arguments of ``commit_changes``: packs sorted by id (the order their rows lock)."""
+    packs = sorted(writing, key=lambda change: change.pack_id)
+    states = [change.after for change in packs]
+    entries = [entry for change in writing for entry in change.entries]
+    appointments = sorted(used)
+    return [
+        practice_id,
+        [change.pack_id for change in packs],
+        [change.expected_version for change in packs],
+        [state.version for state in states],
+        [state.client_id for state in states],
+        [dump_state(state) for state in states],
+        [state.expiry_date for state in states],
+        [state.ended for state in states],
+        [state.remaining_units for state in states],
+        [state.expired_on for state in states],
+        [entry.pack_id for entry in entries],
+        [entry.sequence for entry in entries],
+        [type(entry).__name__ for entry in entries],
+        [dump_entry(entry) for entry in entries],
+        sorted(released),
+        appointments,
+        [used[appointment_id] for appointment_id in appointments],
+        [event.event_id for event in events],
+        [event.pack_id for event in events],
+        [type(event).__name__ for event in events],
+        [dump_event(event) for event in events],
+    ]
+
+
 class PostgresRepository:
     """One practice's view of a :class:`PostgresStore`; every statement is scoped to it."""
 
@@ -559,7 +642,7 @@ class PostgresRepository:
         rows = self._rows(self._sql.load, _storable("pack_id", pack_id))
         if not rows:
             raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
-        return load_state(rows[0][0])
+        return _state(rows[0][0])
 
     def ledger(self, pack_id: str) -> tuple[Entry, ...]:
         rows = self._rows(self._sql.ledger, _storable("pack_id", pack_id))
@@ -575,7 +658,7 @@ class PostgresRepository:
         as_of: datetime | None = None,
     ) -> list[PackState]:
         rows = self._rows(self._sql.client_packs, _storable("client_id", client_id))
-        return with_statuses((load_state(row[0]) for row in rows), statuses, as_of)
+        return with_statuses((_state(row[0]) for row in rows), statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         rows = self._rows(self._sql.holder, _storable("appointment_id", appointment_id))
@@ -584,7 +667,7 @@ class PostgresRepository:
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         if type(as_of) is not date:
             raise InvalidValueError("as_of", as_of, "must be a date")
-        return [load_state(row[0]) for row in self._rows(self._sql.expiry_candidates, as_of)]
+        return [_state(row[0]) for row in self._rows(self._sql.expiry_candidates, as_of)]
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         check_window(position, limit)
@@ -604,91 +687,12 @@ class PostgresRepository:
         for appointment_id in used.keys() | released:
             _storable("appointment_id", appointment_id)
         events = [event for change in writing for event in change.events]
-        # Two round trips: BEGIN and the pack, entry and usage writes, whose results are then
-        # checked; then the events and COMMIT, so the counter row is locked for one round trip.
-        with (
-            self._store.connection() as connection,
-            connection.pipeline() as pipeline,
-            connection.transaction(),
-        ):
-            # Pack rows locked in id order, the counter last: no deadlock between commits.
-            ordered = sorted(writing, key=lambda change: change.pack_id)
-            written = [self._write_pack(connection, change) for change in ordered]
-            if released:
-                connection.execute(self._sql.release, (self._id, sorted(released)))
-            taken = self._take_usages(connection, used)
-            pipeline.sync()
-            for change, cursor in zip(ordered, written, strict=True):
-                if cursor.rowcount != len(change.entries):
-                    raise self._stale(connection, change)
-            if taken is not None:
-                self._check_holders(connection, used, {row[0] for row in taken.fetchall()})
-            appended = self._append_events(connection, events)
-        positions = {} if appended is None else {r[1]: r[0] for r in appended.fetchall()}
-        return tuple(RecordedEvent(positions[e.event_id], e) for e in events)
-
-    def _write_pack(self, connection: Connection, change: Change) -> psycopg.Cursor[Any]:
-        """The pack's row and entries; the cursor's rowcount is 0 if the version was stale."""
-        state, entries = change.after, change.entries
-        params = {
-            "practice": self._id,
-            "pack": change.pack_id,
-            "client": state.client_id,
-            "version": state.version,
-            "state": dump_state(state),
-            "expiry_date": state.expiry_date,
-            "ended": state.ended,
-            "remaining": state.remaining_units,
-            "expired_on": state.expired_on,
-            "expected": change.expected_version,
-            "sequences": [e.sequence for e in entries],
-            "kinds": [type(e).__name__ for e in entries],
-            "entries": [dump_entry(e) for e in entries],
-        }
-        sql = self._sql.open_pack if change.expected_version == 0 else self._sql.update_pack
-        return connection.execute(sql, params)
-
-    def _stale(self, connection: Connection, change: Change) -> ConcurrencyError:
-        row = connection.execute(self._sql.version, (self._id, change.pack_id)).fetchone()
-        version = 0 if row is None else row[0]
-        return ConcurrencyError(
-            "pack_id", change.pack_id, f"is at version {version}, not {change.expected_version}"
-        )
-
-    def _take_usages(
-        self, connection: Connection, used: dict[str, str]
-    ) -> psycopg.Cursor[Any] | None:
-        if not used:
-            return None
-        appointments = sorted(used)
-        return connection.execute(
-            self._sql.use, (self._id, appointments, [used[a] for a in appointments])
-        )
-
-    def _check_holders(self, connection: Connection, used: dict[str, str], taken: set[str]) -> None:
-        for appointment_id in sorted(used.keys() - taken):
-            row = connection.execute(self._sql.holder, (self._id, appointment_id)).fetchone()
-            holder = "?" if row is None else row[0]
-            raise ConcurrencyError(
-                "appointment_id", appointment_id, f"is active on pack {holder} (R6)"
-            )
-
-    def _append_events(
-        self, connection: Connection, events: list[Event]
-    ) -> psycopg.Cursor[Any] | None:
-        if not events:
-            return None
-        return connection.execute(
-            self._sql.append_events,
-            {
-                "n": len(events),
-                "practice": self._id,
-                "ids": [e.event_id for e in events],
-                "packs": [e.pack_id for e in events],
-                "kinds": [type(e).__name__ for e in events],
-                "events": [dump_event(e) for e in events],
-            },
-        )
+        with self._store.connection() as connection:
+            row = connection.execute(
+                self._sql.commit, _commit_parameters(self._id, writing, used, released, events)
+            ).fetchone()
+        base = 0 if row is None else int(row[0])
+        return tuple(RecordedEvent(base + n, event) for n, event in enumerate(events, start=1))
 
     # Templates and preferences -------------------------------------------------------------
 
@@ -724,13 +728,13 @@ class PostgresRepository:
         else:
             rows = self._rows(self._sql.template_version, template_id, version)
         if rows:
-            return load_template(rows[0][0])
+            return _template(rows[0][0])
         if version is not None and self._rows(self._sql.latest_template, template_id):
             raise NotFoundError("version", version, f"template {template_id} has no such version")
         raise NotFoundError("template_id", template_id, "no such template in this practice")
 
     def templates(self) -> list[PackTemplate]:
-        return [load_template(row[0]) for row in self._rows(self._sql.templates)]
+        return [_template(row[0]) for row in self._rows(self._sql.templates)]
 
     def set_preference(self, client_id: str, preference: Preference | None) -> None:
         _storable("client_id", client_id)
@@ -744,7 +748,7 @@ class PostgresRepository:
 
     def preference(self, client_id: str) -> Preference | None:
         rows = self._rows(self._sql.preference, _storable("client_id", client_id))
-        return load_preference(rows[0][0]) if rows else None
+        return _preference(rows[0][0]) if rows else None
 
     # The folded state is derived: it can always be checked against the ledger --------------
 
