@@ -301,7 +301,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "adjust",
         help="credit (+) or debit (-) a pack, with a reason",
         example="sessionpacks pack adjust pk_1234 +1 --reason 'goodwill session'\n"
-        "sessionpacks pack adjust pk_1234 -- -30m --reason 'correction'",
+        "sessionpacks pack adjust pk_1234 --reason correction -- -30m  # -- before a -duration",
         run=pack_adjust,
         common=common,
     )
