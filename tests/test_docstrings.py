@@ -26,5 +26,7 @@ def test_docstring_examples_run(name: str) -> None:
 
 
 def test_docstring_examples_exist() -> None:
-    found = sum(doctest.testmod(importlib.import_module(n), report=False).attempted for n in MODULES)
+    found = sum(
+        doctest.testmod(importlib.import_module(n), report=False).attempted for n in MODULES
+    )
     assert found >= 5

@@ -431,3 +431,46 @@ def test_lateness_counts_real_hours_across_a_dst_change() -> None:
         assert isinstance(change.entries[0], Released)
     late = ops.cancel(state, "A1", NOW, cancelled_at=at("2026-04-04T10:30"))
     assert isinstance(late.entries[0], Marked)
+
+
+# Rules settled after review -------------------------------------------------------------------
+
+
+def test_an_earlier_first_use_that_would_expire_a_later_usage_is_unusable() -> None:
+    # Valid 1 month after first use; A1 on 2026-03-10 is the first use. A0 on 2026-02-01 would
+    # become the first use and end validity on 2026-03-01, before A1.
+    state = ops.open_pack(
+        "pk1",
+        "C1",
+        terms(expiry=ExpiresAfterFirstUse(Period(months=1))),
+        Practice("p", "Australia/Sydney"),
+        at("2026-01-15T09:00"),
+    ).after
+    state = ops.use(state, appt("A1", "2026-03-10T10:00"), at("2026-01-15T09:00")).after
+    refusal = ops.unusable_because(state, appt("A0", "2026-02-01T10:00"))
+    assert refusal is not None
+    assert (refusal.rule, refusal.field) == ("R5", "appointment.start")
+    assert "before appointment A1" in refusal.reason
+    assert ops.unusable_because(state, appt("A0", "2026-02-20T10:00")) is None
+
+
+@pytest.mark.parametrize("no_show", [True, False])
+def test_a_marked_usage_cannot_be_cancelled_again(no_show: bool) -> None:
+    policies = Policies(late_cancel_consumes=True, no_show_consumes=False)
+    state = ops.open_pack(
+        "pk1",
+        "C1",
+        terms(policies=policies),
+        Practice("p", "Australia/Sydney"),
+        at("2026-01-15T09:00"),
+    ).after
+    state = ops.use(state, appt("A1", "2026-02-02T10:00"), at("2026-01-15T09:00")).after
+    state = ops.cancel(state, "A1", at("2026-02-02T09:00")).after
+    assert state.usages[0].mark is Mark.LATE_CANCEL
+    with pytest.raises(RefusedError) as refused:
+        ops.cancel(state, "A1", at("2026-02-02T11:00"), no_show=no_show)
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (
+        "R7",
+        "appointment_id",
+        "A1",
+    )

@@ -39,19 +39,35 @@ def issue(state: PackState, appointment_id: str) -> tuple[PackState, Any]:
 # Invoice lines -------------------------------------------------------------------------------
 
 
-def test_per_session_line_follows_the_number_until_issued() -> None:
+def test_per_session_line_keeps_its_label_once_issued() -> None:
     pricing = PerSession.reduced(aud("150"), aud("120"))
     state = use(opened(pricing=pricing), "A2", 9)
-    assert invoice_line(state, "A2").amount == aud("150")
     state = use(state, "A1", 2)
-    line = invoice_line(state, "A2")
-    assert (line.number, line.label, line.amount) == (2, "Session 2 of 3", aud("120"))
+    state, first = issue(state, "A1")
     state, issued = issue(state, "A2")
+    assert (issued.number, issued.label, issued.amount) == (2, "Session 2 of 3", aud("120"))
     state = use(state, "A0", 1)
     assert invoice_line(state, "A2") == issued
     assert state.label("A2") == "Session 3 of 3"
-    assert issued.total == aud("120")
+    assert (first.amount, issued.total) == (aud("150"), aud("120"))
     assert not issued.prepaid
+
+
+def test_per_session_first_price_is_charged_once_when_an_earlier_session_comes_later() -> None:
+    # E3 with invoices: A0, recorded after A1..A3 were invoiced, becomes session 1 but the
+    # first-session price was already charged on A1's line.
+    pricing = PerSession.reduced(aud("150"), aud("120"))
+    state = opened(10, pricing=pricing)
+    lines = []
+    for appointment_id, day in (("A1", 2), ("A2", 3), ("A3", 4)):
+        state = use(state, appointment_id, day)
+        state, line = issue(state, appointment_id)
+        lines.append(line.amount)
+    state = use(state, "A0", 1)
+    state, late = issue(state, "A0")
+    assert lines == [aud("150"), aud("120"), aud("120")]
+    assert (late.label, late.amount) == ("Session 1 of 10", aud("120"))
+    assert state.label("A1") == "Session 2 of 10"
 
 
 def test_per_pack_price_on_the_first_line_issued() -> None:

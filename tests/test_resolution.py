@@ -237,3 +237,21 @@ def test_choices_list_usable_packs_then_usable_templates_by_name() -> None:
         "new pack: Credit",
         "new pack: Physio ten",
     ]
+
+
+def test_a_pack_an_earlier_first_use_would_expire_is_passed_over_for_a_new_one() -> None:
+    monthly = PackTemplate(
+        "M", terms(10, name="Monthly", expiry=ExpiresAfterFirstUse(Period(months=1)))
+    )
+    state = ops.open_pack("pk1", "C1", monthly.terms, SYDNEY, NOW, template_id="M").after
+    state = ops.use(state, appt("A1", "2026-03-10T10:00"), NOW).after
+    decision = resolve(
+        appt("A0", "2026-02-01T10:00"),
+        practice=SYDNEY,
+        at=NOW,
+        packs=[state],
+        templates={"M": monthly},
+        preference=PreferTemplate("M"),
+    )
+    assert decision.action == OpenPack("M")
+    assert [p.candidate for p in decision.passed_over] == ["pk1"]

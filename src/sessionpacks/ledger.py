@@ -283,6 +283,7 @@ class PackState:
     closed_at: datetime | None = None
     voided_at: datetime | None = None
     price_charged: bool = False
+    lines_issued: int = 0
 
     @property
     def metric(self) -> Metric:
@@ -481,6 +482,7 @@ def _fold(state: PackState, entry: Entry) -> PackState:
                 state,
                 usages=_replace_usage(state, entry.appointment_id, invoice=entry),
                 price_charged=state.price_charged or entry.includes_pack_price,
+                lines_issued=state.lines_issued + 1,
             )
         case Adjusted():
             return attrs.evolve(

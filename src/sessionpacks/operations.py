@@ -231,6 +231,19 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
             f"pack {state.pack_id} expires on {expiry.isoformat()}; the local date "
             f"{local.isoformat()} is not before it",
         )
+    latest = state.usages[-1] if state.usages else None
+    if (
+        expiry is not None
+        and latest is not None
+        and latest.appointment.local_date(state.zone) >= expiry
+    ):
+        return RefusedError(
+            "R5",
+            "appointment.start",
+            appointment.start.isoformat(),
+            f"as the first use it would make pack {state.pack_id} expire on "
+            f"{expiry.isoformat()}, before appointment {latest.appointment.id}",
+        )
     if state.remaining_units <= 0:
         return RefusedError("R3", "pack_id", state.pack_id, "the pack has nothing left")
     return None
@@ -252,14 +265,6 @@ def use(state: PackState, appointment: Appointment, at: datetime) -> Change:
         covered=state.amount(covered),
         shortfall=state.amount(needed - covered),
     )
-    late = _past_expiry(after)
-    if late is not None:  # an earlier first use moved the expiry before a later usage
-        raise RefusedError(
-            "R5",
-            "appointment.start",
-            appointment.start.isoformat(),
-            f"it would make pack {state.pack_id} expire before appointment {late.appointment.id}",
-        )
     build.event(
         ev.SessionUsed,
         appointment_id=appointment.id,
@@ -343,6 +348,13 @@ def cancel(
     no-show whose policy consumes marks the usage; anything else releases it.
     """
     usage = _require_usage(state, appointment_id)
+    if usage.mark is not None:
+        raise RefusedError(
+            "R7",
+            "appointment_id",
+            appointment_id,
+            f"is already marked {usage.mark.value} on pack {state.pack_id}",
+        )
     policies = state.terms.policies
     if no_show:
         consumes, why = policies.no_show_consumes, Mark.NO_SHOW

@@ -11,6 +11,9 @@ Rules this module chose where the spec is silent (see ``docs/rules.md``):
   after ``u`` of ``N`` units, ``floor(price * min(u, N) / N)`` minor units are recognised, so the
   shares add up to the price exactly with the remainders on the later sessions. Goodwill credits
   beyond the paid allowance recognise nothing.
+* A pack charged per session charges the n-th line *issued* at the n-th session's tier, while
+  its label keeps the session number: the first-session price is charged once even when an
+  earlier appointment, recorded after the fact, becomes session 1.
 * A pack charged per session is paid as it is used: nothing is prepaid, so there is no
   breakage and nothing to refund.
 """
@@ -93,7 +96,7 @@ def invoice_line(state: PackState, appointment_id: str) -> InvoiceLine:
         )
     pricing = state.terms.pricing
     if isinstance(pricing, PerSession):
-        charge, prepaid, includes = pricing.price_of(number), False, False
+        charge, prepaid, includes = pricing.price_of(state.lines_issued + 1), False, False
     elif state.price_charged:
         charge, prepaid, includes = Money.zero(pricing.currency), True, False
     else:

@@ -111,7 +111,9 @@ def template_refusal(
     at: datetime,
 ) -> RefusedError | None:
     """Why a new pack from ``template`` could not cover ``appointment``, or ``None``."""
-    trial = open_pack("trial", appointment.client_id, template.terms, practice, at).after
+    trial = open_pack(
+        f"(new from {template.id})", appointment.client_id, template.terms, practice, at
+    ).after
     return unusable_because(trial, appointment)
 
 
