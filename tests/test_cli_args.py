@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionpacks._cli import app, render, values
+from sessionpacks._cli import app, reference, render, values
 from sessionpacks._cli.base import common_options
 from sessionpacks._cli.store import _open_store
 from sessionpacks.cli import build_parser, main
@@ -207,24 +207,12 @@ def test_bad_input_names_what_is_wrong(
 
 def test_every_verb_has_help_with_an_example_and_the_common_options() -> None:
     common = {a.dest for a in common_options()._actions if a.dest != "help"}
-    leaves = list(_leaves(build_parser()))
+    leaves = list(reference.leaves(build_parser()))
     assert len(leaves) == 29
     for name, parser in leaves:
         text = parser.format_help()
         assert "example:\n  sessionpacks " in text, name
         assert common <= {a.dest for a in parser._actions}, name
-
-
-def _leaves(
-    parser: argparse.ArgumentParser, prefix: str = ""
-) -> list[tuple[str, argparse.ArgumentParser]]:
-    found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                found += _leaves(child, f"{prefix} {name}".strip())
-            return found
-    return [(prefix, parser)]
 
 
 # The smaller pieces ----------------------------------------------------------------------
@@ -344,3 +332,20 @@ def test_main_reads_sys_argv(
     monkeypatch.setattr("sys.argv", ["sessionpacks", "--help"])
     assert app.main() == 0
     assert "usage: sessionpacks" in capsys.readouterr().out
+
+
+def test_the_cli_reference_in_the_docs_is_generated_from_the_parsers() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
+    assert reference.reference() in page, (
+        "docs/cli.md is out of date: run python -m sessionpacks._cli.reference docs/cli.md"
+    )
+    for words, _ in reference.leaves(build_parser()):
+        assert f"### `sessionpacks {words}`" in page
+
+
+def test_the_reference_generator_rewrites_only_its_part(tmp_path: Path) -> None:
+    page = tmp_path / "cli.md"
+    page.write_text(f"intro\n{reference.BEGIN}\nold\n{reference.END}\noutro\n", "utf-8")
+    assert reference.update(page) is True
+    assert page.read_text("utf-8") == f"intro\n{reference.reference()}outro\n"
+    assert reference.update(page) is False

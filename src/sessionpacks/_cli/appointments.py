@@ -23,7 +23,9 @@ _FIELDS = ("client", "service", "start", "duration", "price")
 
 def add_appointment_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """The appointment as the host knows it: id, client, service, start, duration, price."""
-    parser.add_argument("appointment_id", metavar="APPOINTMENT_ID")
+    parser.add_argument(
+        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
+    )
     group = parser.add_argument_group("appointment")
     group.add_argument("--client", metavar="ID", required=required, help="the client's id")
     group.add_argument("--service", metavar="ID", required=required, help="the service's id")
@@ -263,7 +265,9 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
             run=run,
             common=common,
         )
-        p.add_argument("appointment_id", metavar="APPOINTMENT_ID")
+        p.add_argument(
+            "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
+        )
     p = add_command(
         verbs,
         "cancel",
@@ -273,7 +277,9 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=cancel,
         common=common,
     )
-    p.add_argument("appointment_id", metavar="APPOINTMENT_ID")
+    p.add_argument(
+        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
+    )
     p.add_argument(
         "--at", type=instant, metavar="INSTANT", help="when the client cancelled (default: now)"
     )
@@ -285,7 +291,9 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=reschedule,
         common=common,
     )
-    p.add_argument("appointment_id", metavar="APPOINTMENT_ID")
+    p.add_argument(
+        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
+    )
     p.add_argument("--to", type=instant, metavar="INSTANT", required=True, help="the new start")
     p = add_command(
         verbs,

@@ -221,7 +221,7 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_add,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
     add_terms_options(p)
     p = add_command(
         verbs,
@@ -231,7 +231,7 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_edit,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
     add_terms_options(p, editing=True)
     add_command(
         verbs,
@@ -249,7 +249,7 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_show,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
     p.add_argument("--version", type=positive_int, help="an earlier version (default: latest)")
 
 
@@ -269,7 +269,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_open,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
     p.add_argument("--template", metavar="ID", help="open from this template")
     p.add_argument("--pack-id", metavar="ID", help="the new pack's id (default: generated)")
     p.add_argument(
@@ -286,7 +286,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_list,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
     p = add_command(
         verbs,
         "show",
@@ -295,7 +295,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_show,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID")
+    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
     p = add_command(
         verbs,
         "adjust",
@@ -305,7 +305,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_adjust,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID")
+    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
     p.add_argument("amount", metavar="AMOUNT", help="in the pack's metric: +1, -1, 30m, -50.00")
     p.add_argument("--reason", required=True, help="why (kept in the ledger)")
     p.add_argument("--currency", type=currency, metavar="CODE", help="for a money amount")
@@ -317,7 +317,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_extend,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID")
+    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
     p.add_argument("until", metavar="DATE", type=day, help="the new expiry date")
     p.add_argument("--reason", required=True, help="why (kept in the ledger)")
     for name, run, help_text in (
@@ -332,7 +332,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
             run=run,
             common=common,
         )
-        p.add_argument("pack_id", metavar="PACK_ID")
+        p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
         p.add_argument("--reason", default="", help="why (kept in the ledger)")
 
 
@@ -352,7 +352,7 @@ def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=client_prefer,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--pack", metavar="ID", help="use this pack while it can be used")
     choice.add_argument("--template", metavar="ID", help="use (or open) a pack from this template")
@@ -366,4 +366,4 @@ def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=client_show,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID")
+    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
