@@ -70,6 +70,9 @@ from sessionpacks.adapters._common import (
     check_window,
     with_statuses,
 )
+
+# One StoreError for every store (it should move to sessionpacks.errors; until then, SQLite's).
+from sessionpacks.adapters.sqlite import StoreError
 from sessionpacks.errors import (
     ConcurrencyError,
     InvalidValueError,
@@ -98,11 +101,6 @@ Migration = Callable[[Connection, str], None]
 # hashtext(schema), so upgrades of different schemas do not wait for each other.
 _MIGRATION_LOCK = 0x5E5510
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-class StoreError(SessionPacksError):
-    """The database could not do what was asked: it is unreachable, the store is closed, the
-    schema is from a newer release. Nothing was written."""
 
 
 def statements(*sql: str) -> Migration:
