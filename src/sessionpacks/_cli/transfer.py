@@ -401,7 +401,9 @@ class _Rejects:
     def write(self, line: int, row: dict[str, str], reason: str) -> None:
         if self.writer is None:
             fields = ["line", "reason", *(k for k in row if k is not None)]
-            self.writer = csv.DictWriter(self.handle, fields, extrasaction="ignore")
+            self.writer = csv.DictWriter(
+                self.handle, fields, extrasaction="ignore", lineterminator="\n"
+            )
             self.writer.writeheader()
         self.writer.writerow({**row, "line": line, "reason": reason})
 
@@ -541,7 +543,7 @@ def _write(ctx: Context, kind: str, out: TextIO, fmt: str, now: datetime) -> Non
         for record in records:
             out.write(json.dumps({"kind": singular, **record}, ensure_ascii=False) + "\n")
         return
-    writer = csv.DictWriter(out, _CSV_FIELDS[kind])
+    writer = csv.DictWriter(out, _CSV_FIELDS[kind], lineterminator="\n")
     writer.writeheader()
     for record in records:
         writer.writerow(_csv_row(kind, record))
