@@ -33,6 +33,8 @@ from sessionpacks.adapters.sqlite import (
     SqliteRepository,
     SqliteStore,
     StoreError,
+    _States,
+    _translate,
     statements,
 )
 from sessionpacks.errors import (
@@ -173,8 +175,53 @@ def _capture(errors: list[BaseException], call: Callable[[], object]) -> None:
         errors.append(error)
 
 
-def test_the_file_is_in_wal_mode(path: Path, repo: SqliteRepository) -> None:
+def test_the_file_is_in_wal_mode(path: Path, store: SqliteStore) -> None:
+    assert store.path == str(path)
     assert _raw(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_arguments_are_refused_before_any_sql(repo: SqliteRepository) -> None:
+    with pytest.raises(InvalidValueError):
+        repo.expiry_candidates(NOW)  # a datetime is not a date here
+    with pytest.raises(InvalidValueError):
+        repo.save_template("t1")  # type: ignore[arg-type]
+
+
+def _driver_error(kind: type[sqlite3.Error], name: str, code: int) -> sqlite3.Error:
+    error = kind(name)
+    error.sqlite_errorname = name
+    error.sqlite_errorcode = code
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_driver_error(sqlite3.IntegrityError, "SQLITE_CONSTRAINT_PRIMARYKEY", 1555), "conflict"),
+        (_driver_error(sqlite3.IntegrityError, "SQLITE_CONSTRAINT_UNIQUE", 2067), "conflict"),
+        (_driver_error(sqlite3.IntegrityError, "SQLITE_CONSTRAINT_CHECK", 275), "store"),
+        (_driver_error(sqlite3.OperationalError, "SQLITE_BUSY", 5), "conflict"),
+        (_driver_error(sqlite3.OperationalError, "SQLITE_LOCKED_SHAREDCACHE", 262), "conflict"),
+        (_driver_error(sqlite3.OperationalError, "SQLITE_IOERR_FSYNC", 1034), "store"),
+        (sqlite3.ProgrammingError("Cannot operate on a closed database."), "store"),
+    ],
+)
+def test_driver_errors_become_the_librarys(error: sqlite3.Error, expected: str) -> None:
+    translated = _translate(error, "pack_id", "p1")
+    kind = ConcurrencyError if expected == "conflict" else StoreError
+    assert type(translated) is kind
+    assert (translated.field, translated.value) == ("pack_id", "p1")
+
+
+def test_a_slow_reader_does_not_put_back_an_older_state(repo: SqliteRepository) -> None:
+    service = _service(repo)
+    older = service.open_pack("C1", terms=_terms(5))
+    newer = service.assign(_appointment("a1", 0), pack_id="pk1").pack
+    assert newer is not None
+    states = _States(10)
+    states.remember("clinic-1", [newer])
+    states.remember("clinic-1", [older])
+    assert states.decode("clinic-1", "pk1", 2, "not read: the cached state is current") is newer
 
 
 # Schema versions -----------------------------------------------------------------------------

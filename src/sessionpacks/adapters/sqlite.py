@@ -233,6 +233,17 @@ def _transaction(connection: sqlite3.Connection, field: str, value: Any) -> Iter
         raise
 
 
+@contextmanager
+def _reading(connection: sqlite3.Connection, field: str, value: Any) -> Iterator[None]:
+    """A read transaction: every statement in it sees the same snapshot of the file."""
+    _execute(connection, "BEGIN DEFERRED", (), field, value)
+    try:
+        yield
+    finally:
+        with suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+
+
 def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
@@ -271,8 +282,12 @@ class _States:
     def remember(self, practice_id: str, states: Iterable[PackState]) -> None:
         with self._lock:
             for state in states:
-                self._states[(practice_id, state.pack_id)] = state
-                self._states.move_to_end((practice_id, state.pack_id))
+                key = (practice_id, state.pack_id)
+                known = self._states.get(key)
+                # A slow reader must not put back a state older than a writer's newer one.
+                if known is None or known.version <= state.version:
+                    self._states[key] = state
+                    self._states.move_to_end(key)
             while len(self._states) > self._size:
                 self._states.popitem(last=False)
 
@@ -856,8 +871,9 @@ class SqliteRepository:
         """Pack ids whose stored state or active usages differ from the replay of their ledger
         (a snapshot without a ledger counts too); empty when the store is sound."""
         connection = self._connections.get()
-        replayed = self._replay_all(connection)
-        return sorted(self._differing(connection, replayed))
+        with _reading(connection, "practice_id", self._id):
+            replayed = self._replay_all(connection)
+            return sorted(self._differing(connection, replayed))
 
     def rebuild_snapshots(self) -> list[str]:
         """Rewrite the folded states and active usages from the ledgers, in one transaction;
