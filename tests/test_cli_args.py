@@ -10,16 +10,30 @@ import argparse
 import io
 import json
 import sqlite3
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from sessionpacks._cli import app, reference, render, values
 from sessionpacks._cli.base import common_options
 from sessionpacks._cli.store import _open_store
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.cli import build_parser, main
-from sessionpacks.model import Metric, Money, Period
+from sessionpacks.model import (
+    Allowance,
+    Appointment,
+    ExpiresOn,
+    Metric,
+    Money,
+    PackTerms,
+    Period,
+    PerPack,
+    Policies,
+)
+from sessionpacks.service import PackService
 
 NOW = "2026-03-02T08:00+11:00"
 A1 = ["A1", "--client", "C1", "--service", "physio", "--start", "2026-03-03T09:00+11:00",
@@ -349,3 +363,83 @@ def test_the_reference_generator_rewrites_only_its_part(tmp_path: Path) -> None:
     assert reference.update(page) is True
     assert page.read_text("utf-8") == f"intro\n{reference.reference()}outro\n"
     assert reference.update(page) is False
+
+
+def test_every_ledger_entry_and_event_reads_as_a_sentence() -> None:
+    zone = ZoneInfo("Australia/Sydney")
+    clock = FixedClock(datetime(2026, 3, 1, 9, tzinfo=zone))
+    desk = PackService(InMemoryStore().practice("p", timezone="Australia/Sydney"), clock)
+    terms = PackTerms(
+        "Massage",
+        Allowance.hours(timedelta(hours=2)),
+        PerPack(Money("200", "AUD")),
+        ExpiresOn(date(2026, 6, 1)),
+        policies=Policies(no_show_consumes=True, low_balance_at=timedelta(minutes=30)),
+    )
+    pack = desk.open_pack("C1", terms=terms, pack_id="H1")
+
+    def visit(appointment_id: str, day: int, minutes: int) -> Appointment:
+        start = datetime(2026, 3, day, 10, tzinfo=zone)
+        return Appointment(appointment_id, "C1", "massage", start, timedelta(minutes=minutes),
+                           Money("100", "AUD"))  # fmt: skip
+
+    desk.assign(visit("A1", 2, 60), pack_id="H1")
+    desk.reschedule("A1", datetime(2026, 3, 3, 10, tzinfo=zone))
+    desk.assign(visit("A2", 4, 60), pack_id="H1")
+    desk.no_show("A2")
+    desk.invoice_line("A2")
+    desk.cancel("A1")
+    desk.adjust("H1", -timedelta(minutes=30), "correction")
+    desk.assign(visit("A3", 5, 90), pack_id="H1")
+    desk.extend("H1", date(2026, 7, 1), "holiday")
+    desk.close("H1", "moved")
+    desk.open_pack("C1", terms=terms, pack_id="E1")
+    desk.sweep(date(2026, 6, 1))
+    desk.open_pack("C1", terms=terms, pack_id="V1")
+    desk.void("V1", "typo")
+    entries = [render.describe_entry(e) for e in desk.repository.ledger("H1")]
+    assert entries == [
+        "opened for C1 ad hoc, charged on its own invoice",
+        "used by A1: 1h",
+        "rescheduled A1 to 2026-03-03T10:00:00+11:00",
+        "used by A2: 1h",
+        "A2 marked no-show",
+        "invoiced A2 as 'Session 2, 0m left': 0.00 AUD",
+        "released A1 (cancelled)",
+        "adjusted by -30m: correction",
+        "used by A3: 30m, shortfall 1h",
+        "expiry extended to 2026-07-01: holiday",
+        "closed: moved",
+    ]
+    assert pack.pack_id == "H1"
+    events = [render.describe_event(e) for e in desk.events_since(0)]
+    assert events[1:] == [
+        "#2 SessionUsed H1 (client C1) A1 is session 1, 1h left",
+        "#3 UsageRescheduled H1 (client C1) A1 moved to 2026-03-03T10:00:00+11:00",
+        "#4 SessionUsed H1 (client C1) A2 is session 2, 0m left",
+        "#5 PackExhausted H1 (client C1)",
+        "#6 UsageMarked H1 (client C1) A2 no-show",
+        "#7 UsageReleased H1 (client C1) A1 released, 1h left",
+        "#8 PackAdjusted H1 (client C1) -30m (correction), 30m left",
+        "#9 LowBalance H1 (client C1) 30m left",
+        "#10 SessionUsed H1 (client C1) A3 is session 2, 0m left",
+        "#11 PackExhausted H1 (client C1)",
+        "#12 ExpiryExtended H1 (client C1) to 2026-07-01",
+        "#13 PackClosed H1 (client C1) with 0m left",
+        "#14 PackOpened E1 (client C1) 'Massage'",
+        "#15 PackExpired E1 (client C1) on 2026-06-01, 2h unused",
+        "#16 PackOpened V1 (client C1) 'Massage'",
+        "#17 PackVoided V1 (client C1)",
+    ]
+    expired = [render.describe_entry(e) for e in desk.repository.ledger("E1")]
+    assert expired[1] == "expired on 2026-06-01 (sweep as of 2026-06-01)"
+    voided = [render.describe_entry(e) for e in desk.repository.ledger("V1")]
+    assert voided[1] == "voided: typo"
+    state = desk.pack("H1")
+    assert render.pack_line(state, clock.now()) == (
+        "H1  Massage  closed  0m left of 1h30m, expires 2026-07-01"
+    )
+    clock.set(datetime(2026, 6, 2, 9, tzinfo=zone))
+    assert render.pack_line(desk.pack("E1"), clock.now()) == (
+        "E1  Massage  expired  2h left of 2h, expired on 2026-06-01"
+    )
