@@ -14,6 +14,7 @@ from sessionpacks.errors import (
     NotFoundError,
     RefusedError,
     SessionPacksError,
+    StoreError,
 )
 from sessionpacks.events import (
     Event,
@@ -111,6 +112,7 @@ __all__ = [
     "Service",
     "SessionPacksError",
     "SessionUsed",
+    "StoreError",
     "SystemClock",
     "Tier",
     "Usage",

@@ -15,6 +15,7 @@ __all__ = [
     "NotFoundError",
     "RefusedError",
     "SessionPacksError",
+    "StoreError",
 ]
 
 
@@ -47,6 +48,11 @@ class RefusedError(SessionPacksError):
 
 class NotFoundError(SessionPacksError, LookupError):
     """An id that names nothing in this practice: a pack, template, usage or appointment."""
+
+
+class StoreError(SessionPacksError):
+    """The database could not do what was asked: a file from a newer release, a closed store,
+    an I/O failure. Nothing was written."""
 
 
 class ConcurrencyError(SessionPacksError):

@@ -59,6 +59,7 @@ from sessionpacks.errors import (
     InvalidValueError,
     NotFoundError,
     SessionPacksError,
+    StoreError,
 )
 from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
@@ -80,11 +81,6 @@ Migration = Callable[[sqlite3.Connection], None]
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 # Only a uniqueness conflict is another writer's doing; a CHECK failure is a bug, not a race.
 _CONFLICT_CODES = frozenset({"SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"})
-
-
-class StoreError(SessionPacksError):
-    """The database could not do what was asked: a file from a newer release, a closed store,
-    an I/O failure. Nothing was written."""
 
 
 def statements(*sql: str) -> Migration:
