@@ -1,0 +1,842 @@
+"""A model-based test: random workflows on :class:`PackService`, checked against a small model.
+
+The reference model below is written from the spec alone, with plain dicts and lists: it keeps
+each pack's usages, adjustments, marks and flags, decides R3 to R13 itself, and predicts the
+events every call emits. After every step the machine compares balances, statuses, session
+numbers and labels, the appointment -> pack map and the new events with the model, and checks
+the invariants: balance >= 0, numbers 1..k, no event id twice, positions strictly increasing.
+
+Instants: the clock runs in UTC (as a host's system clock does) and appointments start in the
+practice's zone, never in the second pass of a repeated DST hour. Comparing two aware datetimes
+that share a ZoneInfo compares wall times in Python; the domain's bugs that follow from that are
+pinned by the xfail tests in ``test_properties.py``, and keeping them out of this machine lets it
+check everything else deterministically.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import attrs
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from sessionpacks import (
+    Appointment,
+    ExpiresAfterFirstUse,
+    ExpiresAfterOpening,
+    ExpiresOn,
+    FixedClock,
+    InMemoryStore,
+    Metric,
+    Money,
+    NoPack,
+    NotFoundError,
+    OpenPack,
+    PackService,
+    PackStatus,
+    PackTerms,
+    PerSession,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
+    RefusedError,
+    SessionPacksError,
+    UsePack,
+)
+from sessionpacks import strategies as sps
+
+ZONE = ZoneInfo("Australia/Sydney")
+CLIENTS = ("C1", "C2")
+SERVICES = ("physio", "massage")
+T0 = datetime(2026, 3, 20, 9, 0, tzinfo=ZONE).astimezone(UTC)
+FIRST_DAY, LAST_DAY = date(2026, 3, 15), date(2026, 11, 15)
+
+T = TypeVar("T")
+
+
+class RefusedByModelError(Exception):
+    """The model says the call fails with ``kind``."""
+
+    def __init__(self, kind: type[SessionPacksError]) -> None:
+        super().__init__(kind.__name__)
+        self.kind = kind
+
+
+# The reference model ----------------------------------------------------------------------
+
+
+def units(metric: Metric, value: Any) -> int:
+    """Whole sessions, microseconds, or cents (the model is AUD only)."""
+    if metric is Metric.SESSIONS:
+        return int(value)
+    if metric is Metric.HOURS:
+        return int(value // timedelta(microseconds=1))
+    assert value.currency == "AUD"
+    return int(value.amount * 100)
+
+
+def any_units(value: Any) -> int:
+    if isinstance(value, timedelta):
+        return units(Metric.HOURS, value)
+    if isinstance(value, Money):
+        return units(Metric.MONEY, value)
+    return int(value)
+
+
+def local(start: datetime) -> date:
+    return start.astimezone(ZONE).date()
+
+
+class Ref:
+    """Templates, packs, preferences and active appointments, as plain data."""
+
+    def __init__(self) -> None:
+        self.templates: dict[str, PackTerms] = {}
+        self.packs: dict[str, dict[str, Any]] = {}
+        self.preferences: dict[str, Any] = {}
+        self.active: dict[str, str] = {}
+        self.appointments: dict[str, Appointment] = {}
+        self.next_pack = 1
+        self.next_order = 0
+
+
+def metric(p: dict[str, Any]) -> Metric:
+    return p["terms"].allowance.metric  # type: ignore[no-any-return]
+
+
+def total(p: dict[str, Any]) -> int:
+    return units(metric(p), p["terms"].allowance.amount) + int(p["adjust"])
+
+
+def remaining(p: dict[str, Any]) -> int:
+    return total(p) - sum(int(u["consumed"]) for u in p["usages"])
+
+
+def ordered(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(p["usages"], key=lambda u: (u["appt"].start.astimezone(UTC), u["order"]))
+
+
+def number(p: dict[str, Any], appointment_id: str) -> int:
+    ids = [u["appt"].id for u in ordered(p)]
+    return ids.index(appointment_id) + 1
+
+
+def usage(p: dict[str, Any], appointment_id: str) -> dict[str, Any] | None:
+    return next((u for u in p["usages"] if u["appt"].id == appointment_id), None)
+
+
+def expiry(p: dict[str, Any], first: date | None) -> date | None:
+    """R5: the override, else the rule's date given the first use."""
+    if p["override"] is not None:
+        return p["override"]  # type: ignore[no-any-return]
+    rule_ = p["terms"].expiry
+    if isinstance(rule_, ExpiresOn):
+        return rule_.date
+    if isinstance(rule_, ExpiresAfterOpening):
+        return rule_.period.after(local(p["opened_at"]))
+    if isinstance(rule_, ExpiresAfterFirstUse) and first is not None:
+        return rule_.period.after(first)
+    return None
+
+
+def current_expiry(p: dict[str, Any]) -> date | None:
+    return expiry(p, min((local(u["appt"].start) for u in p["usages"]), default=None))
+
+
+def expiry_for(p: dict[str, Any], appointment: Appointment) -> date | None:
+    """The expiry the pack would have with ``appointment`` recorded on it."""
+    days = [local(u["appt"].start) for u in p["usages"]] + [local(appointment.start)]
+    return expiry(p, min(days))
+
+
+def ended(p: dict[str, Any]) -> bool:
+    return bool(p["closed"] or p["voided"])
+
+
+def usable(p: dict[str, Any], appointment: Appointment) -> bool:
+    """R3, R4, R5, R10 for one more appointment."""
+    terms = p["terms"]
+    if ended(p) or appointment.client_id != p["client"]:
+        return False
+    if terms.eligible_services and appointment.service_id not in terms.eligible_services:
+        return False
+    if appointment.price.currency != "AUD":
+        return False
+    until = expiry_for(p, appointment)
+    if until is not None and local(appointment.start) >= until:
+        return False
+    return remaining(p) > 0
+
+
+def status(p: dict[str, Any], now: datetime) -> PackStatus:
+    if p["voided"]:
+        return PackStatus.VOIDED
+    if p["closed"]:
+        return PackStatus.CLOSED
+    if remaining(p) <= 0:
+        return PackStatus.EXHAUSTED
+    until = current_expiry(p)
+    if until is not None and local(now) >= until:
+        return PackStatus.EXPIRED
+    return PackStatus.OPEN
+
+
+def show(p: dict[str, Any], count: int) -> str:
+    if metric(p) is Metric.HOURS:
+        hours, minutes = divmod(count // 60_000_000, 60)
+        if hours and minutes:
+            return f"{hours}h{minutes:02d}m"
+        return f"{hours}h" if hours else f"{minutes}m"
+    return f"{Decimal(count) / 100:.2f} AUD"
+
+
+def label(p: dict[str, Any], appointment_id: str) -> str:
+    n = number(p, appointment_id)
+    if metric(p) is Metric.SESSIONS:
+        return f"Session {n} of {total(p)}"
+    used = sum(u["consumed"] for u in ordered(p)[:n])
+    return f"Session {n}, {show(p, total(p) - used)} left"
+
+
+def event(
+    kind: str,
+    pack_id: str,
+    appointment_id: str | None = None,
+    number_: int | None = None,
+    left: int | None = None,
+    extra: Any = None,
+) -> tuple[Any, ...]:
+    return (kind, pack_id, appointment_id, number_, left, extra)
+
+
+def observed(recorded: Any) -> tuple[Any, ...]:
+    """A stored event in the model's terms."""
+    e = recorded.event
+    kind = type(e).__name__
+    left = getattr(e, "remaining", None)
+    extra = {
+        "UsageMarked": lambda: e.mark.value,
+        "ExpiryExtended": lambda: e.until,
+        "PackExpired": lambda: e.expiry_date,
+    }.get(kind, lambda: None)()
+    return event(
+        kind,
+        e.pack_id,
+        getattr(e, "appointment_id", None),
+        getattr(e, "number", None),
+        None if left is None else any_units(left),
+        extra,
+    )
+
+
+def balance_events(p: dict[str, Any], before: int) -> list[tuple[Any, ...]]:
+    """R12: exhausted when the balance reaches zero, else low when it crosses the threshold."""
+    after = remaining(p)
+    if before > 0 and after <= 0:
+        return [event("PackExhausted", p["id"])]
+    low = p["terms"].policies.low_balance_at
+    if low is not None and before > units(metric(p), low) >= after:
+        return [event("LowBalance", p["id"], left=after)]
+    return []
+
+
+def needed(p: dict[str, Any], appointment: Appointment) -> int:
+    if metric(p) is Metric.SESSIONS:
+        return 1
+    if metric(p) is Metric.HOURS:
+        return units(Metric.HOURS, appointment.duration)
+    return units(Metric.MONEY, appointment.price)
+
+
+def open_in(
+    ref: Ref, client: str, terms: PackTerms, template: str | None, now: datetime, charged: bool
+) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    pack_id = f"P{ref.next_pack}"
+    ref.next_pack += 1
+    p: dict[str, Any] = {
+        "id": pack_id,
+        "client": client,
+        "template": template,
+        "terms": terms,
+        "opened_at": now,
+        "version": 1,
+        "adjust": 0,
+        "usages": [],
+        "closed": False,
+        "voided": False,
+        "override": None,
+        "expired_on": None,
+        "price_charged": charged,
+    }
+    ref.packs[pack_id] = p
+    return p, [event("PackOpened", pack_id)]
+
+
+def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[Any, ...]]:
+    """R3 to R6: record the appointment on the pack."""
+    if not usable(p, appointment):
+        raise RefusedByModelError(RefusedError)
+    before = remaining(p)
+    covered = min(needed(p, appointment), before)
+    ref.next_order += 1
+    p["usages"].append(
+        {
+            "appt": appointment,
+            "order": ref.next_order,
+            "consumed": covered,
+            "shortfall": needed(p, appointment) - covered,
+            "mark": None,
+            "invoice": None,
+        }
+    )
+    until = current_expiry(p)
+    if until is not None and any(local(u["appt"].start) >= until for u in p["usages"]):
+        raise RefusedByModelError(RefusedError)  # an earlier first use would strand a later usage
+    p["version"] += 1
+    ref.active[appointment.id] = p["id"]
+    used = event("SessionUsed", p["id"], appointment.id, number(p, appointment.id), remaining(p))
+    return [used, *balance_events(p, before)]
+
+
+def expiry_key(p: dict[str, Any], appointment: Appointment) -> tuple[date, datetime]:
+    return (expiry_for(p, appointment) or date.max, p["opened_at"])
+
+
+def resolve(ref: Ref, appointment: Appointment, now: datetime) -> tuple[str, str | None]:
+    """R13 for an appointment with no explicit choice: ("use", pack), ("open", template) or
+    ("none", None)."""
+    preference = ref.preferences.get(appointment.client_id)
+    if isinstance(preference, PreferPack):
+        p = ref.packs[preference.pack_id]
+        if usable(p, appointment):
+            return ("use", p["id"])
+        if p["template"] is None:
+            return ("none", None)
+        return from_template(ref, appointment, p["template"], now)
+    if isinstance(preference, PreferTemplate):
+        return from_template(ref, appointment, preference.template_id, now)
+    return ("none", None)
+
+
+def from_template(
+    ref: Ref, appointment: Appointment, template_id: str, now: datetime
+) -> tuple[str, str | None]:
+    """R13.3: the usable open pack from the template expiring first, else a new one."""
+    candidates = [
+        p
+        for p in ref.packs.values()
+        if p["client"] == appointment.client_id
+        and p["template"] == template_id
+        and usable(p, appointment)
+    ]
+    if candidates:
+        return ("use", min(candidates, key=lambda p: expiry_key(p, appointment))["id"])
+    if not new_pack_could_cover(ref.templates[template_id], appointment, now):
+        return ("none", None)
+    return ("open", template_id)
+
+
+def new_pack_could_cover(terms: PackTerms, appointment: Appointment, now: datetime) -> bool:
+    trial = {
+        "id": "trial",
+        "client": appointment.client_id,
+        "terms": terms,
+        "opened_at": now,
+        "adjust": 0,
+        "usages": [],
+        "closed": False,
+        "voided": False,
+        "override": None,
+    }
+    return usable(trial, appointment)
+
+
+# The machine --------------------------------------------------------------------------------
+
+
+def _appointment_days() -> st.SearchStrategy[date]:
+    return sps.local_days("Australia/Sydney", min_date=FIRST_DAY, max_date=LAST_DAY)
+
+
+_terms_expiry = sps.expiry_rules(min_date=date(2026, 3, 25), max_date=date(2026, 12, 31))
+
+
+def _terms(metric_: Metric | None = None) -> st.SearchStrategy[PackTerms]:
+    return sps.pack_terms(metric_, expiry=_terms_expiry, service_ids=SERVICES, max_sessions=5)
+
+
+class PackMachine(RuleBasedStateMachine):
+    """Drives one practice's PackService and keeps the reference model in step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FixedClock(T0)
+        counter = itertools.count(1)
+        self.service = PackService(
+            InMemoryStore().practice("clinic-1", timezone="Australia/Sydney"),
+            self.clock,
+            new_pack_id=lambda: f"P{next(counter)}",
+        )
+        self.ref = Ref()
+        self.position = 0
+        self.event_ids: set[str] = set()
+        self.appointment_count = 0
+
+    # helpers ----------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def _run(
+        self, call: Callable[[], T], predict: Callable[[Ref], list[tuple[Any, ...]]]
+    ) -> T | None:
+        """Call the service and the model; same outcome, same new events, or fail."""
+        trial = copy.deepcopy(self.ref)
+        try:
+            expected, error = predict(trial), None
+        except RefusedByModelError as refused:
+            expected, error = [], refused.kind
+        try:
+            result: T | None = call()
+            raised = None
+        except SessionPacksError as exc:
+            result, raised = None, exc
+        if error is None:
+            assert raised is None, f"model: success; service: {raised!r}"
+            self.ref = trial
+        else:
+            assert isinstance(raised, error), f"model: {error.__name__}; service: {result!r}"
+        self._check_events(expected)
+        return result
+
+    def _check_events(self, expected: list[tuple[Any, ...]]) -> None:
+        new = self.service.events_since(self.position)
+        for recorded in new:
+            assert recorded.position > self.position, "positions strictly increasing"
+            self.position = recorded.position
+            assert recorded.event.event_id not in self.event_ids, "an event id twice"
+            self.event_ids.add(recorded.event.event_id)
+        assert [observed(r) for r in new] == expected
+
+    def _edges(self) -> list[date]:
+        """Expiry dates in play and the days before them: where R5's boundary is."""
+        found: set[date] = set()
+        for p in self.ref.packs.values():
+            found.add(current_expiry(p) or date.max)
+        for terms in self.ref.templates.values():
+            trial = {"override": None, "terms": terms, "opened_at": self.now}
+            found.add(expiry(trial, None) or date.max)
+        found.discard(date.max)
+        return sorted(d - timedelta(days=k) for d in found for k in (0, 1))
+
+    def _day(self) -> st.SearchStrategy[date]:
+        edges = self._edges()
+        if not edges:
+            return _appointment_days()
+        return st.one_of(st.sampled_from(edges), _appointment_days())
+
+    def _new_appointment(self, data: st.DataObject, client: str) -> Appointment:
+        self.appointment_count += 1
+        return data.draw(
+            sps.appointments(
+                client,
+                st.sampled_from([*SERVICES, "pilates"]),
+                currency=st.sampled_from(["AUD", "AUD", "AUD", "USD"]),
+                appointment_id=f"A{self.appointment_count}",
+                days=self._day(),
+            ).filter(lambda a: a.start.fold == 0)
+        )
+
+    def _pick(self, data: st.DataObject, choices: list[str]) -> str:
+        return data.draw(st.sampled_from(sorted(choices)))
+
+    def _holder_of(self, ref: Ref, appointment_id: str) -> dict[str, Any]:
+        held = ref.active.get(appointment_id)
+        if held is None:
+            raise RefusedByModelError(NotFoundError)
+        return ref.packs[held]
+
+    # set-up -----------------------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def templates(self, data: st.DataObject) -> None:
+        for n, metric_ in enumerate(Metric, start=1):
+            terms = data.draw(_terms(metric_))
+            self.service.add_template(f"T{n}", terms)
+            self.ref.templates[f"T{n}"] = terms
+        # most clients book through a template, so booking by preference starts early
+        for client in CLIENTS:
+            preference = PreferTemplate(data.draw(st.sampled_from(sorted(self.ref.templates))))
+            self.service.set_preference(client, preference)
+            self.ref.preferences[client] = preference
+
+    # rules ------------------------------------------------------------------------------
+
+    @rule(data=st.data(), client=st.sampled_from(CLIENTS))
+    def open_from_template(self, data: st.DataObject, client: str) -> None:
+        template_id = self._pick(data, list(self.ref.templates))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            _, events = open_in(
+                ref, client, ref.templates[template_id], template_id, self.now, True
+            )
+            return events
+
+        self._run(lambda: self.service.open_pack(client, template_id=template_id), predict)
+
+    @rule(client=st.sampled_from(CLIENTS), terms=_terms())
+    def open_ad_hoc(self, client: str, terms: PackTerms) -> None:
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            return open_in(ref, client, terms, None, self.now, True)[1]
+
+        self._run(lambda: self.service.open_pack(client, terms=terms), predict)
+
+    @rule(data=st.data(), terms=_terms())
+    def edit_template(self, data: st.DataObject, terms: PackTerms) -> None:
+        template_id = self._pick(data, list(self.ref.templates))
+        changes = {f.name: getattr(terms, f.name) for f in attrs.fields(PackTerms)}
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            ref.templates[template_id] = terms
+            return []
+
+        self._run(lambda: self.service.edit_template(template_id, **changes), predict)
+
+    @rule(data=st.data(), client=st.sampled_from(CLIENTS))
+    def set_preference(self, data: st.DataObject, client: str) -> None:
+        options: list[Any] = [None, PreferService("physio")]
+        options += [PreferTemplate(t) for t in sorted(self.ref.templates)]
+        options += [PreferPack(p) for p in sorted(self.ref.packs)]
+        preference = data.draw(st.sampled_from(options))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            if (
+                isinstance(preference, PreferPack)
+                and ref.packs[preference.pack_id]["client"] != client
+            ):
+                raise RefusedByModelError(RefusedError)
+            ref.preferences[client] = preference
+            return []
+
+        self._run(lambda: self.service.set_preference(client, preference), predict)
+
+    @rule(data=st.data(), client=st.sampled_from(CLIENTS))
+    def book(self, data: st.DataObject, client: str) -> None:
+        appointment = self._new_appointment(data, client)
+        decided: list[tuple[str, str | None]] = []
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            ref.appointments[appointment.id] = appointment
+            action, target = resolve(ref, appointment, self.now)
+            decided.append((action, target))
+            if action == "use":
+                assert target is not None
+                return use_in(ref, ref.packs[target], appointment)
+            if action == "open":
+                assert target is not None
+                terms = ref.templates[target]
+                p, opened = open_in(ref, client, terms, target, self.now, False)
+                return opened + use_in(ref, p, appointment)
+            return []
+
+        assignment = self._run(lambda: self.service.book(appointment), predict)
+        self.ref.appointments.setdefault(appointment.id, appointment)
+        if assignment is None:
+            return
+        action, target = decided[0]
+        kind = {"use": UsePack, "open": OpenPack, "none": NoPack}[action]
+        assert isinstance(assignment.decision.action, kind)
+        if action == "use":
+            assert assignment.decision.action == UsePack(target or "")
+        if action == "open":
+            assert assignment.decision.action == OpenPack(target or "")
+            assert assignment.opened
+        if assignment.pack is not None:
+            p = self.ref.packs[assignment.pack.pack_id]
+            assert assignment.label == label(p, appointment.id)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data(), fresh=st.booleans())
+    def assign_to_pack(self, data: st.DataObject, fresh: bool) -> None:
+        known = list(self.ref.appointments)
+        if fresh or not known:
+            appointment = self._new_appointment(data, data.draw(st.sampled_from(CLIENTS)))
+        else:
+            appointment = self.ref.appointments[self._pick(data, known)]
+        pack_id = self._pick(data, list(self.ref.packs))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            ref.appointments[appointment.id] = appointment
+            p = ref.packs[pack_id]
+            if p["client"] != appointment.client_id:
+                raise RefusedByModelError(RefusedError)
+            mine = usage(p, appointment.id) is not None
+            if not mine and not usable(p, appointment):
+                raise RefusedByModelError(RefusedError)
+            held = ref.active.get(appointment.id)
+            if held == pack_id:
+                return []
+            if held is not None:
+                raise RefusedByModelError(RefusedError)
+            return use_in(ref, p, appointment)
+
+        self._run(lambda: self.service.assign(appointment, pack_id=pack_id), predict)
+        self.ref.appointments.setdefault(appointment.id, appointment)
+
+    @rule(data=st.data())
+    def assign_to_template(self, data: st.DataObject) -> None:
+        appointment = self._new_appointment(data, data.draw(st.sampled_from(CLIENTS)))
+        template_id = self._pick(data, list(self.ref.templates))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            ref.appointments[appointment.id] = appointment
+            terms = ref.templates[template_id]
+            if not new_pack_could_cover(terms, appointment, self.now):
+                raise RefusedByModelError(RefusedError)
+            p, opened = open_in(ref, appointment.client_id, terms, template_id, self.now, False)
+            return opened + use_in(ref, p, appointment)
+
+        self._run(lambda: self.service.assign(appointment, template_id=template_id), predict)
+        self.ref.appointments.setdefault(appointment.id, appointment)
+
+    def _cancelling(self, data: st.DataObject, how: str) -> None:
+        appointment_id = self._pick(data, [*self.ref.appointments, "A-unknown"])
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = self._holder_of(ref, appointment_id)
+            u = usage(p, appointment_id)
+            assert u is not None
+            policies = p["terms"].policies
+            if how == "no_show":
+                consumes, why = policies.no_show_consumes, "no_show"
+            else:
+                late = how == "late" or (
+                    u["appt"].start.astimezone(UTC) - self.now.astimezone(UTC)
+                    < policies.late_cancel_notice
+                )
+                consumes, why = late and policies.late_cancel_consumes, "late_cancel"
+            if consumes:
+                if u["mark"] == why:
+                    return []
+                u["mark"] = why
+                p["version"] += 1
+                return [event("UsageMarked", p["id"], appointment_id, extra=why)]
+            p["usages"].remove(u)
+            p["version"] += 1
+            del ref.active[appointment_id]
+            return [event("UsageReleased", p["id"], appointment_id, left=remaining(p))]
+
+        call = {
+            "cancel": self.service.cancel,
+            "late": self.service.late_cancel,
+            "no_show": self.service.no_show,
+        }[how]
+        self._run(lambda: call(appointment_id), predict)
+
+    @precondition(lambda self: self.ref.appointments)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        self._cancelling(data, "cancel")
+
+    @precondition(lambda self: self.ref.appointments)
+    @rule(data=st.data())
+    def late_cancel(self, data: st.DataObject) -> None:
+        self._cancelling(data, "late")
+
+    @precondition(lambda self: self.ref.appointments)
+    @rule(data=st.data())
+    def no_show(self, data: st.DataObject) -> None:
+        self._cancelling(data, "no_show")
+
+    @precondition(lambda self: self.ref.appointments)
+    @rule(data=st.data())
+    def reschedule(self, data: st.DataObject) -> None:
+        appointment_id = self._pick(data, list(self.ref.appointments))
+        starts = sps.local_starts("Australia/Sydney", days=self._day())
+        start = data.draw(starts.filter(lambda s: s.fold == 0))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = self._holder_of(ref, appointment_id)
+            if ended(p):
+                raise RefusedByModelError(RefusedError)
+            u = usage(p, appointment_id)
+            assert u is not None
+            if u["appt"].start == start:
+                return []
+            u["appt"] = attrs.evolve(u["appt"], start=start)
+            until = current_expiry(p)
+            if until is not None and any(local(x["appt"].start) >= until for x in p["usages"]):
+                raise RefusedByModelError(RefusedError)
+            p["version"] += 1
+            ref.appointments[appointment_id] = u["appt"]
+            return [event("UsageRescheduled", p["id"], appointment_id)]
+
+        self._run(lambda: self.service.reschedule(appointment_id, start), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data(), size=st.integers(1, 3), credit=st.booleans())
+    def adjust(self, data: st.DataObject, size: int, credit: bool) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+        kind = metric(self.ref.packs[pack_id])
+        sign = 1 if credit else -1
+        amount: Any = {
+            Metric.SESSIONS: sign * size,
+            Metric.HOURS: sign * timedelta(minutes=30 * size),
+            Metric.MONEY: Money(sign * 40 * size, "AUD"),
+        }[kind]
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p) or remaining(p) + units(kind, amount) < 0:
+                raise RefusedByModelError(RefusedError)
+            before = remaining(p)
+            p["adjust"] += units(kind, amount)
+            p["version"] += 1
+            return [
+                event("PackAdjusted", pack_id, left=remaining(p)),
+                *balance_events(p, before),
+            ]
+
+        self._run(lambda: self.service.adjust(pack_id, amount, "goodwill"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data(), days=st.integers(1, 90))
+    def extend(self, data: st.DataObject, days: int) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+        current = current_expiry(self.ref.packs[pack_id])
+        until = (current or local(self.now)) + timedelta(days=days)
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p) or current is None:
+                raise RefusedByModelError(RefusedError)
+            p["override"] = until
+            p["version"] += 1
+            return [event("ExpiryExtended", pack_id, extra=until)]
+
+        self._run(lambda: self.service.extend(pack_id, until, "client away"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data())
+    def close(self, data: st.DataObject) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p):
+                raise RefusedByModelError(RefusedError)
+            p["closed"] = True
+            p["version"] += 1
+            return [event("PackClosed", pack_id, left=remaining(p))]
+
+        self._run(lambda: self.service.close(pack_id, "moving away"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data())
+    def void(self, data: st.DataObject) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p) or p["usages"]:
+                raise RefusedByModelError(RefusedError)
+            p["voided"] = True
+            p["version"] += 1
+            return [event("PackVoided", pack_id)]
+
+        self._run(lambda: self.service.void(pack_id, "opened in error"), predict)
+
+    @rule(data=st.data())
+    def sweep(self, data: st.DataObject) -> None:
+        later = st.integers(0, 300).map(lambda n: local(self.now) + timedelta(days=n))
+        edges = self._edges()
+        as_of = data.draw(st.one_of(later, st.sampled_from(edges)) if edges else later)
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            expected = []
+            for p in ref.packs.values():
+                until = current_expiry(p)
+                if ended(p) or remaining(p) <= 0 or until is None or until > as_of:
+                    continue
+                if p["expired_on"] == until:
+                    continue
+                p["expired_on"] = until
+                p["version"] += 1
+                expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
+            return expected
+
+        self._run(lambda: self.service.sweep(as_of), predict)
+
+    @precondition(lambda self: self.ref.appointments)
+    @rule(data=st.data())
+    def invoice(self, data: st.DataObject) -> None:
+        appointment_id = self._pick(data, list(self.ref.appointments))
+        lines: list[tuple[int, str, Money]] = []
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = self._holder_of(ref, appointment_id)
+            u = usage(p, appointment_id)
+            assert u is not None
+            if u["invoice"] is None:
+                n, pricing = number(p, appointment_id), p["terms"].pricing
+                if isinstance(pricing, PerSession):
+                    tier = [t for t in pricing.tiers if t.from_session <= n][-1]
+                    amount = tier.price
+                elif p["price_charged"]:
+                    amount = Money(0, "AUD")
+                else:
+                    amount, p["price_charged"] = pricing.price, True
+                u["invoice"] = (n, label(p, appointment_id), amount)
+                p["version"] += 1
+            lines.append(u["invoice"])
+            return []
+
+        line = self._run(lambda: self.service.invoice_line(appointment_id), predict)
+        if line is not None:
+            assert (line.number, line.label, line.amount) == lines[0]
+
+    @rule(minutes=st.integers(1, 14 * 24 * 60))
+    def advance(self, minutes: int) -> None:
+        self.clock.advance(timedelta(minutes=minutes))
+
+    # checks -----------------------------------------------------------------------------
+
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        now = self.now
+        for pack_id, p in self.ref.packs.items():
+            state = self.service.pack(pack_id)
+            assert state.remaining_units == remaining(p) >= 0
+            assert state.version == p["version"]
+            assert state.status(now) is status(p, now)
+            assert state.client_id == p["client"]
+            ids = [u.appointment.id for u in state.usages]
+            assert ids == [u["appt"].id for u in ordered(p)]
+            assert [state.number(a) for a in ids] == list(range(1, len(ids) + 1))
+            for u in state.usages:
+                mine = usage(p, u.appointment.id)
+                assert mine is not None
+                assert state.label(u.appointment.id) == label(p, u.appointment.id)
+                assert (u.mark.value if u.mark else None) == mine["mark"]
+                assert u.consumed == mine["consumed"]
+        for appointment_id in self.ref.appointments:
+            held = self.service.repository.pack_of_appointment(appointment_id)
+            assert held == self.ref.active.get(appointment_id)
+
+
+PackMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestPackService = PackMachine.TestCase
