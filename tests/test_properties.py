@@ -264,11 +264,6 @@ def test_use_then_cancel_restores_the_state_but_the_version(
 # Session numbering -------------------------------------------------------------------------
 
 
-def _ambiguous(start: datetime) -> bool:
-    """A wall time that happens twice in its zone (the repeated hour of a DST change)."""
-    return start.replace(fold=1 - start.fold).utcoffset() != start.utcoffset()
-
-
 def _expected_order(entries: list[Entry]) -> list[str]:
     """Active appointments by start instant, ties by the order recorded: from the ledger."""
     active: dict[str, tuple[datetime, int]] = {}
@@ -297,9 +292,7 @@ def test_sessions_are_numbered_1_to_k_by_start_then_order_recorded(
         ids = [u.appointment.id for u in state.usages]
         assert sorted(state.number(a) for a in ids) == list(range(1, len(ids) + 1))
         assert [state.number(a) for a in ids] == list(range(1, len(ids) + 1))
-        if not any(_ambiguous(u.appointment.start) for u in state.usages):
-            # the repeated hour of a DST change has its own (failing) test below
-            assert ids == _expected_order(entries)
+        assert ids == _expected_order(entries)
         if state.metric is Metric.SESSIONS:
             for n, aid in enumerate(ids, start=1):
                 assert state.label(aid) == f"Session {n} of {state.total_units}"
@@ -329,12 +322,6 @@ def _repeated_hour_appointments(
     return make("A1", first), make("A2", second)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: usages are ordered by comparing aware datetimes that share a ZoneInfo, which "
-    "Python compares as wall times: in the repeated hour of a DST change the later instant "
-    "can be numbered first (R8).",
-)
 def test_numbering_follows_instants_in_the_repeated_hour_of_a_dst_change() -> None:
     state = ops.open_pack("P1", "C1", _sessions(10), PRACTICE, START).after
     # 02:45 AEDT (15:45Z) happens before 02:15 AEST (16:15Z) on 2026-04-05
@@ -345,12 +332,6 @@ def test_numbering_follows_instants_in_the_repeated_hour_of_a_dst_change() -> No
     assert (state.number("A1"), state.number("A2")) == (1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reschedule compares the new start with == on aware datetimes sharing a "
-    "ZoneInfo, so moving an appointment by one hour across the repeated hour (fold 0 -> 1) "
-    "is taken for 'no change' and not recorded (R7).",
-)
 def test_a_reschedule_through_the_repeated_hour_is_recorded() -> None:
     state = ops.open_pack("P1", "C1", _sessions(10), PRACTICE, START).after
     first = datetime(2026, 4, 5, 2, 30, fold=0, tzinfo=SYDNEY)
@@ -360,12 +341,6 @@ def test_a_reschedule_through_the_repeated_hour_is_recorded() -> None:
     assert len(moved.entries) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cancel() judges lateness as appointment.start - cancelled_at; when both carry "
-    "the practice's ZoneInfo Python subtracts wall times, so across a DST change the same "
-    "instants are late or not depending on the time zone the instant is written in (R7).",
-)
 def test_lateness_does_not_depend_on_how_the_cancellation_instant_is_written() -> None:
     policies = Policies(late_cancel_notice=timedelta(hours=24), late_cancel_consumes=True)
     terms = attrs.evolve(_sessions(10), policies=policies)
@@ -592,13 +567,6 @@ def test_assigning_an_active_appointment_to_its_pack_again_writes_nothing(
     assert _snapshot(repo, [u.appointment.id for u in state.usages]) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PackService.book() of an appointment already recorded re-resolves R13 as if "
-    "it were new; when its own usage took the last session, the pack is no longer 'usable', "
-    "R13 says 'open a new pack', and book() refuses with R6 instead of returning the "
-    "existing usage (R6/E12).",
-)
 def test_booking_the_same_appointment_again_by_preference_writes_nothing() -> None:
     service, repo, _ = _service(_sessions(10))
     service.add_template("T", _sessions(1))
@@ -607,7 +575,7 @@ def test_booking_the_same_appointment_again_by_preference_writes_nothing() -> No
     first = service.book(appointment)
     assert first.pack is not None
     before = _snapshot(repo, ["A1"])
-    again = service.book(appointment)  # raises RefusedError R6
+    again = service.book(appointment)  # the same request again (R6)
     assert again.pack == first.pack
     assert _snapshot(repo, ["A1"]) == before
 
@@ -647,7 +615,9 @@ def test_marking_keeps_the_usage_consumed() -> None:
     usage = late.usage("A1")
     assert usage is not None
     assert (usage.mark, late.remaining_units) == (Mark.LATE_CANCEL, 2)
-    assert ops.cancel(late, "A1", START, late=True).entries == ()
+    with pytest.raises(RefusedError) as refused:  # a marked usage is settled
+        ops.cancel(late, "A1", START, late=True)
+    assert refused.value.rule == "R7"
 
 
 def test_money_shortfall_and_decimal_amounts_are_exact() -> None:

@@ -6,11 +6,9 @@ events every call emits. After every step the machine compares balances, statuse
 numbers and labels, the appointment -> pack map and the new events with the model, and checks
 the invariants: balance >= 0, numbers 1..k, no event id twice, positions strictly increasing.
 
-Instants: the clock runs in UTC (as a host's system clock does) and appointments start in the
-practice's zone, never in the second pass of a repeated DST hour. Comparing two aware datetimes
-that share a ZoneInfo compares wall times in Python; the domain's bugs that follow from that are
-pinned by the xfail tests in ``test_properties.py``, and keeping them out of this machine lets it
-check everything else deterministically.
+Instants: appointments start in the practice's zone, on days around its DST changes often and
+in the repeated hour too; the clock runs in UTC or in the practice's zone (both must give the
+same answers: Python compares aware datetimes sharing a ZoneInfo by wall time).
 """
 
 from __future__ import annotations
@@ -171,8 +169,9 @@ def usable(p: dict[str, Any], appointment: Appointment) -> bool:
     if appointment.price.currency != "AUD":
         return False
     until = expiry_for(p, appointment)
-    if until is not None and local(appointment.start) >= until:
-        return False
+    days = [local(u["appt"].start) for u in p["usages"]] + [local(appointment.start)]
+    if until is not None and max(days) >= until:
+        return False  # on or after the expiry, or as a first use it would strand a later one
     return remaining(p) > 0
 
 
@@ -275,6 +274,7 @@ def open_in(
         "override": None,
         "expired_on": None,
         "price_charged": charged,
+        "lines_issued": 0,
     }
     ref.packs[pack_id] = p
     return p, [event("PackOpened", pack_id)]
@@ -297,9 +297,6 @@ def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[
             "invoice": None,
         }
     )
-    until = current_expiry(p)
-    if until is not None and any(local(u["appt"].start) >= until for u in p["usages"]):
-        raise RefusedByModelError(RefusedError)  # an earlier first use would strand a later usage
     p["version"] += 1
     ref.active[appointment.id] = p["id"]
     used = event("SessionUsed", p["id"], appointment.id, number(p, appointment.id), remaining(p))
@@ -307,7 +304,7 @@ def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[
 
 
 def expiry_key(p: dict[str, Any], appointment: Appointment) -> tuple[date, datetime]:
-    return (expiry_for(p, appointment) or date.max, p["opened_at"])
+    return (expiry_for(p, appointment) or date.max, p["opened_at"].astimezone(UTC))
 
 
 def resolve(ref: Ref, appointment: Appointment, now: datetime) -> tuple[str, str | None]:
@@ -453,7 +450,7 @@ class PackMachine(RuleBasedStateMachine):
                 currency=st.sampled_from(["AUD", "AUD", "AUD", "USD"]),
                 appointment_id=f"A{self.appointment_count}",
                 days=self._day(),
-            ).filter(lambda a: a.start.fold == 0)
+            )
         )
 
     def _pick(self, data: st.DataObject, choices: list[str]) -> str:
@@ -469,6 +466,7 @@ class PackMachine(RuleBasedStateMachine):
 
     @initialize(data=st.data())
     def templates(self, data: st.DataObject) -> None:
+        self.clock.set(T0.astimezone(data.draw(st.sampled_from([UTC, ZONE]))))
         for n, metric_ in enumerate(Metric, start=1):
             terms = data.draw(_terms(metric_))
             self.service.add_template(f"T{n}", terms)
@@ -576,16 +574,13 @@ class PackMachine(RuleBasedStateMachine):
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             ref.appointments[appointment.id] = appointment
-            p = ref.packs[pack_id]
-            if p["client"] != appointment.client_id:
-                raise RefusedByModelError(RefusedError)
-            mine = usage(p, appointment.id) is not None
-            if not mine and not usable(p, appointment):
-                raise RefusedByModelError(RefusedError)
             held = ref.active.get(appointment.id)
-            if held == pack_id:
+            if held is not None:  # the same request again, or a move (R6)
+                if held != pack_id:
+                    raise RefusedByModelError(RefusedError)
                 return []
-            if held is not None:
+            p = ref.packs[pack_id]
+            if p["client"] != appointment.client_id or not usable(p, appointment):
                 raise RefusedByModelError(RefusedError)
             return use_in(ref, p, appointment)
 
@@ -615,6 +610,8 @@ class PackMachine(RuleBasedStateMachine):
             p = self._holder_of(ref, appointment_id)
             u = usage(p, appointment_id)
             assert u is not None
+            if u["mark"] is not None:
+                raise RefusedByModelError(RefusedError)  # a marked usage is settled
             policies = p["terms"].policies
             if how == "no_show":
                 consumes, why = policies.no_show_consumes, "no_show"
@@ -625,8 +622,6 @@ class PackMachine(RuleBasedStateMachine):
                 )
                 consumes, why = late and policies.late_cancel_consumes, "late_cancel"
             if consumes:
-                if u["mark"] == why:
-                    return []
                 u["mark"] = why
                 p["version"] += 1
                 return [event("UsageMarked", p["id"], appointment_id, extra=why)]
@@ -662,7 +657,7 @@ class PackMachine(RuleBasedStateMachine):
     def reschedule(self, data: st.DataObject) -> None:
         appointment_id = self._pick(data, list(self.ref.appointments))
         starts = sps.local_starts("Australia/Sydney", days=self._day())
-        start = data.draw(starts.filter(lambda s: s.fold == 0))
+        start = data.draw(starts)
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             p = self._holder_of(ref, appointment_id)
@@ -670,7 +665,7 @@ class PackMachine(RuleBasedStateMachine):
                 raise RefusedByModelError(RefusedError)
             u = usage(p, appointment_id)
             assert u is not None
-            if u["appt"].start == start:
+            if u["appt"].start.astimezone(UTC) == start.astimezone(UTC):
                 return []
             u["appt"] = attrs.evolve(u["appt"], start=start)
             until = current_expiry(p)
@@ -788,9 +783,11 @@ class PackMachine(RuleBasedStateMachine):
             assert u is not None
             if u["invoice"] is None:
                 n, pricing = number(p, appointment_id), p["terms"].pricing
+                p["lines_issued"] += 1
                 if isinstance(pricing, PerSession):
-                    tier = [t for t in pricing.tiers if t.from_session <= n][-1]
-                    amount = tier.price
+                    # the n-th line issued pays the n-th tier (docs: first price charged once)
+                    paid = [t for t in pricing.tiers if t.from_session <= p["lines_issued"]]
+                    amount = paid[-1].price
                 elif p["price_charged"]:
                     amount = Money(0, "AUD")
                 else:
