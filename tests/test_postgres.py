@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from sessionpacks import operations as ops
+from sessionpacks.adapters._codec import dump_state
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.postgres import (
     _COMMIT_FUNCTION,
@@ -528,6 +529,14 @@ def test_text_postgresql_cannot_hold_is_invalid(
     assert repo.events_since(0) == []
 
 
+def test_an_id_that_is_no_string_is_invalid(store: PostgresStore, repo: PostgresRepository) -> None:
+    number: Any = 7
+    for call in (store.practice, repo.load, repo.preference):
+        with pytest.raises(InvalidValueError) as raised:
+            call(number)
+        assert raised.value.value == 7
+
+
 def test_other_driver_errors_are_store_errors(store: PostgresStore) -> None:
     repo = store.practice(PRACTICE, SYDNEY)
     with pytest.raises(StoreError), store.connection() as connection:
@@ -567,3 +576,42 @@ def test_hours_and_money_round_trip_exactly(repo: PostgresRepository) -> None:
     repo.commit([change])
     assert repo.load("H") == change.after
     assert repo.load("H").remaining == timedelta(hours=5, microseconds=1)
+
+
+def test_check_snapshots_finds_what_differs_from_the_ledgers(
+    store: PostgresStore, repo: PostgresRepository
+) -> None:
+    opened = _open(repo, "P", 3)
+    repo.commit([ops.use(opened, appointment("A1"), NOW)])
+    _open(repo, "Q", 3)
+    assert repo.check_snapshots() == []
+    schema = store.schema
+    with store.connection() as connection:
+        connection.execute(
+            f"UPDATE {schema}.packs SET state = %s WHERE pack_id = 'P'".encode(),
+            (dump_state(opened),),
+        )
+    assert repo.check_snapshots() == ["P"]
+    with store.connection() as connection:
+        connection.execute(
+            f"UPDATE {schema}.active_usages SET pack_id = 'Q' WHERE appointment_id = 'A1'".encode()
+        )
+    assert repo.check_snapshots() == ["P", "Q"]
+
+
+def test_malformed_arguments_are_refused(repo: PostgresRepository) -> None:
+    anything: Any = "2026-03-01"
+    with pytest.raises(InvalidValueError) as raised:
+        repo.expiry_candidates(anything)
+    assert raised.value.field == "as_of"
+    with pytest.raises(InvalidValueError) as raised:
+        repo.save_template(anything)
+    assert raised.value.field == "template"
+
+
+def test_ids_beyond_ascii_round_trip(store: PostgresStore) -> None:
+    repo = store.practice("praxis-zürich", "Europe/Zurich")
+    change = ops.open_pack("päckchen-1", "Zoë 🙂", _terms(3), repo.practice, NOW)
+    repo.commit([change])
+    assert store.practice("praxis-zürich").load("päckchen-1") == change.after
+    assert [p.pack_id for p in repo.client_packs("Zoë 🙂")] == ["päckchen-1"]

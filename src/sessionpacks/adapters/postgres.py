@@ -6,25 +6,28 @@ otherwise), created and upgraded on open; :meth:`PostgresStore.practice` hands o
 :class:`PostgresRepository` bound to one practice. Every row carries its ``practice_id`` and
 every statement filters on it (tenant isolation).
 
-Writes: a commit is one transaction holding the ledger entries, the folded state beside them
+Writes: a commit is one call of the ``commit_changes`` function (created by the migration), so
+one round trip and one transaction holding the ledger entries, the folded state beside them
 (``packs``), the active usages (R6) and the events (a transactional outbox). Guarantees rest on
-constraints and conditional updates, not on reading first, at PostgreSQL's default READ
-COMMITTED isolation:
+constraints and conditional writes, not on reading first, at PostgreSQL's default READ COMMITTED
+isolation:
 
-* a pack's row is updated only ``WHERE version = expected`` (zero rows: another writer got there
-  first) and its entries have ``PRIMARY KEY (practice_id, pack_id, sequence)``;
+* a pack's row is updated only ``WHERE version = expected``, a new pack's inserted only if its
+  id is free (zero rows: another writer got there first), and its entries have
+  ``PRIMARY KEY (practice_id, pack_id, sequence)``;
 * an appointment is active on one pack at a time: ``PRIMARY KEY (practice_id, appointment_id)``;
-* a new pack or template version is refused by its primary key if another writer made it.
+* a template version is inserted only if it is the latest plus one, and its primary key refuses
+  a second writer of the same version.
 
-Event positions: ``SERIAL``-style sequences commit out of order, so a reader following
-positions could pass position 7 before the transaction holding 6 commits and never see 6.
-Here each practice has a counter row (``practices.last_position``) that a commit increments
-with ``UPDATE ... RETURNING`` as its *last* statement before ``COMMIT``. The row lock is held
-until the commit ends, so the next writer of the same practice reads the counter only after
-this commit is visible: positions are gap-free (a rolled-back commit rolls its increment back
-too) and become visible in position order. A reader that has seen position ``n`` will find
-``n + 1`` on a later read or not yet, never skip it. The price is that commits of one practice
-that emit events serialise on that row for the time of a round trip and the ``COMMIT``;
+Event positions: sequence values are handed out when asked for, not when their transaction
+commits, so a reader following positions could pass position 7 before the transaction holding
+6 commits and never see 6. Here each practice has a counter row (``practices.last_position``)
+that a commit increments with ``UPDATE ... RETURNING`` as the last write before its events. The
+row lock is held until the commit ends, so the next writer of the same practice reads the
+counter only after this commit is visible: positions are gap-free (a rolled-back commit rolls
+its increment back too) and become visible in position order. A reader that has seen position
+``n`` finds ``n + 1`` on a later read or not yet, never skips it. The price: commits of one
+practice that emit events take turns on that row, each for the end of one function call;
 practices do not wait for each other. Because the counter is the last lock a commit takes and
 the pack rows are locked in pack id order, commits cannot deadlock on each other.
 
@@ -269,8 +272,6 @@ _CONFLICTS = {
     "templates_pkey": "template.version",
     "events_pkey": "position",
     "events_practice_id_event_id_key": "event_id",
-    "entries_practice_id_pack_id_fkey": "pack_id",
-    "active_usages_practice_id_pack_id_fkey": "pack_id",
     "practices_pkey": "practice_id",
 }
 _RACES = (
@@ -278,8 +279,6 @@ _RACES = (
     pgerrors.SerializationFailure,
     pgerrors.DeadlockDetected,
     pgerrors.LockNotAvailable,
-    # A pack's entries referring to a pack row that a concurrent open has not committed.
-    pgerrors.ForeignKeyViolation,
 )
 
 
@@ -309,13 +308,15 @@ def _translated() -> Iterator[None]:
 # Decoding is a pure function of the stored text and its results are immutable: a workflow that
 # reads the same pack twice (client_packs, then load) or every template on each booking decodes
 # each version once. Keyed by the text itself, so a new version is a new key.
-_state = functools.lru_cache(maxsize=4096)(load_state)
+_state = functools.lru_cache(maxsize=1024)(load_state)
 _template = functools.lru_cache(maxsize=1024)(load_template)
 _preference = functools.lru_cache(maxsize=1024)(load_preference)
 
 
 def _storable(field: str, value: str) -> str:
-    """``value`` if PostgreSQL text can hold it: no NUL, no lone surrogate."""
+    """``value`` if PostgreSQL text can hold it: a string without NUL or lone surrogates."""
+    if not isinstance(value, str):
+        raise InvalidValueError(field, value, "must be a string")
     if "\x00" in value or (not value.isascii() and not _encodes(value)):
         raise InvalidValueError(field, value, "PostgreSQL text cannot hold NUL or lone surrogates")
     return value
