@@ -47,6 +47,7 @@ from . import store as stores
 from .base import Subparsers, add_command
 from .context import Context
 from .demo import fresh_file
+from .stream import events_after
 from .values import day, positive_int
 
 __all__ = ["register"]
@@ -222,12 +223,7 @@ class Simulation:
 
 
 def _events(service: PackService) -> Counter[str]:
-    kinds: Counter[str] = Counter()
-    position = 0
-    while page := service.events_since(position, 1000):
-        kinds.update(type(r.event).__name__ for r in page)
-        position = page[-1].position
-    return kinds
+    return Counter(type(r.event).__name__ for r in events_after(service))
 
 
 def simulate(ctx: Context, args: argparse.Namespace) -> int:

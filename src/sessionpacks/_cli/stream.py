@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from datetime import date
 
 from sessionpacks.events import EVENT_TYPES, RecordedEvent
+from sessionpacks.service import PackService
 
 from .base import Subparsers, add_command
 from .context import Context
 from .render import describe_event, jsonable
 from .values import day, positive_int, whole
 
-__all__ = ["register"]
+__all__ = ["events_after", "register"]
 
 _EVENT_NAMES = sorted(kind.__name__ for kind in EVENT_TYPES)
 _PAGE = 500
@@ -41,24 +43,30 @@ def _print(ctx: Context, recorded: RecordedEvent) -> None:
         print(describe_event(recorded), file=ctx.out)
 
 
+def events_after(service: PackService, position: int = 0) -> Iterator[RecordedEvent]:
+    """Every event after ``position``, read a page at a time."""
+    while True:
+        page = service.events_since(position, _PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        position = page[-1].position
+
+
 def events(ctx: Context, args: argparse.Namespace) -> int:
-    """Print events after ``--since``, page by page; with ``--follow``, keep polling."""
+    """Print events after ``--since``; with ``--follow``, keep polling."""
     position: int = args.since
     wanted = set(args.type or ())
     printed = polls = 0
     while True:
         polls += 1
-        while True:
-            page = ctx.service.events_since(position, _PAGE)
-            for recorded in page:
-                position = recorded.position
-                if args.limit is not None and printed >= args.limit:
-                    return 0
-                if not wanted or type(recorded.event).__name__ in wanted:
-                    _print(ctx, recorded)
-                    printed += 1
-            if len(page) < _PAGE:
-                break
+        for recorded in events_after(ctx.service, position):
+            position = recorded.position
+            if args.limit is not None and printed >= args.limit:
+                return 0
+            if not wanted or type(recorded.event).__name__ in wanted:
+                _print(ctx, recorded)
+                printed += 1
         ctx.out.flush()
         if not args.follow or (args.max_polls is not None and polls >= args.max_polls):
             break

@@ -27,7 +27,7 @@ from typing import IO, Any, TextIO
 import attrs
 
 from sessionpacks.errors import SessionPacksError
-from sessionpacks.events import PackOpened, RecordedEvent
+from sessionpacks.events import PackOpened
 from sessionpacks.ledger import Mark, PackState
 from sessionpacks.model import Appointment, Money, Preference, PreferPack, PreferTemplate
 from sessionpacks.resolution import OpenPack, UsePack
@@ -37,6 +37,7 @@ from .base import Subparsers, add_command
 from .context import Context
 from .render import jsonable
 from .store import UsageError
+from .stream import events_after
 from .values import duration, instant, positive_int
 
 __all__ = ["COLUMNS", "register"]
@@ -411,21 +412,10 @@ class _Rejects:
 # Export ------------------------------------------------------------------------------------
 
 KINDS = ("packs", "ledgers", "events")
-_PAGE = 500
-
-
-def _stream(service: PackService) -> Iterator[RecordedEvent]:
-    position = 0
-    while True:
-        page = service.events_since(position, _PAGE)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        position = page[-1].position
 
 
 def _pack_ids(service: PackService) -> Iterator[str]:
-    for recorded in _stream(service):
+    for recorded in events_after(service):
         if isinstance(recorded.event, PackOpened):
             yield recorded.event.pack_id
 
@@ -439,7 +429,7 @@ def _text(value: Any) -> str:
 
 def _records(service: PackService, kind: str, now: datetime) -> Iterator[dict[str, Any]]:
     if kind == "events":
-        for recorded in _stream(service):
+        for recorded in events_after(service):
             event = jsonable(recorded.event)
             yield {"position": recorded.position, **event}
         return
