@@ -2,9 +2,10 @@
 
 ``SESSIONPACKS_PG_DSN`` names the server (it must be on 127.0.0.1). Without it, the
 session-scoped :func:`pg_dsn` fixture runs ``scripts/postgres.sh start`` if PostgreSQL is
-installed (locally it never installs anything) and stops the server again at the end if it
-started it. With no server to be had the PostgreSQL tests are skipped, except under
-``CI=true``, where they fail: CI must never pass by skipping them.
+installed (locally it never installs anything; the script is idempotent, so a server already
+running is reused). It leaves the server running, since another test run may be using it:
+``scripts/postgres.sh stop`` stops it. With no server to be had the PostgreSQL tests are
+skipped, except under ``CI=true``, where they fail: CI must never pass by skipping them.
 
 Each test gets its own PostgreSQL schema (:func:`pg_schema`), dropped afterwards, so tests
 never see each other's rows and need no TRUNCATE.
@@ -81,27 +82,22 @@ def _installed() -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
+def pg_dsn() -> str:
     """The DSN of a reachable PostgreSQL on 127.0.0.1 (see the module's docstring)."""
-    started = False
     dsn = os.environ.get(DSN_ENV, "")
     if not dsn:
         if not _installed() and not under_ci():
             unavailable("postgresql is not installed")
-        already = _script("status").returncode == 0
         ran = _script("start")
-        if ran.returncode != 0:
+        if ran.returncode != 0 or not ran.stdout.strip():
             unavailable(f"scripts/postgres.sh start failed: {ran.stderr.strip()[-500:]}")
         dsn = ran.stdout.strip().splitlines()[-1]
-        started = not already
     check_loopback(dsn)
     try:
         psycopg.connect(dsn, connect_timeout=10).close()
     except psycopg.OperationalError as error:
         unavailable(f"cannot connect to {dsn}: {error}")
-    yield dsn
-    if started:
-        _script("stop")
+    return dsn
 
 
 def drop_schema(dsn: str, schema: str) -> None:
