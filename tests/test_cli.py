@@ -8,12 +8,18 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from .pg_support import pg_dsn
+
+__all__ = ["pg_dsn"]  # a fixture, imported for pytest to find
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-03-02T08:00+11:00"
@@ -560,3 +566,33 @@ def test_errors_are_json_on_stderr_with_json(shared_clinic: Cli) -> None:
         "field": "pack_id",
         "value": "'nope'",
     }
+
+
+# PostgreSQL ------------------------------------------------------------------------------
+
+
+def _url(dsn: str) -> str:
+    """``dsn`` as a postgresql:// URL, which is what --database-url takes."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return dsn
+    params = conninfo_to_dict(dsn)
+    user, host = params.get("user", "postgres"), params.get("host", "127.0.0.1")
+    port, name = params.get("port", 5432), params.get("dbname", "postgres")
+    return f"postgresql://{user}@{host}:{port}/{name}"
+
+
+@pytest.mark.postgres
+def test_the_console_script_works_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
+    cli = Cli(tmp_path)
+    practice = f"cli-{uuid.uuid4().hex[:12]}"  # the throwaway server's rows of this run only
+    base = ("--database-url", _url(pg_dsn), "--practice", practice, "--now", NOW)
+    added = cli.raw(*base, "--timezone", "Australia/Sydney", "template", "add", "t1",
+                    "--name", "Three", "--sessions", "3", "--price", "90 AUD")  # fmt: skip
+    assert added.code == 0, added.err
+    assert cli.raw(*base, "client", "prefer", "C1", "--template", "t1").code == 0
+    booked = cli.raw(*base, "appointment", "book",
+                     *appointment("A1", "2026-03-03T09:00+11:00"), "--json")  # fmt: skip
+    assert booked.json()["label"] == "Session 1 of 3"
+    events = cli.raw(*base, "events", "--json").lines()
+    assert [e["event"]["type"] for e in events] == ["PackOpened", "SessionUsed"]
+    assert not (tmp_path / "sessionpacks.db").exists()

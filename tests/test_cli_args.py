@@ -330,8 +330,9 @@ def test_postgres_urls_open_the_postgres_store(monkeypatch: pytest.MonkeyPatch) 
     opened: list[str] = []
 
     class FakeStore:
-        def __init__(self, dsn: str) -> None:
+        def __init__(self, dsn: str, *, timeout: float) -> None:
             opened.append(dsn)
+            assert timeout == 10.0
 
     monkeypatch.setattr("sessionpacks.adapters.postgres.PostgresStore", FakeStore, raising=False)
     monkeypatch.setenv("SESSIONPACKS_DATABASE_URL", "postgresql://127.0.0.1/clinic")

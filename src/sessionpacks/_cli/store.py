@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from sessionpacks.ports import PackRepository
 __all__ = ["DEFAULT_DB", "Store", "UsageError", "_open_store", "database_path", "open_practice"]
 
 DEFAULT_DB = "sessionpacks.db"
+POSTGRES_TIMEOUT = 10.0  # seconds to wait for a connection before giving up
 
 
 class UsageError(Exception):
@@ -50,7 +52,9 @@ def _open_store(args: argparse.Namespace) -> Store:
             raise UsageError(
                 f"PostgreSQL support is not installed ({error}): install sessionpacks[postgres]"
             ) from None
-        store: Store = PostgresStore(url)
+        # The pool logs every failed attempt; the one error at the end says it all.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        store: Store = PostgresStore(url, timeout=POSTGRES_TIMEOUT)
         return store
     from sessionpacks.adapters.sqlite import SqliteStore
 
