@@ -10,7 +10,7 @@ import pytest
 from sessionpacks import events as ev
 from sessionpacks.adapters.clock import FixedClock, SystemClock
 from sessionpacks.adapters.memory import InMemoryRepository
-from sessionpacks.errors import ConcurrencyError
+from sessionpacks.errors import ConcurrencyError, RefusedError
 from sessionpacks.ledger import Invoiced, Mark, PackState, PackStatus, Released, Used
 from sessionpacks.model import (
     Allowance,
@@ -433,3 +433,24 @@ def test_a_naive_clock_is_refused(repo: InMemoryRepository) -> None:
     error: Any = caught.value
     assert error.field == "clock.now()"
     assert snapshot(repo) == before
+
+
+def test_assigning_an_unknown_template_is_refused_with_nothing_written(
+    service: PackService, repo: InMemoryRepository
+) -> None:
+    before = snapshot(repo)
+    with pytest.raises(RefusedError) as refused:
+        service.assign(appt("A1"), template_id="nope")
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (
+        "R2",
+        "template_id",
+        "nope",
+    )
+    assert snapshot(repo) == before
+
+
+def test_an_explicit_service_is_billed_at_its_price_without_reading_packs(
+    service: PackService,
+) -> None:
+    decision = service.decide(appt("A1"), PreferService("massage"))
+    assert decision.action == NoPack("massage")

@@ -223,16 +223,48 @@ class PackService:
 
     def decide(self, appointment: Appointment, explicit: Preference | None = None) -> Decision:
         """Which pack the appointment would draw on, and why (R13), without writing."""
+        return self._decide(appointment, explicit)[0]
+
+    def _decide(
+        self, appointment: Appointment, explicit: Preference | None
+    ) -> tuple[Decision, dict[str, PackState]]:
+        """The decision, and the packs it was made on (at the versions read)."""
         repo = self.repository
-        return resolve(
+        packs: list[PackState] = []
+        templates: dict[str, PackTemplate] = {}
+        preference: Preference | None = None
+        # An explicit choice needs only what it names: one read instead of four.
+        if isinstance(explicit, PreferPack):
+            packs = self._client_pack(appointment.client_id, explicit.pack_id)
+        elif isinstance(explicit, PreferTemplate):
+            templates = self._template_if_any(explicit.template_id)
+        elif explicit is None:
+            packs = repo.client_packs(appointment.client_id)
+            templates = {t.id: t for t in repo.templates()}
+            preference = repo.preference(appointment.client_id)
+        decision = resolve(
             appointment,
             practice=repo.practice,
             at=self._now(),
-            packs=repo.client_packs(appointment.client_id),
-            templates={t.id: t for t in repo.templates()},
-            preference=repo.preference(appointment.client_id),
+            packs=packs,
+            templates=templates,
+            preference=preference,
             explicit=explicit,
         )
+        return decision, {p.pack_id: p for p in packs}
+
+    def _client_pack(self, client_id: str, pack_id: str) -> list[PackState]:
+        try:
+            pack = self.repository.load(pack_id)
+        except NotFoundError:
+            return []
+        return [pack] if pack.client_id == client_id else []
+
+    def _template_if_any(self, template_id: str) -> dict[str, PackTemplate]:
+        try:
+            return {template_id: self.repository.template(template_id)}
+        except NotFoundError:
+            return {}
 
     def choices(self, appointment: Appointment) -> tuple[Choice, ...]:
         """Usable open packs first, then templates by name (R14)."""
@@ -268,7 +300,7 @@ class PackService:
         holder = self.repository.pack_of_appointment(appointment.id)
         if holder is not None:
             return self._already(appointment, holder, explicit)
-        decision = self.decide(appointment, explicit)
+        decision, packs = self._decide(appointment, explicit)
         action = decision.action
         if isinstance(action, NoPack):
             return Assignment(appointment.id, decision)
@@ -285,7 +317,7 @@ class PackService:
                 None, change.after, opened.entries + change.entries, opened.events + change.events
             )
             return Assignment(appointment.id, decision, change.after, True, self._commit(merged))
-        change = ops.use(self.repository.load(action.pack_id), appointment, self._now())
+        change = ops.use(packs[action.pack_id], appointment, self._now())
         return Assignment(appointment.id, decision, change.after, False, self._commit(change))
 
     def _already(
