@@ -454,3 +454,17 @@ def test_an_explicit_service_is_billed_at_its_price_without_reading_packs(
 ) -> None:
     decision = service.decide(appt("A1"), PreferService("massage"))
     assert decision.action == NoPack("massage")
+
+
+def test_assigning_an_unknown_pack_is_refused_with_nothing_written(
+    service: PackService, repo: InMemoryRepository
+) -> None:
+    before = snapshot(repo)
+    with pytest.raises(RefusedError) as refused:
+        service.assign(appt("A1"), pack_id="nope")
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (
+        "R4",
+        "pack_id",
+        "nope",
+    )
+    assert snapshot(repo) == before
