@@ -73,14 +73,12 @@ from sessionpacks.adapters._common import (
     check_window,
     with_statuses,
 )
-
-# One StoreError for every store (it should move to sessionpacks.errors; until then, SQLite's).
-from sessionpacks.adapters.sqlite import StoreError
 from sessionpacks.errors import (
     ConcurrencyError,
     InvalidValueError,
     NotFoundError,
     SessionPacksError,
+    StoreError,
 )
 from sessionpacks.events import Event, RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
