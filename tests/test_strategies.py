@@ -28,6 +28,7 @@ from sessionpacks.model import (
     PerPack,
     PerSession,
     Practice,
+    Service,
     units,
 )
 
@@ -79,6 +80,21 @@ def test_templates_from_type_are_valid(template: PackTemplate) -> None:
     assert _rebuild(template) == template
     assert template.version >= 1
     assert template.id.strip() == template.id != ""
+
+
+@MODEST
+@given(
+    sps.templates(Metric.HOURS, template_id="T-fixed"),
+    sps.templates(template_id=st.sampled_from(["T1", "T2"])),
+    st.from_type(Service),
+)
+def test_templates_take_their_id_and_services_construct(
+    fixed: PackTemplate, drawn: PackTemplate, service: Service
+) -> None:
+    assert (fixed.id, fixed.terms.metric) == ("T-fixed", Metric.HOURS)
+    assert drawn.id in {"T1", "T2"}
+    assert _rebuild(service) == service
+    assert service.id in sps.SERVICE_IDS
 
 
 @MODEST

@@ -304,12 +304,7 @@ def templates(
     service_ids: Sequence[str] = SERVICE_IDS,
 ) -> PackTemplate:
     """A template (version 1..3) with terms from :func:`pack_terms`."""
-    if template_id is None:
-        tid = draw(identifiers("T"))
-    elif isinstance(template_id, str):
-        tid = template_id
-    else:
-        tid = draw(template_id)
+    tid = draw(identifiers("T") if template_id is None else _strategy(template_id))
     terms = draw(pack_terms(metric, currency=currency, expiry=expiry, service_ids=service_ids))
     return PackTemplate(tid, terms, draw(st.integers(1, 3)))
 
