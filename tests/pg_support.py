@@ -148,12 +148,14 @@ def appointment(appointment_id: str, client: str = "C1") -> Appointment:
 
 
 def book_all(service: PackService, jobs: Sequence[Job]) -> list[Outcome]:
-    """Assign each job's appointment to its pack through the service, noting what happened."""
+    """Assign each job's appointment to its pack through the service, noting what happened:
+    ``used``, ``already`` (another worker recorded the same appointment on the same pack first:
+    the same request, answered with the existing usage, R6) or the refusal."""
     outcomes: list[Outcome] = []
     for appointment_id, pack_id in jobs:
         try:
-            service.assign(appointment(appointment_id), pack_id=pack_id)
-            outcomes.append((appointment_id, pack_id, "used"))
+            assigned = service.assign(appointment(appointment_id), pack_id=pack_id)
+            outcomes.append((appointment_id, pack_id, "used" if assigned.events else "already"))
         except SessionPacksError as error:
             outcomes.append((appointment_id, pack_id, f"{type(error).__name__} {error.rule}"))
     return outcomes

@@ -113,7 +113,8 @@ def _check_race(repo: PostgresRepository, outcomes: list[Outcome]) -> None:
     per_pack = Counter(pack_id for _, pack_id, _ in used)
     assert per_pack == dict.fromkeys(PACKS, ALLOWANCE - PRE_USED), outcomes
     assert sum(1 for o in used if o[0] == "shared") <= 1
-    refusals = Counter(o[2] for o in outcomes if o[2] != "used")
+    assert all(o[0] == "shared" for o in outcomes if o[2] == "already"), outcomes
+    refusals = Counter(o[2] for o in outcomes if o[2] not in ("used", "already"))
     assert set(refusals) <= {"RefusedError R3", "RefusedError R6"}, refusals
     for pack_id in PACKS:
         state, ledger = repo.load(pack_id), repo.ledger(pack_id)
