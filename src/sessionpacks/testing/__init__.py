@@ -1,7 +1,19 @@
-"""Test support for stores and hosts: :mod:`sessionpacks.testing.contract` is the suite every
-:class:`~sessionpacks.ports.PackRepository` passes. Needs the ``testing`` extra (pytest,
-hypothesis)."""
+"""Test support for stores and hosts. Needs the ``testing`` extra (pytest, hypothesis).
+
+- :class:`RepositoryContract` (:mod:`sessionpacks.testing.contract`): the suite every
+  :class:`~sessionpacks.ports.PackRepository` passes; a store's tests subclass it and give a
+  factory, :meth:`~RepositoryContract.make_store`.
+- :class:`StoreMachine` (:mod:`sessionpacks.testing.stateful`): a hypothesis state machine
+  that drives a store through :class:`~sessionpacks.service.PackService` beside the reference
+  in-memory store; a store's tests subclass it, give a factory,
+  :meth:`~StoreMachine.open_repository`, and collect ``.TestCase``.
+- :mod:`sessionpacks.testing.plugin`: a pytest plugin with the hypothesis profiles (``dev``,
+  ``ci``) and fixtures; load it with ``pytest_plugins = ["sessionpacks.testing.plugin"]``.
+
+Hypothesis strategies for the library's values are in :mod:`sessionpacks.strategies`.
+"""
 
 from sessionpacks.testing.contract import Opener, RepositoryContract
+from sessionpacks.testing.stateful import StoreMachine
 
-__all__ = ["Opener", "RepositoryContract"]
+__all__ = ["Opener", "RepositoryContract", "StoreMachine"]

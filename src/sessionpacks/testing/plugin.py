@@ -1,0 +1,150 @@
+"""A pytest plugin for hosts testing against sessionpacks: hypothesis profiles and fixtures.
+
+Load it from the ``conftest.py`` at the root of your tests::
+
+    pytest_plugins = ["sessionpacks.testing.plugin"]
+
+**Profiles.** Two hypothesis profiles are registered, and one is loaded before the tests run:
+
+- ``sessionpacks-dev``: a quick local run, few examples and short state-machine runs, failures
+  kept in the local example database (``.hypothesis/``) and replayed first next time.
+- ``sessionpacks-ci``: a thorough run, ten times the examples and longer state-machine runs,
+  derandomised (the same examples on every run, so a red build is red again on a laptop with
+  the same profile), with ``@reproduce_failure`` blobs printed.
+
+``SESSIONPACKS_HYPOTHESIS_PROFILE`` chooses: ``dev``, ``ci``, or the name of any profile you
+registered yourself. Without it, ``ci`` is chosen when ``CI=true`` and ``dev`` otherwise.
+Hypothesis's own ``--hypothesis-profile`` option still wins, and a test's own ``@settings``
+still overrides a profile for that test. Deadlines are off in both profiles: a store's speed
+is not what these tests judge.
+
+**Fixtures.** ``sessionpacks_practice`` (a Sydney practice), ``sessionpacks_clock`` (a
+:class:`~sessionpacks.adapters.clock.FixedClock`), ``sessionpacks_repository`` (that practice
+on a fresh in-memory store; override the fixture to run the same tests on your store) and
+``sessionpacks_service`` (a :class:`~sessionpacks.service.PackService` on them, numbering new
+packs ``pk1``, ``pk2``...).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.adapters.memory import InMemoryStore
+from sessionpacks.model import Practice
+from sessionpacks.ports import PackRepository
+from sessionpacks.service import PackService
+
+__all__ = [
+    "CI_PROFILE",
+    "DEV_PROFILE",
+    "PROFILE_ENV",
+    "chosen_profile",
+    "load_profile",
+    "register_profiles",
+    "sessionpacks_clock",
+    "sessionpacks_practice",
+    "sessionpacks_repository",
+    "sessionpacks_service",
+]
+
+PROFILE_ENV = "SESSIONPACKS_HYPOTHESIS_PROFILE"
+DEV_PROFILE = "sessionpacks-dev"
+CI_PROFILE = "sessionpacks-ci"
+_SHORT_NAMES = {"dev": DEV_PROFILE, "ci": CI_PROFILE}
+
+
+def register_profiles() -> None:
+    """Register ``sessionpacks-dev`` and ``sessionpacks-ci`` (again, harmlessly)."""
+    settings.register_profile(
+        DEV_PROFILE,
+        max_examples=20,
+        stateful_step_count=20,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    # Hypothesis's own "ci" profile: derandomised, no example database, blobs printed.
+    settings.register_profile(
+        CI_PROFILE,
+        settings.get_profile("ci"),
+        max_examples=200,
+        stateful_step_count=50,
+    )
+
+
+def chosen_profile(environ: Mapping[str, str] | None = None) -> str:
+    """The profile name ``SESSIONPACKS_HYPOTHESIS_PROFILE`` and ``CI`` choose."""
+    env = os.environ if environ is None else environ
+    asked = env.get(PROFILE_ENV, "").strip()
+    if not asked:
+        asked = "ci" if env.get("CI", "").strip().lower() == "true" else "dev"
+    return _SHORT_NAMES.get(asked, asked)
+
+
+def load_profile(environ: Mapping[str, str] | None = None) -> str:
+    """Load the chosen profile and return its name; an unknown name raises hypothesis's
+    ``InvalidArgument`` naming it."""
+    name = chosen_profile(environ)
+    settings.load_profile(name)
+    return name
+
+
+register_profiles()
+
+
+# pytest hooks ---------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: hypothesis's own plugin runs after, so --hypothesis-profile and
+    # --hypothesis-verbosity apply on top of the profile loaded here.
+    if not config.getoption("--hypothesis-profile", default=None):
+        load_profile()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"sessionpacks: hypothesis profile {settings.get_current_profile_name()!r} "
+        f"(choose with {PROFILE_ENV}=dev|ci|<your profile>)"
+    )
+
+
+# Fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sessionpacks_practice() -> Practice:
+    """The practice the fixtures work in: ``clinic-1`` in Australia/Sydney."""
+    return Practice("clinic-1", "Australia/Sydney")
+
+
+@pytest.fixture
+def sessionpacks_clock() -> FixedClock:
+    """A clock standing at 2026-01-15 09:00 Sydney time until moved."""
+    return FixedClock(datetime(2026, 1, 15, 9, 0, tzinfo=ZoneInfo("Australia/Sydney")))
+
+
+@pytest.fixture
+def sessionpacks_repository(sessionpacks_practice: Practice) -> PackRepository:
+    """The practice on a fresh in-memory store. Override it to use your own store."""
+    return InMemoryStore().practice(sessionpacks_practice.id, sessionpacks_practice.timezone)
+
+
+@pytest.fixture
+def sessionpacks_service(
+    sessionpacks_repository: PackRepository, sessionpacks_clock: FixedClock
+) -> PackService:
+    """A service on the repository and the clock; new packs are ``pk1``, ``pk2``..."""
+    counter = itertools.count(1)
+    return PackService(
+        sessionpacks_repository, sessionpacks_clock, new_pack_id=lambda: f"pk{next(counter)}"
+    )
