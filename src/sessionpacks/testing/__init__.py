@@ -13,7 +13,27 @@
 Hypothesis strategies for the library's values are in :mod:`sessionpacks.strategies`.
 """
 
-from sessionpacks.testing.contract import Opener, RepositoryContract
-from sessionpacks.testing.stateful import StoreMachine
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sessionpacks.testing.contract import Opener, RepositoryContract
+    from sessionpacks.testing.stateful import StoreMachine
 
 __all__ = ["Opener", "RepositoryContract", "StoreMachine"]
+
+_HOMES = {
+    "Opener": "sessionpacks.testing.contract",
+    "RepositoryContract": "sessionpacks.testing.contract",
+    "StoreMachine": "sessionpacks.testing.stateful",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that loading the plugin (``-p sessionpacks.testing.plugin``)
+    # builds no strategies before hypothesis's own pytest plugin is loaded.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

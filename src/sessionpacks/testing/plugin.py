@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import InvalidArgument
 
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
@@ -107,8 +108,14 @@ register_profiles()
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: hypothesis's own plugin runs after, so --hypothesis-profile and
     # --hypothesis-verbosity apply on top of the profile loaded here.
-    if not config.getoption("--hypothesis-profile", default=None):
+    if config.getoption("--hypothesis-profile", default=None):
+        return
+    try:
         load_profile()
+    except InvalidArgument as error:
+        raise pytest.UsageError(
+            f"{PROFILE_ENV}: {error}. Use dev, ci, or a profile your conftest.py registers."
+        ) from error
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -175,7 +175,7 @@ def _service(repository: PackRepository, clock: FixedClock) -> PackService:
 
 def _terms(metric: Metric | None = None) -> st.SearchStrategy[PackTerms]:
     expiry = sps.expiry_rules(min_date=FIRST_DAY + timedelta(days=10), max_date=date(2026, 12, 31))
-    return sps.pack_terms(metric, expiry=expiry, service_ids=SERVICES, max_sessions=5)
+    return sps.pack_terms(metric, expiry=expiry, service_ids=SERVICES, max_sessions=8)
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -276,21 +276,28 @@ class StoreMachine(RuleBasedStateMachine):
         return packs[self._pick(data, [*packs, *mine], "pack")]
 
     def _days(self) -> st.SearchStrategy[date]:
-        """Local days, with each pack's expiry date and the day before drawn often (R5)."""
+        """Local days: the coming weeks, any day of the range, and each pack's expiry date and
+        the day before (R5) drawn often."""
         days = sps.local_days(self.timezone, min_date=FIRST_DAY, max_date=LAST_DAY)
+        soon = st.integers(-7, 42).map(lambda n: self.today + timedelta(days=n))
         expiries = {p.expiry_date for p in self._packs()} - {None}
         edges = sorted(d - timedelta(days=k) for d in expiries if d is not None for k in (0, 1))
-        return st.one_of(days, st.sampled_from(edges)) if edges else days
+        return st.one_of(soon, days, st.sampled_from(edges)) if edges else st.one_of(soon, days)
 
-    def _appointment(self, data: st.DataObject, *, keep: bool = True) -> Appointment:
-        """A new appointment (a new id); ``keep`` it for the rules that act on appointments."""
+    def _appointment(
+        self, data: st.DataObject, client: str | None = None, *, keep: bool = True
+    ) -> Appointment:
+        """A new appointment (a new id); ``keep`` it for the rules that act on appointments.
+
+        Now and then for a service no template may cover, or priced in another currency (R4).
+        """
         self._made += 1
         made = data.draw(
             sps.appointments(
-                st.sampled_from(self.clients),
-                st.sampled_from([*SERVICES, "pilates"]),
+                st.sampled_from(self.clients) if client is None else client,
+                st.sampled_from([*SERVICES, *SERVICES, "pilates"]),
                 timezone=self.timezone,
-                currency=st.sampled_from(["AUD", "AUD", "AUD", "USD"]),
+                currency=st.sampled_from(["AUD"] * 7 + ["USD"]),
                 appointment_id=f"A{self._made}",
                 days=self._days(),
             ),
@@ -363,10 +370,14 @@ class StoreMachine(RuleBasedStateMachine):
 
     # Appointments ------------------------------------------------------------------------------
 
-    @rule(data=st.data())
-    def book(self, data: st.DataObject) -> None:
-        """The client's default decides (R13)."""
-        appointment = self._appointment(data)
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def book(self, data: st.DataObject, count: int) -> None:
+        """A client books one to three appointments; their default decides (R13)."""
+        client = data.draw(st.sampled_from(self.clients), label="client")
+        for _ in range(count):
+            self._book(self._appointment(data, client))
+
+    def _book(self, appointment: Appointment) -> None:
         self.both(f"book({appointment.id!r})", lambda s: s.book(appointment))
 
     @rule(data=st.data())
@@ -519,18 +530,18 @@ class StoreMachine(RuleBasedStateMachine):
         where = f"pack {theirs.pack_id}"
         if mine.remaining_units < 0:
             _fail(f"{where}: the balance is below zero: {mine.remaining}")
+        ids = [u.appointment.id for u in mine.usages]
+        numbers = [mine.number(a) for a in ids]
+        if numbers != list(range(1, len(ids) + 1)):
+            _fail(f"{where}: sessions are numbered {numbers}, not 1..{len(ids)}")
         _same(f"{where}: version", mine.version, theirs.version)
         _same(f"{where}: remaining", mine.remaining, theirs.remaining)
         _same(f"{where}: status as of {now.isoformat()}", mine.status(now), theirs.status(now))
-        ids = [u.appointment.id for u in mine.usages]
         _same(
             f"{where}: appointments in session order",
             ids,
             [u.appointment.id for u in theirs.usages],
         )
-        numbers = [mine.number(a) for a in ids]
-        if numbers != list(range(1, len(ids) + 1)):
-            _fail(f"{where}: sessions are numbered {numbers}, not 1..{len(ids)}")
         _same(f"{where}: labels", [mine.label(a) for a in ids], [theirs.label(a) for a in ids])
         _same(f"{where}: marks", [u.mark for u in mine.usages], [u.mark for u in theirs.usages])
         _same(
