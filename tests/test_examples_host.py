@@ -42,3 +42,17 @@ def test_the_host_example_passes_the_contract_the_machine_and_its_own_rule(
     assert ("TestClinicMachine", "runTest") in passed, output
     assert ("test_a_client_never_pays_twice_for_one_appointment", "") in passed, output
     assert not re.search(r" (FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", output), output
+
+
+def _excerpts(page: Path) -> list[tuple[str, str]]:
+    """``(path, code)`` for each code block marked ``<!-- excerpt: path -->`` on the page."""
+    marked = r"<!-- excerpt: (\S+) -->\n```python\n(.*?)```"
+    return re.findall(marked, page.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_the_store_how_to_quotes_the_example_as_it_is() -> None:
+    root = EXAMPLE.parents[1]
+    excerpts = _excerpts(root / "docs" / "writing-a-store.md")
+    assert len(excerpts) >= 4
+    for path, code in excerpts:
+        assert code in (root / path).read_text(encoding="utf-8"), f"{path} no longer has:\n{code}"
