@@ -449,9 +449,9 @@ _FIND = settings(
         (_DuplicatesUsages, r"sessions are numbered \[1, 1\]"),
         (_RestartsPositions, "positions must strictly increase"),
         (_EchoesEvents, "written twice"),
-        (_DropsSessionNumbers, "appointments in session order"),
+        (_DropsSessionNumbers, r"appointments in session order|\.usages"),
         (_LosesLateEvents, "events after position"),
-        (_RefusesUnknownPacks, "this store raised RefusedError"),
+        (_RefusesUnknownPacks, "RefusedError"),
         (_FailsOnAdjust, "StoreError"),
         (_ForgetsRebookings, "pack_of_appointment"),
     ],
@@ -529,8 +529,9 @@ def test_both_compares_results_naming_what_differs(machine: StoreMachine) -> Non
         machine.both("lists", lambda s: [1, 3] if s is machine.service else [1, 2])
     with pytest.raises(AssertionError, match=r"\.b: None \(this store\) != 2 \(reference\)"):
         machine.both("dicts", lambda s: {"a": 1} if s is machine.service else {"a": 1, "b": 2})
-    with pytest.raises(AssertionError, match=r"value: \[1\] \(this store\) != \[1, 2\]"):
+    with pytest.raises(AssertionError, match=r"value: 1 items \(this store\) != 2 items") as raised:
         machine.both("lengths", lambda s: [1] if s is machine.service else [1, 2])
+    assert "[1]: 2 on one side only" in str(raised.value)
 
 
 def test_instants_are_compared_in_utc(machine: StoreMachine) -> None:

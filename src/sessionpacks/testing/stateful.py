@@ -130,12 +130,19 @@ def _differences(actual: Any, expected: Any, path: str = "") -> list[str]:
         return [
             d for k in keys for d in _differences(actual.get(k), expected.get(k), f"{path}.{k}")
         ]
-    if isinstance(actual, list) and isinstance(expected, list) and len(actual) == len(expected):
-        return [
+    if isinstance(actual, list) and isinstance(expected, list):
+        found = [
             d
-            for n, (a, e) in enumerate(zip(actual, expected, strict=True))
+            for n, (a, e) in enumerate(zip(actual, expected, strict=False))
             for d in _differences(a, e, f"{path}[{n}]")
         ]
+        if len(actual) != len(expected):
+            counts = f"{len(actual)} items (this store) != {len(expected)} items (reference)"
+            found.insert(0, f"  {path or 'value'}: {counts}")
+            shorter = min(len(actual), len(expected))
+            extra = (actual if len(actual) > shorter else expected)[shorter]
+            found.append(f"  {path}[{shorter}]: {extra!r} on one side only")
+        return found
     return [f"  {path or 'value'}: {actual!r} (this store) != {expected!r} (reference)"]
 
 
