@@ -45,8 +45,9 @@ def test_the_host_example_passes_the_contract_the_machine_and_its_own_rule(
 
 
 def _excerpts(page: Path) -> list[tuple[str, str]]:
-    """``(path, code)`` for each code block marked ``<!-- excerpt: path -->`` on the page."""
-    marked = r"<!-- excerpt: (\S+) -->\n```python\n(.*?)```"
+    """``(path, code)`` for each code block marked ``<!-- excerpt: path -->`` on the page (and
+    ``<!-- fmt: off -->``, so that ruff leaves its indentation as in the source)."""
+    marked = r"<!-- excerpt: (\S+) -->\n<!-- fmt: off -->\n```python\n(.*?)```\n<!-- fmt: on -->"
     return re.findall(marked, page.read_text(encoding="utf-8"), re.DOTALL)
 
 
