@@ -193,6 +193,7 @@ from hypothesis import settings
 
 def test_profile():
     assert settings.get_current_profile_name() == {expected!r}
+    assert settings().derandomize is {derandomized!r}
 
 def test_fixtures(sessionpacks_service, sessionpacks_repository, sessionpacks_clock):
     assert sessionpacks_service.repository is sessionpacks_repository
@@ -201,18 +202,25 @@ def test_fixtures(sessionpacks_service, sessionpacks_repository, sessionpacks_cl
 
 
 @pytest.mark.parametrize(
-    ("environ", "options", "expected"),
+    ("environ", "options", "expected", "derandomized"),
     [
-        ({}, [], plugin.DEV_PROFILE),
-        ({"CI": "true"}, [], plugin.CI_PROFILE),
-        ({plugin.PROFILE_ENV: "ci"}, ["--hypothesis-profile=default"], "default"),
+        ({}, [], plugin.DEV_PROFILE, False),
+        ({"CI": "true"}, [], plugin.CI_PROFILE, True),
+        # hypothesis loads its own "ci" profile when it sees CI: dev must not inherit from it
+        ({"CI": "true", plugin.PROFILE_ENV: "dev"}, [], plugin.DEV_PROFILE, False),
+        ({plugin.PROFILE_ENV: "ci"}, ["--hypothesis-profile=default"], "default", False),
     ],
 )
 def test_a_host_loads_the_plugin_from_its_conftest(
-    tmp_path: Path, environ: dict[str, str], options: list[str], expected: str
+    tmp_path: Path,
+    environ: dict[str, str],
+    options: list[str],
+    expected: str,
+    derandomized: bool,
 ) -> None:
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["sessionpacks.testing.plugin"]\n')
-    (tmp_path / "test_host.py").write_text(_HOST_TESTS.format(expected=expected))
+    host_tests = _HOST_TESTS.format(expected=expected, derandomized=derandomized)
+    (tmp_path / "test_host.py").write_text(host_tests)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
     ran = subprocess.run(

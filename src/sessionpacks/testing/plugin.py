@@ -64,8 +64,11 @@ _SHORT_NAMES = {"dev": DEV_PROFILE, "ci": CI_PROFILE}
 
 def register_profiles() -> None:
     """Register ``sessionpacks-dev`` and ``sessionpacks-ci`` (again, harmlessly)."""
+    # Parents named: hypothesis loads its "ci" profile on import when it sees CI variables,
+    # and a profile without a parent would inherit whatever is loaded now.
     settings.register_profile(
         DEV_PROFILE,
+        settings.get_profile("default"),
         max_examples=20,
         stateful_step_count=20,
         deadline=None,
