@@ -31,6 +31,8 @@ from sessionpacks.model import (
 from sessionpacks.ports import PackRepository
 from sessionpacks.service import PackService
 
+pytest_plugins = ["sessionpacks.testing.plugin"]
+
 SYDNEY = ZoneInfo("Australia/Sydney")
 CLIENTS = ("C1", "C2")
 

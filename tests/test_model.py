@@ -447,3 +447,20 @@ def test_require_aware() -> None:
         "must be a datetime"
         in refused(lambda: require_aware("when", date(2026, 1, 1)), "when").reason
     )
+
+
+def test_money_too_large_for_its_minor_unit_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidValueError) as refused:
+        Money("1e30", "AUD")
+    assert refused.value.field == "Money.amount"
+
+
+def test_money_combined_with_a_number_is_refused() -> None:
+    with pytest.raises(InvalidValueError) as refused:
+        Money("1", "AUD") + 1  # type: ignore[operator]
+    assert (refused.value.field, refused.value.value) == ("Money", 1)
+
+
+def test_a_period_past_the_calendar_never_runs_out() -> None:
+    assert Period(years=9000).after(date(2026, 1, 1)) == date.max
+    assert Period.parse("99999999999 days").after(date(2026, 1, 1)) == date.max

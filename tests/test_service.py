@@ -468,3 +468,35 @@ def test_assigning_an_unknown_pack_is_refused_with_nothing_written(
         "nope",
     )
     assert snapshot(repo) == before
+
+
+class _MovesAfterReading:
+    """A repository whose first holder lookup is followed by a rival move of the appointment."""
+
+    def __init__(self, inner: InMemoryRepository, rival: Any) -> None:
+        self._inner = inner
+        self._rival = rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def pack_of_appointment(self, appointment_id: str) -> str | None:
+        holder = self._inner.pack_of_appointment(appointment_id)
+        if self._rival is not None:
+            rival, self._rival = self._rival, None
+            rival()
+        return holder
+
+
+def test_a_cancel_racing_a_move_is_retried_on_the_new_pack(
+    service: PackService, repo: InMemoryRepository, clock: FixedClock
+) -> None:
+    a, b = service.open_pack("C1", terms=terms()), service.open_pack("C1", terms=terms())
+    service.assign(appt("A1", "2026-03-02T10:00"), pack_id=a.pack_id)
+    racing = PackService(
+        _MovesAfterReading(repo, lambda: service.move(appt("A1", "2026-03-02T10:00"), b.pack_id)),
+        clock,
+    )
+    after = racing.cancel("A1")
+    assert after.pack_id == b.pack_id
+    assert repo.pack_of_appointment("A1") is None

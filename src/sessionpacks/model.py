@@ -147,7 +147,10 @@ class Money:
                 "Money", "amount", self.amount, "must be a finite decimal (str, int or Decimal)"
             )
         quantum = _quantum(self.currency)
-        exact = self.amount.quantize(quantum, rounding=ROUND_DOWN)
+        try:
+            exact = self.amount.quantize(quantum, rounding=ROUND_DOWN)
+        except InvalidOperation:
+            raise _fail("Money", "amount", self.amount, "is too large") from None
         if exact != self.amount:
             raise _fail(
                 "Money",
@@ -184,7 +187,9 @@ class Money:
         """The amount in minor units, as an exact integer."""
         return int(self.amount.scaleb(MINOR_UNITS[self.currency]))
 
-    def _same(self, other: Money) -> None:
+    def _same(self, other: object) -> None:
+        if not isinstance(other, Money):
+            raise InvalidValueError("Money", other, f"cannot combine with {self}: not Money")
         if other.currency != self.currency:
             raise InvalidValueError(
                 "Money.currency", other.currency, f"cannot combine with {self.currency}"
@@ -274,10 +279,14 @@ class Period:
         raise InvalidValueError("period", text, "must look like '3 months', '2 weeks' or 'P3M'")
 
     def after(self, day: date) -> date:
-        """The date this period after ``day``."""
-        result: date = day + relativedelta(
-            years=self.years, months=self.months, weeks=self.weeks, days=self.days
-        )
+        """The date this period after ``day``; ``date.max`` when that is past the calendar's end
+        (a period so long it never runs out)."""
+        try:
+            result: date = day + relativedelta(
+                years=self.years, months=self.months, weeks=self.weeks, days=self.days
+            )
+        except (ValueError, OverflowError):
+            return date.max
         return result
 
     def __str__(self) -> str:

@@ -355,7 +355,10 @@ class PackService:
             if holder is None or holder == to_pack_id:
                 return self._assign(appointment, PreferPack(to_pack_id))
             released = ops.release(
-                self.repository.load(holder), appointment.id, self._now(), f"moved to {to_pack_id}"
+                _holding(self.repository.load(holder), appointment.id),
+                appointment.id,
+                self._now(),
+                f"moved to {to_pack_id}",
             )
             used = ops.use(target, appointment, self._now())
             return Assignment(
@@ -387,7 +390,7 @@ class PackService:
             holder = self.repository.pack_of_appointment(appointment_id)
             if holder is None:
                 raise NotFoundError("appointment_id", appointment_id, "is not active on any pack")
-            change = decide(self.repository.load(holder))
+            change = decide(_holding(self.repository.load(holder), appointment_id))
             self._commit(change)
             return change.after
 
@@ -490,3 +493,11 @@ class PackService:
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.repository.events_since(position, limit)
+
+
+def _holding(state: PackState, appointment_id: str) -> PackState:
+    """``state``, if the appointment is still active on it: a writer that moved or released it
+    between our two reads is a conflict to retry, not a refusal (R16)."""
+    if state.usage(appointment_id) is None:
+        raise ConcurrencyError("appointment_id", appointment_id, f"left pack {state.pack_id}")
+    return state
