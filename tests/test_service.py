@@ -14,8 +14,10 @@ from sessionpacks.errors import ConcurrencyError, RefusedError
 from sessionpacks.ledger import Invoiced, Mark, PackState, PackStatus, Released, Used
 from sessionpacks.model import (
     Allowance,
+    ExpiresAfterFirstUse,
     ExpiresOn,
     PackTemplate,
+    Period,
     PerPack,
     PerSession,
     Policies,
@@ -500,3 +502,19 @@ def test_a_cancel_racing_a_move_is_retried_on_the_new_pack(
     after = racing.cancel("A1")
     assert after.pack_id == b.pack_id
     assert repo.pack_of_appointment("A1") is None
+
+
+def test_an_expired_first_use_pack_stays_expired_when_its_first_use_is_cancelled(
+    service: PackService, clock: FixedClock
+) -> None:
+    pack = service.open_pack(
+        "C1", terms=terms(expiry=ExpiresAfterFirstUse(Period(months=1))), charged_on_open=False
+    )
+    service.assign(appt("A1", "2026-02-01T10:00"), pack_id=pack.pack_id)
+    service.assign(appt("A2", "2026-02-20T10:00"), pack_id=pack.pack_id)
+    assert len(service.sweep(date(2026, 3, 1))) == 1
+    clock.set(at("2026-03-02T09:00"))
+    after = service.cancel("A1")
+    assert after.expiry_date == date(2026, 3, 1)
+    assert after.status(at("2026-03-02T09:00")) is PackStatus.EXPIRED
+    assert service.sweep(date(2026, 3, 20)) == ()

@@ -491,7 +491,11 @@ def _fold(state: PackState, entry: Entry) -> PackState:
         case Extended():
             return attrs.evolve(state, expiry_override=entry.until)
         case Expired():
-            return attrs.evolve(state, expired_on=entry.expiry_date)
+            # The recorded expiry stands: a later release of the first use must not move it
+            # and revive the pack (R12: once per expiry). Only an extension moves it again.
+            return attrs.evolve(
+                state, expired_on=entry.expiry_date, expiry_override=entry.expiry_date
+            )
         case Closed():
             return attrs.evolve(state, closed_at=entry.recorded_at)
         case Voided():
