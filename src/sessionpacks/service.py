@@ -374,11 +374,22 @@ class PackService:
         pack_id: str | None = None,
         template_id: str | None = None,
     ) -> InvoiceLine:
-        """Record an appointment that already happened on a pack and issue its invoice line."""
+        """Record an appointment that already happened on a pack and issue its invoice line.
+
+        Without a pack or template the client's default decides (R13); when it gives no pack,
+        this is refused with the decision's reason and nothing is written.
+        """
         if pack_id is None and template_id is None:
-            self.book(appointment)
+            assigned = self.book(appointment)
         else:
-            self.assign(appointment, pack_id=pack_id, template_id=template_id)
+            assigned = self.assign(appointment, pack_id=pack_id, template_id=template_id)
+        if assigned.pack is None:
+            raise RefusedError(
+                "R13",
+                "appointment.id",
+                appointment.id,
+                f"no pack applies: {assigned.decision.reason}",
+            )
         return self.invoice_line(appointment.id)
 
     # Changing a usage ----------------------------------------------------------------------
