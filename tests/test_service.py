@@ -518,19 +518,3 @@ def test_an_expired_first_use_pack_stays_expired_when_its_first_use_is_cancelled
     assert after.expiry_date == date(2026, 3, 1)
     assert after.status(at("2026-03-02T09:00")) is PackStatus.EXPIRED
     assert service.sweep(date(2026, 3, 20)) == ()
-
-
-def test_adding_to_an_invoice_when_the_default_is_a_service_is_refused_with_its_reason(
-    service: PackService, repo: InMemoryRepository
-) -> None:
-    service.set_preference("C1", PreferService("massage"))
-    before = snapshot(repo)
-    with pytest.raises(RefusedError) as refused:
-        service.add_to_invoice(appt("A1"))
-    assert (refused.value.rule, refused.value.field, refused.value.value) == (
-        "R13",
-        "appointment.id",
-        "A1",
-    )
-    assert "massage" in refused.value.reason
-    assert snapshot(repo) == before

@@ -374,22 +374,11 @@ class PackService:
         pack_id: str | None = None,
         template_id: str | None = None,
     ) -> InvoiceLine:
-        """Record an appointment that already happened on a pack and issue its invoice line.
-
-        Without a pack or template the client's default decides (R13); when it gives no pack,
-        this is refused with the decision's reason and nothing is written.
-        """
+        """Record an appointment that already happened on a pack and issue its invoice line."""
         if pack_id is None and template_id is None:
-            assigned = self.book(appointment)
+            self.book(appointment)
         else:
-            assigned = self.assign(appointment, pack_id=pack_id, template_id=template_id)
-        if assigned.pack is None:
-            raise RefusedError(
-                "R13",
-                "appointment.id",
-                appointment.id,
-                f"no pack applies: {assigned.decision.reason}",
-            )
+            self.assign(appointment, pack_id=pack_id, template_id=template_id)
         return self.invoice_line(appointment.id)
 
     # Changing a usage ----------------------------------------------------------------------
