@@ -344,6 +344,26 @@ class PackState:
             return rule.period.after(first_use)
         return None
 
+    def expiry_if_used_on(self, day: date) -> date | None:
+        """The expiry date the pack would have if an appointment on local date ``day`` were
+        recorded: ``day`` becomes the first use when it comes before the present one."""
+        if self.expiry_override is not None:
+            return self.expiry_override
+        first = self.first_use
+        return self.expiry_if_first_use(day if first is None or day < first else first)
+
+    def due_to_expire(self, as_of: date) -> bool:
+        """An expiry sweep as of ``as_of`` must record this pack's expiry: it is not closed or
+        voided, has something left, reached its expiry date, and that expiry is not recorded."""
+        expiry = self.expiry_date
+        return (
+            not self.ended
+            and self.remaining_units > 0
+            and expiry is not None
+            and expiry <= as_of
+            and self.expired_on != expiry
+        )
+
     def status(self, as_of: datetime) -> PackStatus:
         """The pack's status at the instant ``as_of`` (R11)."""
         require_aware("as_of", as_of)

@@ -217,12 +217,7 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
             f"pack {state.pack_id} is in {state.terms.currency}",
         )
     local = appointment.local_date(state.zone)
-    first = state.first_use
-    expiry = (
-        state.expiry_override
-        if state.expiry_override is not None
-        else state.expiry_if_first_use(local if first is None or local < first else first)
-    )
+    expiry = state.expiry_if_used_on(local)
     if expiry is not None and local >= expiry:
         return RefusedError(
             "R5",
@@ -441,15 +436,10 @@ def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
 
 def expire(state: PackState, as_of: date, at: datetime) -> Change:
     """The expiry sweep for one pack: ``PackExpired`` once per expiry, if something is left."""
-    expiry = state.expiry_date
-    if (
-        expiry is None
-        or as_of < expiry
-        or state.ended
-        or state.remaining_units <= 0
-        or state.expired_on == expiry
-    ):
+    if not state.due_to_expire(as_of):
         return _unchanged(state)
+    expiry = state.expiry_date
+    assert expiry is not None
     build = _Builder(state, at)
     build.entry(Expired, expiry_date=expiry, as_of=as_of)
     build.event(ev.PackExpired, expiry_date=expiry, remaining=state.remaining)

@@ -76,11 +76,7 @@ class Decision:
 
 
 def _expiry_key(pack: PackState, appointment: Appointment) -> tuple[date, datetime]:
-    local = appointment.local_date(pack.zone)
-    first = pack.first_use
-    expiry = pack.expiry_override or pack.expiry_if_first_use(
-        local if first is None or local < first else first
-    )
+    expiry = pack.expiry_if_used_on(appointment.local_date(pack.zone))
     return (expiry or date.max, instant(pack.opened_at))
 
 

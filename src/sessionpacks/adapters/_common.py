@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 from sessionpacks.errors import ConcurrencyError, InvalidValueError
 from sessionpacks.ledger import PackState, PackStatus, Released, Used
@@ -29,17 +29,6 @@ def check_window(position: int, limit: int | None) -> None:
         raise InvalidValueError("position", position, "must be a whole number >= 0")
     if limit is not None and (type(limit) is not int or limit < 0):
         raise InvalidValueError("limit", limit, "must be a whole number >= 0, or None")
-
-
-def is_expiry_candidate(state: PackState, as_of: date) -> bool:
-    expiry = state.expiry_date
-    return (
-        not state.ended
-        and state.remaining_units > 0
-        and expiry is not None
-        and expiry <= as_of
-        and state.expired_on != expiry
-    )
 
 
 def appointment_changes(changes: Sequence[Change]) -> tuple[dict[str, str], set[str]]:

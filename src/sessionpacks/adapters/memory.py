@@ -21,7 +21,6 @@ from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
     check_window,
-    is_expiry_candidate,
     with_statuses,
 )
 from sessionpacks.errors import ConcurrencyError, NotFoundError
@@ -109,7 +108,7 @@ class InMemoryRepository:
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         with self._lock:
             states = list(self._data.states.values())
-        return [s for s in states if is_expiry_candidate(s, as_of)]
+        return [s for s in states if s.due_to_expire(as_of)]
 
     def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
         writing = check_distinct(changes)
