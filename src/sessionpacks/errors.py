@@ -19,11 +19,30 @@ __all__ = [
 ]
 
 
+SHOWN_LENGTH = 80
+"""The longest ``repr`` of a value an error message shows."""
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_LENGTH` characters with ``...`` at the end."""
+    try:
+        text = repr(value)
+    except Exception:
+        # An int of more than 4,300 digits refuses repr(); a host's object may raise anything.
+        # Building the error must not fail in its turn.
+        text = f"<{type(value).__name__} that cannot be shown>"
+    if len(text) > SHOWN_LENGTH:
+        return text[: SHOWN_LENGTH - 3] + "..."
+    return text
+
+
 class SessionPacksError(Exception):
     """Base of every error sessionpacks raises.
 
     ``field`` names what was at fault (``"appointment.start"``), ``value`` is the offending
     value, ``rule`` the spec rule that refused it (``"R5"``) or ``None`` for malformed input.
+    The message shows the value's ``repr`` cut to :data:`SHOWN_LENGTH` characters (R18), so a
+    100,000-character id makes a short log line; ``value`` keeps it whole.
     """
 
     def __init__(self, field: str, value: Any, message: str, rule: str | None = None) -> None:
@@ -32,7 +51,7 @@ class SessionPacksError(Exception):
         self.rule = rule
         self.reason = message
         prefix = f"{rule}: " if rule else ""
-        super().__init__(f"{prefix}{field}={value!r}: {message}")
+        super().__init__(f"{prefix}{field}={shown(value)}: {message}")
 
 
 class InvalidValueError(SessionPacksError, ValueError):
