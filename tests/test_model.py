@@ -463,4 +463,12 @@ def test_money_combined_with_a_number_is_refused() -> None:
 
 def test_a_period_past_the_calendar_never_runs_out() -> None:
     assert Period(years=9000).after(date(2026, 1, 1)) == date.max
-    assert Period.parse("99999999999 days").after(date(2026, 1, 1)) == date.max
+    assert Period.parse("100000 years").after(date(2026, 1, 1)) == date.max
+
+
+def test_a_period_longer_than_its_limit_is_refused() -> None:
+    # R18: relativedelta is never given absurd counts, and int() never a 5,000-digit one.
+    error = refused(lambda: Period.parse("99999999999 days"), "period")
+    assert error.value == "99999999999 days"
+    refused(lambda: Period.parse("9" * 5000 + " days"), "period")
+    refused(lambda: Period.parse("100001 days"), "Period.days")

@@ -11,7 +11,7 @@ import enum
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +19,18 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from sessionpacks._currencies import MINOR_UNITS
+from sessionpacks._limits import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_ID_LENGTH,
+    MAX_PERIOD_COUNT,
+    check_count,
+    check_day,
+    check_duration,
+    check_id,
+    check_instant,
+    check_text,
+)
 from sessionpacks.errors import InvalidValueError
 
 __all__ = [
@@ -70,21 +82,23 @@ def _typed(kind: type | tuple[type, ...]) -> Callable[[Any, Any, Any], None]:
     return _check(lambda v: isinstance(v, kind) and not isinstance(v, bool), f"must be {names}")
 
 
-_non_empty_id = _check(
-    lambda v: isinstance(v, str) and v.strip() == v and v != "",
-    "must be a non-empty string without surrounding spaces",
-)
+def _limited(check: Callable[[str, Any], Any]) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator running a check of :mod:`sessionpacks._limits` on ``Class.field``."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check(f"{type(instance).__name__}.{attribute.name}", value)
+
+    return validate
+
+
+_non_empty_id = _limited(check_id)
+_positive_duration = _limited(check_duration)
 
 
 def require_aware(field: str, value: Any) -> datetime:
-    """Return ``value`` if it is a timezone-aware datetime, else raise naming ``field`` (R5)."""
-    if not isinstance(value, datetime):
-        raise InvalidValueError(field, value, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidValueError(
-            field, value, "must be timezone-aware (naive datetimes are refused)"
-        )
-    return value
+    """Return ``value`` if it is a timezone-aware datetime within the accepted range
+    (R5, R18), else raise naming ``field``."""
+    return check_instant(field, value)
 
 
 def instant(moment: datetime) -> datetime:
@@ -96,8 +110,7 @@ def instant(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _aware(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    require_aware(f"{type(instance).__name__}.{attribute.name}", value)
+_aware = _limited(check_instant)
 
 
 class Metric(enum.Enum):
@@ -106,6 +119,14 @@ class Metric(enum.Enum):
     SESSIONS = "sessions"
     HOURS = "hours"
     MONEY = "money"
+
+
+# Every accepted amount has at most 19 digits before the point and 4 after, so this context
+# holds each step exactly, whatever the host made of the thread's decimal context.
+_EXACT = Context(prec=50)
+# An amount whose leading digit is past 10**19 is over INT64_MAX minor units in any currency;
+# refusing it first keeps quantize() from raising on a huge exponent.
+_MAX_ADJUSTED = 19
 
 
 def _to_decimal(value: Any) -> Any:
@@ -117,9 +138,17 @@ def _to_decimal(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return Decimal(value.strip())
-        except InvalidOperation:
+        except (ArithmeticError, ValueError):
             return value
     return value
+
+
+def _currency_ok(value: Any) -> bool:
+    return isinstance(value, str) and value in MINOR_UNITS
+
+
+def _too_large(value: Decimal) -> bool:
+    return bool(value) and value.adjusted() > _MAX_ADJUSTED
 
 
 @attrs.frozen(order=False)
@@ -138,7 +167,7 @@ class Money:
 
     amount: Decimal = attrs.field(converter=_to_decimal)
     currency: str = attrs.field(
-        validator=_check(lambda c: c in MINOR_UNITS, "must be an active ISO 4217 currency code")
+        validator=_check(_currency_ok, "must be an active ISO 4217 currency code")
     )
 
     def __attrs_post_init__(self) -> None:
@@ -146,11 +175,9 @@ class Money:
             raise _fail(
                 "Money", "amount", self.amount, "must be a finite decimal (str, int or Decimal)"
             )
-        quantum = _quantum(self.currency)
-        try:
-            exact = self.amount.quantize(quantum, rounding=ROUND_DOWN)
-        except InvalidOperation:
-            raise _fail("Money", "amount", self.amount, "is too large") from None
+        if _too_large(self.amount):
+            raise _fail("Money", "amount", self.amount, _TOO_LARGE)
+        exact = self.amount.quantize(_quantum(self.currency), rounding=ROUND_DOWN, context=_EXACT)
         if exact != self.amount:
             raise _fail(
                 "Money",
@@ -159,24 +186,28 @@ class Money:
                 f"has more decimal places than {self.currency}'s minor unit "
                 f"({MINOR_UNITS[self.currency]})",
             )
+        if abs(_minor_units(exact, self.currency)) > INT64_MAX:
+            raise _fail("Money", "amount", self.amount, _TOO_LARGE)
         object.__setattr__(self, "amount", exact)
 
     @classmethod
     def rounded(cls, amount: Decimal | int | str, currency: str) -> Money:
         """Round ``amount`` half-up to the currency's minor unit (R15)."""
-        if currency not in MINOR_UNITS:
-            raise InvalidValueError(
-                "Money.currency", currency, "must be an active ISO 4217 currency code"
-            )
+        _require_currency(currency)
         value = _to_decimal(amount)
         if not isinstance(value, Decimal) or not value.is_finite():
             raise InvalidValueError("Money.amount", amount, "must be a finite decimal")
-        return cls(value.quantize(_quantum(currency), rounding=ROUND_HALF_UP), currency)
+        if _too_large(value):
+            raise InvalidValueError("Money.amount", amount, _TOO_LARGE)
+        rounded = value.quantize(_quantum(currency), rounding=ROUND_HALF_UP, context=_EXACT)
+        return cls(rounded, currency)
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
         """The amount ``minor`` minor units (cents) of ``currency``."""
-        return cls(Decimal(minor).scaleb(-MINOR_UNITS.get(currency, 0)), currency)
+        _require_currency(currency)
+        check_count("Money.minor", minor, minimum=-INT64_MAX, maximum=INT64_MAX)
+        return cls(Decimal(minor).scaleb(-MINOR_UNITS[currency], context=_EXACT), currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -185,7 +216,7 @@ class Money:
     @property
     def minor(self) -> int:
         """The amount in minor units, as an exact integer."""
-        return int(self.amount.scaleb(MINOR_UNITS[self.currency]))
+        return _minor_units(self.amount, self.currency)
 
     def _same(self, other: object) -> None:
         if not isinstance(other, Money):
@@ -197,14 +228,14 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        return Money(_EXACT.add(self.amount, other.amount), self.currency)
 
     def __sub__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        return Money(_EXACT.subtract(self.amount, other.amount), self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money(_EXACT.minus(self.amount), self.currency)
 
     def __lt__(self, other: Money) -> bool:
         self._same(other)
@@ -218,8 +249,22 @@ class Money:
         return f"{self.amount} {self.currency}"
 
 
+_TOO_LARGE = f"is too large: at most {INT64_MAX} minor units either way"
+
+
 def _quantum(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-MINOR_UNITS[currency])
+    return Decimal(1).scaleb(-MINOR_UNITS[currency], context=_EXACT)
+
+
+def _minor_units(value: Decimal, currency: str) -> int:
+    return int(value.scaleb(MINOR_UNITS[currency], context=_EXACT))
+
+
+def _require_currency(currency: Any) -> None:
+    if not _currency_ok(currency):
+        raise InvalidValueError(
+            "Money.currency", currency, "must be an active ISO 4217 currency code"
+        )
 
 
 Amount: TypeAlias = int | timedelta | Money
@@ -229,6 +274,24 @@ _PERIOD = re.compile(
     r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$"
 )
 _WORDS = re.compile(r"(\d+)\s*(year|month|week|day)s?", re.IGNORECASE)
+
+
+def _count(minimum: int, maximum: int) -> Callable[[Any, Any, Any], None]:
+    return _limited(lambda field, v: check_count(field, v, minimum=minimum, maximum=maximum))
+
+
+# Bounded so that relativedelta is never handed a count it chokes on.
+_period_count = _count(0, MAX_PERIOD_COUNT)
+# Longer runs of digits are refused before int() sees them (it refuses over 4,300 digits).
+_MAX_DIGITS = len(str(MAX_PERIOD_COUNT))
+
+
+def _parsed_count(text: str, digits: str) -> int:
+    if len(digits) > _MAX_DIGITS:
+        raise InvalidValueError(
+            "period", text, f"counts must be whole numbers up to {MAX_PERIOD_COUNT}"
+        )
+    return int(digits)
 
 
 @attrs.frozen
@@ -241,22 +304,10 @@ class Period:
     datetime.date(2026, 2, 28)
     """
 
-    years: int = attrs.field(
-        default=0,
-        validator=_check(lambda v: type(v) is int and v >= 0, "must be a whole number >= 0"),
-    )
-    months: int = attrs.field(
-        default=0,
-        validator=_check(lambda v: type(v) is int and v >= 0, "must be a whole number >= 0"),
-    )
-    weeks: int = attrs.field(
-        default=0,
-        validator=_check(lambda v: type(v) is int and v >= 0, "must be a whole number >= 0"),
-    )
-    days: int = attrs.field(
-        default=0,
-        validator=_check(lambda v: type(v) is int and v >= 0, "must be a whole number >= 0"),
-    )
+    years: int = attrs.field(default=0, validator=_period_count)
+    months: int = attrs.field(default=0, validator=_period_count)
+    weeks: int = attrs.field(default=0, validator=_period_count)
+    days: int = attrs.field(default=0, validator=_period_count)
 
     def __attrs_post_init__(self) -> None:
         if not (self.years or self.months or self.weeks or self.days):
@@ -268,13 +319,13 @@ class Period:
         cleaned = text.strip() if isinstance(text, str) else ""
         iso = _PERIOD.match(cleaned.upper())
         if iso and cleaned.upper() != "P":
-            return cls(**{k: int(v) for k, v in iso.groupdict().items() if v})
+            return cls(**{k: _parsed_count(text, v) for k, v in iso.groupdict().items() if v})
         parts = _WORDS.findall(cleaned)
         if parts and _WORDS.sub("", cleaned).replace(",", "").replace("and", "").strip() == "":
             fields: dict[str, int] = {}
             for count, unit in parts:
                 key = unit.lower() + "s"
-                fields[key] = fields.get(key, 0) + int(count)
+                fields[key] = fields.get(key, 0) + _parsed_count(text, count)
             return cls(**fields)
         raise InvalidValueError("period", text, "must look like '3 months', '2 weeks' or 'P3M'")
 
@@ -308,7 +359,7 @@ class NoExpiry:
 class ExpiresOn:
     """A fixed expiry date: the first date on which the pack is no longer valid."""
 
-    date: date = attrs.field(validator=_check(lambda v: type(v) is date, "must be a date"))
+    date: date = attrs.field(validator=_limited(check_day))
 
 
 @attrs.frozen
@@ -349,9 +400,7 @@ class PerPack:
 class Tier:
     """From session number ``from_session`` on, each session costs ``price``."""
 
-    from_session: int = attrs.field(
-        validator=_check(lambda v: type(v) is int and v >= 1, "must be a session number >= 1")
-    )
+    from_session: int = attrs.field(validator=_count(1, INT64_MAX))
     price: Money = attrs.field(validator=_non_negative_money)
 
 
@@ -415,6 +464,15 @@ def _amount_for(metric: Metric, value: Any) -> bool:
     return isinstance(value, Money)
 
 
+def _is_amount(value: Any) -> bool:
+    """Any amount of any metric within the limits: sessions, a duration, or Money."""
+    if isinstance(value, Money):
+        return True
+    if isinstance(value, timedelta):
+        return abs(value // timedelta(microseconds=1)) <= INT64_MAX
+    return type(value) is int and abs(value) <= INT64_MAX
+
+
 def units(metric: Metric, amount: Amount) -> int:
     """An amount as an exact integer: sessions, microseconds, or minor units."""
     if metric is Metric.SESSIONS:
@@ -462,13 +520,13 @@ class Allowance:
 
     @amount.validator
     def _positive(self, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not _amount_for(self.metric, value) or units(self.metric, value) <= 0:
-            kind = {
-                "sessions": "a whole number of sessions",
-                "hours": "a timedelta",
-                "money": "Money",
-            }[self.metric.value]
-            raise _fail("Allowance", "amount", value, f"must be {kind} > 0")
+        # Above zero and, as a count of sessions, microseconds or minor units, within int64.
+        if self.metric is Metric.SESSIONS:
+            check_count("Allowance.amount", value, minimum=1)
+        elif self.metric is Metric.HOURS:
+            check_duration("Allowance.amount", value)
+        elif not isinstance(value, Money) or value.amount <= 0:
+            raise _fail("Allowance", "amount", value, "must be Money > 0")
 
     @classmethod
     def sessions(cls, count: int) -> Allowance:
@@ -487,6 +545,12 @@ class Allowance:
         return units(self.metric, self.amount)
 
 
+def _non_negative_duration(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    field = f"{type(instance).__name__}.{attribute.name}"
+    if check_duration(field, value, positive=False) < timedelta(0):
+        raise InvalidValueError(field, value, "must be a timedelta >= 0")
+
+
 @attrs.frozen
 class Policies:
     """A template's policies: late cancellation, no-show, and the low-balance threshold (R7, R12).
@@ -496,10 +560,7 @@ class Policies:
     """
 
     late_cancel_notice: timedelta = attrs.field(
-        default=timedelta(hours=24),
-        validator=_check(
-            lambda v: isinstance(v, timedelta) and v >= timedelta(0), "must be a timedelta >= 0"
-        ),
+        default=timedelta(hours=24), validator=_non_negative_duration
     )
     late_cancel_consumes: bool = attrs.field(
         default=False, validator=_check(lambda v: type(v) is bool, "must be a bool")
@@ -507,18 +568,39 @@ class Policies:
     no_show_consumes: bool = attrs.field(
         default=False, validator=_check(lambda v: type(v) is bool, "must be a bool")
     )
-    low_balance_at: Amount | None = attrs.field(default=None)
+    low_balance_at: Amount | None = attrs.field(
+        default=None,
+        validator=_check(
+            lambda v: v is None or _is_amount(v),
+            "must be None or an amount (sessions, a timedelta or Money) within the limits",
+        ),
+    )
 
 
-def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, str):
-        raise _fail(type(instance).__name__, attribute.name, value, "must be a string")
+_text = _limited(check_text)
+_name = _limited(lambda field, v: check_text(field, v, max_length=MAX_ID_LENGTH))
+_required_name = _limited(
+    lambda field, v: check_text(field, v, max_length=MAX_ID_LENGTH, required=True)
+)
 
 
 def _services(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         return value  # refused by the validator: a str is not a collection of ids
-    return frozenset(value) if isinstance(value, Iterable) else value
+    try:
+        return frozenset(value)
+    except TypeError:
+        return value  # unhashable members: refused by the validator
+
+
+def _service_ids(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    field = f"{type(instance).__name__}.{attribute.name}"
+    if not isinstance(value, frozenset):
+        raise InvalidValueError(field, value, "must be a collection of service ids")
+    strays = [s for s in value if not isinstance(s, str)]
+    # Sorted so that the id named is the same on every run, whatever the hash seed.
+    for service_id in strays[:1] + sorted(s for s in value if isinstance(s, str)):
+        check_id(field, service_id)
 
 
 @attrs.frozen
@@ -528,21 +610,14 @@ class PackTerms:
     ``eligible_services`` empty means any service (R4).
     """
 
-    name: str = attrs.field(
-        validator=_check(
-            lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string"
-        )
-    )
+    name: str = attrs.field(validator=_required_name)
     allowance: Allowance = attrs.field(validator=_typed(Allowance))
     pricing: Pricing = attrs.field(validator=_typed((PerPack, PerSession)))
     expiry: ExpiryRule = attrs.field(factory=NoExpiry, validator=_typed(_EXPIRY_RULES))
     eligible_services: frozenset[str] = attrs.field(
         factory=frozenset,
         converter=_services,
-        validator=_check(
-            lambda v: isinstance(v, frozenset) and all(isinstance(s, str) and s for s in v),
-            "must be a collection of service ids",
-        ),
+        validator=_service_ids,
     )
     policies: Policies = attrs.field(factory=Policies, validator=_typed(Policies))
     description: str = attrs.field(default="", validator=_text)
@@ -594,9 +669,8 @@ class PackTemplate:
 
     id: str = attrs.field(validator=_non_empty_id)
     terms: PackTerms = attrs.field(validator=_typed(PackTerms))
-    version: int = attrs.field(
-        default=1, validator=_check(lambda v: type(v) is int and v >= 1, "must be >= 1")
-    )
+    # PostgreSQL stores versions as integer.
+    version: int = attrs.field(default=1, validator=_count(1, INT32_MAX))
 
     @property
     def name(self) -> str:
@@ -618,13 +692,9 @@ class Service:
     """A bookable thing of the host's, with its default price and duration."""
 
     id: str = attrs.field(validator=_non_empty_id)
-    name: str = attrs.field(validator=_text)
+    name: str = attrs.field(validator=_name)
     price: Money = attrs.field(validator=_non_negative_money)
-    duration: timedelta = attrs.field(
-        validator=_check(
-            lambda v: isinstance(v, timedelta) and v > timedelta(0), "must be a timedelta > 0"
-        )
-    )
+    duration: timedelta = attrs.field(validator=_positive_duration)
 
 
 @attrs.frozen
@@ -635,11 +705,7 @@ class Appointment:
     client_id: str = attrs.field(validator=_non_empty_id)
     service_id: str = attrs.field(validator=_non_empty_id)
     start: datetime = attrs.field(validator=_aware)
-    duration: timedelta = attrs.field(
-        validator=_check(
-            lambda v: isinstance(v, timedelta) and v > timedelta(0), "must be a timedelta > 0"
-        )
-    )
+    duration: timedelta = attrs.field(validator=_positive_duration)
     price: Money = attrs.field(validator=_non_negative_money)
 
     def local_date(self, zone: ZoneInfo) -> date:
@@ -671,10 +737,19 @@ class PreferPack:
 Preference: TypeAlias = PreferService | PreferTemplate | PreferPack
 
 
+# IANA names: "Australia/Sydney", "America/Port-au-Prince", "Etc/GMT+10". Anything else would
+# reach ZoneInfo as a file path ("../etc/passwd", "/etc/localtime", 5,000 characters).
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
+
+
 def _zone(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        return False
+    if not _ZONE_NAME.fullmatch(value):
+        return False
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, OSError, ValueError, TypeError):
         return False
     return True
 
