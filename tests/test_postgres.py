@@ -616,3 +616,60 @@ def test_ids_beyond_ascii_round_trip(store: PostgresStore) -> None:
     repo.commit([change])
     assert store.practice("praxis-zürich").load("päckchen-1") == change.after
     assert [p.pack_id for p in repo.client_packs("Zoë 🙂")] == ["päckchen-1"]
+
+
+# Faults: killed backends, lost connections ---------------------------------------------------
+
+
+def _kill_backends(dsn: str, application: str) -> int:
+    """Terminate this test's own pooled connections (named by application_name), never
+    another run's."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (application,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_killed_backends_are_replaced_before_a_command_uses_them(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    application = f"sp-kill-{pg_schema}"
+    dsn = f"{pg_dsn}?application_name={application}"
+    with PostgresStore(dsn, schema=pg_schema, min_size=3, max_size=3) as store:
+        repo = store.practice(PRACTICE, SYDNEY)
+        service = PackService(repo, FixedClock(NOW))
+        pack = service.open_pack("C1", terms=_terms(100)).pack_id
+        killed = 0
+        for n in range(60):
+            if n % 10 == 0:
+                time.sleep(0.05)  # let the pool's idle connections settle in
+                killed += _kill_backends(pg_dsn, application)
+            if n % 2:
+                service.assign(appointment(f"a{n}"), pack_id=pack)
+            else:
+                service.adjust(pack, 1, "goodwill", idempotency_key=f"k{n}")
+            assert service.pack(pack).version >= 2
+        assert killed >= 6
+        state = service.pack(pack)
+        assert len(state.usages) == 30
+        assert state.total_units == 130
+        assert repo.check_snapshots() == []
+
+
+def test_a_lost_connection_is_its_own_error_named_by_field() -> None:
+    from sessionpacks.errors import ConnectionLostError
+
+    with pytest.raises(ConnectionLostError) as lost, _translated("pack_id", "P1"):
+        raise psycopg.OperationalError("server closed the connection\nDETAIL: more\nHINT: x")
+    assert (lost.value.field, lost.value.value) == ("pack_id", "P1")
+    assert "\n" not in str(lost.value)
+
+
+def test_a_value_postgresql_cannot_store_is_named(store: PostgresStore) -> None:
+    with pytest.raises(InvalidValueError) as refused, _translated("pack_id", "P1"):
+        raise psycopg.DataError("value too long\nDETAIL: something")
+    assert (refused.value.field, refused.value.value) == ("pack_id", "P1")
+    assert "\n" not in str(refused.value)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sessionpacks import operations as ops
+from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.errors import (
     InvalidValueError,
     NotFoundError,
@@ -36,7 +37,7 @@ NAIVE = datetime(2026, 2, 20, 10)
 
 
 @pytest.fixture
-def world(service: PackService) -> PackService:
+def world(service: PackService, clock: FixedClock) -> PackService:
     """C1: pk1 (physio only, expires 2026-06-30, A1 and A2), pk2 (exhausted by A3), pk4 (closed,
     A4), pk5 (voided), pk6 (a month after first use, A6 on 2026-03-20), pk7 (plain).
     C2: pk3 (B1). C1 prefers template physio10, C2 the massage service."""
@@ -52,7 +53,10 @@ def world(service: PackService) -> PackService:
     service.assign(appt("B1", client="C2"), pack_id="pk3")
     service.open_pack("C1", terms=terms(5))
     service.assign(appt("A4", "2026-02-04T10:00"), pack_id="pk4")
+    today = clock.now()
+    clock.set(at("2026-02-05T09:00"))  # A4 is past, so the close keeps it (R10a)
     service.close("pk4", "moving")
+    clock.set(today)
     service.open_pack("C1", terms=terms(5))
     service.void("pk5", "typo")
     service.open_pack("C1", terms=terms(5, expiry=ExpiresAfterFirstUse(Period(months=1))))
@@ -77,7 +81,7 @@ def refused(
     error = caught.value
     assert isinstance(error, SessionPacksError)
     assert (error.field, error.value, error.rule) == (field, value, rule)
-    assert f"{field}={value!r}" in str(error)
+    assert f"{field}={repr(value)[:77]}" in str(error)  # long values are cut to 80 (R18)
     assert error.reason
     assert snapshot(world.repository) == before
     return error

@@ -338,13 +338,14 @@ def test_reschedule_and_mark(service: PackService) -> None:
 # Changing packs ------------------------------------------------------------------------------
 
 
-def test_adjust_extend_close(service: PackService) -> None:
+def test_adjust_extend_close(service: PackService, clock: FixedClock) -> None:
     service.open_pack(
         "C1", terms=terms(3, pricing=PerPack(aud("300")), expiry=ExpiresOn(date(2026, 4, 1)))
     )
     service.assign(appt("A1"), pack_id="pk1")
     assert service.adjust("pk1", 1, "goodwill").remaining == 3
     assert service.extend("pk1", date(2026, 5, 1), "surgery").expiry_date == date(2026, 5, 1)
+    clock.set(at("2026-02-03T09:00"))  # A1 is past: the close keeps it (R10a)
     closure = service.close("pk1", "moving away")
     assert closure.remaining == 3
     assert closure.refundable == aud("200")
@@ -369,6 +370,7 @@ def test_sweep_expires_each_pack_once(service: PackService, clock: FixedClock) -
     swept = service.sweep(date(2026, 4, 16))
     assert sorted(r.event.pack_id for r in swept) == ["pk1", "pk2"]
     assert all(isinstance(r.event, ev.PackExpired) for r in swept)
+    clock.set(at("2026-04-18T02:00"))  # a sweep cannot look ahead (R12a)
     assert [r.event.pack_id for r in service.sweep(date(2026, 4, 17))] == ["pk3"]
     assert service.sweep(date(2026, 4, 18)) == ()
 
@@ -512,9 +514,11 @@ def test_an_expired_first_use_pack_stays_expired_when_its_first_use_is_cancelled
     )
     service.assign(appt("A1", "2026-02-01T10:00"), pack_id=pack.pack_id)
     service.assign(appt("A2", "2026-02-20T10:00"), pack_id=pack.pack_id)
+    clock.set(at("2026-03-01T09:00"))
     assert len(service.sweep(date(2026, 3, 1))) == 1
     clock.set(at("2026-03-02T09:00"))
     after = service.cancel("A1")
     assert after.expiry_date == date(2026, 3, 1)
     assert after.status(at("2026-03-02T09:00")) is PackStatus.EXPIRED
+    clock.set(at("2026-03-20T09:00"))
     assert service.sweep(date(2026, 3, 20)) == ()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -34,7 +34,7 @@ from sessionpacks import serialization as ser
 from sessionpacks.ledger import Entry
 from sessionpacks.model import Practice, Preference, PreferPack, PreferService, PreferTemplate
 from sessionpacks.operations import Change
-from sessionpacks.ports import PackRepository
+from sessionpacks.ports import CommandRecord, PackRepository
 from sessionpacks.testing import plugin
 from sessionpacks.testing.plugin import (
     sessionpacks_clock,
@@ -314,14 +314,25 @@ class _Delegate:
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         return self.inner.expiry_candidates(as_of)
 
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
-        return self.inner.commit(changes)
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
+        return self.inner.commit(changes, client_packs=client_packs, command=command)
+
+    def command(self, key: str) -> CommandRecord | None:
+        return self.inner.command(key)
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.inner.events_since(position, limit)
 
-    def save_template(self, template: PackTemplate) -> None:
-        self.inner.save_template(template)
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
+        self.inner.save_template(template, command=command)
 
     def template(self, template_id: str, version: int | None = None) -> PackTemplate:
         return self.inner.template(template_id, version)
@@ -329,17 +340,29 @@ class _Delegate:
     def templates(self) -> list[PackTemplate]:
         return self.inner.templates()
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
-        self.inner.set_preference(client_id, preference)
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
+        self.inner.set_preference(client_id, preference, command=command)
 
     def preference(self, client_id: str) -> Preference | None:
         return self.inner.preference(client_id)
 
 
 class _ForgetsPreferences(_Delegate):
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
         if preference is None:
-            self.inner.set_preference(client_id, None)
+            self.inner.set_preference(client_id, None, command=command)
 
 
 class _DropsSessionNumbers(_Delegate):
@@ -410,10 +433,16 @@ class _RefusesUnknownPacks(_Delegate):
 
 
 class _FailsOnAdjust(_Delegate):
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
         if any(type(e).__name__ == "Adjusted" for c in changes for e in c.entries):
             raise StoreError("database", "clinic.db", "disk full")
-        return self.inner.commit(changes)
+        return self.inner.commit(changes, client_packs=client_packs, command=command)
 
 
 class _ForgetsRebookings(_Delegate):

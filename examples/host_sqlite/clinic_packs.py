@@ -13,20 +13,24 @@ How it keeps the port's promises:
   transaction with the ledger lines, the booking credits and the outbox rows;
 - ``clinic_booking_credit`` has one row per active booking (``PRIMARY KEY (location_ref,
   booking_ref)``): a booking cannot be active on two packs (R6);
-- ``clinic_outbox`` numbers events per location from ``clinic_location.event_counter``.
+- ``clinic_outbox`` numbers events per location from ``clinic_location.event_counter``;
+- a commit conditional on a patient's number of packs counts them inside its ``BEGIN
+  IMMEDIATE`` transaction, where writers take turns (R13a);
+- ``clinic_request`` keeps each idempotency key with the writes it came with (R27).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sessionpacks import (
+    CommandRecord,
     ConcurrencyError,
     InvalidValueError,
     NotFoundError,
@@ -100,6 +104,14 @@ CREATE TABLE IF NOT EXISTS clinic_pack_plan (  -- rowid: the order plans were fi
     revision INTEGER NOT NULL,
     plan_json TEXT NOT NULL,
     UNIQUE (location_ref, plan_ref, revision)
+);
+CREATE TABLE IF NOT EXISTS clinic_request (
+    location_ref TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    result_json TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    PRIMARY KEY (location_ref, request_key)
 );
 CREATE TABLE IF NOT EXISTS clinic_patient_default (
     location_ref TEXT NOT NULL,
@@ -254,17 +266,53 @@ class ClinicPackRepository:
 
     # Writing ---------------------------------------------------------------------------------
 
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
         if len({c.pack_id for c in changes}) != len(changes):
             raise InvalidValueError("changes", changes, "one commit changes a pack once")
         writing = [c for c in changes if c.entries]
-        if not writing:
+        if not writing and command is None:
             return ()
         with self._store.writing() as db:
+            for patient, seen in (client_packs or {}).items():
+                (count,) = db.execute(
+                    "SELECT count(*) FROM clinic_pack WHERE location_ref = ? AND patient_ref = ?",
+                    (self._loc, patient),
+                ).fetchone()
+                if count != seen:
+                    raise ConcurrencyError("client_id", patient, f"has {count} packs, not {seen}")
             for change in writing:
                 self._write_pack(db, change)
             self._move_credits(db, writing)
-            return self._append_events(db, writing)
+            recorded = self._append_events(db, writing)
+            self._remember(db, command, recorded[0].position - 1 if recorded else 0)
+            return recorded
+
+    def _remember(self, db: sqlite3.Connection, command: CommandRecord | None, first: int) -> None:
+        if command is None:
+            return
+        try:
+            db.execute(
+                "INSERT INTO clinic_request (location_ref, request_key, fingerprint,"
+                " result_json, first_seq) VALUES (?, ?, ?, ?, ?)",
+                (self._loc, command.key, command.fingerprint, command.result, first),
+            )
+        except sqlite3.IntegrityError as error:
+            raise ConcurrencyError("idempotency_key", command.key, "already used") from error
+
+    def command(self, key: str) -> CommandRecord | None:
+        found = self._store.rows(
+            "SELECT request_key, fingerprint, result_json, first_seq FROM clinic_request"
+            " WHERE location_ref = ? AND request_key = ?",
+            self._loc,
+            key,
+        )
+        return CommandRecord(*found[0]) if found else None
 
     def _write_pack(self, db: sqlite3.Connection, change: Change) -> None:
         state = change.after
@@ -352,8 +400,11 @@ class ClinicPackRepository:
 
     # Templates and preferences ------------------------------------------------------------------
 
-    def save_template(self, template: PackTemplate) -> None:
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
         with self._store.writing() as db:
+            self._remember(db, command, 0)
             (latest,) = db.execute(
                 "SELECT coalesce(max(revision), 0) FROM clinic_pack_plan"
                 " WHERE location_ref = ? AND plan_ref = ?",
@@ -399,8 +450,15 @@ class ClinicPackRepository:
             latest[template.id] = template  # a dict keeps the order first saved
         return list(latest.values())
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
         with self._store.writing() as db:
+            self._remember(db, command, 0)
             db.execute(
                 "DELETE FROM clinic_patient_default WHERE location_ref = ? AND patient_ref = ?",
                 (self._loc, client_id),

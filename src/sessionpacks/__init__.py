@@ -10,6 +10,7 @@ from sessionpacks.adapters.clock import FixedClock, SystemClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.errors import (
     ConcurrencyError,
+    ConnectionLostError,
     InvalidValueError,
     NotFoundError,
     RefusedError,
@@ -55,7 +56,7 @@ from sessionpacks.model import (
     Service,
     Tier,
 )
-from sessionpacks.ports import Clock, PackRepository
+from sessionpacks.ports import Clock, CommandRecord, PackRepository
 from sessionpacks.pricing import InvoiceLine
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
 from sessionpacks.service import Assignment, Closure, PackService
@@ -67,7 +68,9 @@ __all__ = [
     "Choice",
     "Clock",
     "Closure",
+    "CommandRecord",
     "ConcurrencyError",
+    "ConnectionLostError",
     "Decision",
     "Entry",
     "Event",

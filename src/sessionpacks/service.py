@@ -7,18 +7,27 @@ up to ``retries`` times (R16). A refusal raises before anything is written (R17)
 
 from __future__ import annotations
 
+import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from sessionpacks import operations as ops
+from sessionpacks._commands import decode_result, encode_result, fingerprint, numbered
+from sessionpacks._limits import check_day, check_id
 from sessionpacks.adapters.clock import SystemClock
-from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError, RefusedError
-from sessionpacks.events import RecordedEvent
-from sessionpacks.ledger import Mark, PackState, PackStatus
+from sessionpacks.errors import (
+    ConcurrencyError,
+    ConnectionLostError,
+    InvalidValueError,
+    NotFoundError,
+    RefusedError,
+)
+from sessionpacks.events import Event, RecordedEvent
+from sessionpacks.ledger import Mark, PackState, PackStatus, Released
 from sessionpacks.model import (
     Amount,
     Appointment,
@@ -32,7 +41,7 @@ from sessionpacks.model import (
     instant,
     require_aware,
 )
-from sessionpacks.ports import Clock, PackRepository
+from sessionpacks.ports import Clock, CommandRecord, PackRepository
 from sessionpacks.pricing import InvoiceLine, refundable
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack, choices, resolve
 
@@ -69,19 +78,50 @@ class Assignment:
 
 @attrs.frozen
 class Closure:
-    """A closed pack, what remained and its refundable value (R10, R15)."""
+    """A closed pack, what remained and its refundable value (R10, R15).
+
+    ``released`` names the appointments after the closing instant that the close released in
+    the same change (R10a).
+    """
 
     pack: PackState
     remaining: Amount
     refundable: Money
+    released: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class _Plan(Generic[T]):
+    """A decided write: how to commit it, and the command's result once its events have
+    positions. ``events`` are the events the write will record, for a result stored before
+    the store has numbered them (R27)."""
+
+    write: Callable[[CommandRecord | None], tuple[RecordedEvent, ...]]
+    result: Callable[[tuple[RecordedEvent, ...]], T]
+    events: tuple[Event, ...] = ()
+
+
+# Commands that record an appointment: the same facts again return the usage already recorded
+# (R6, R6a), so sending one again after a lost connection cannot record it twice.
+_SAFE_TO_REPEAT = frozenset({"book", "assign", "move", "add_to_invoice", "invoice_line"})
 
 
 def _new_id() -> str:
     return f"pk_{uuid.uuid4().hex[:16]}"
 
 
+def _require(field: str, value: Any, kind: type[Any] | types.UnionType) -> None:
+    if not isinstance(value, kind):
+        raise InvalidValueError(field, value, f"must be {getattr(kind, '__name__', kind)}")
+
+
 class PackService:
-    """The workflows of the spec on top of a :class:`~sessionpacks.ports.PackRepository`."""
+    """The workflows of the spec on top of a :class:`~sessionpacks.ports.PackRepository`.
+
+    Every method that writes takes an ``idempotency_key`` (R27): a retry with the same key
+    returns the first call's result and writes nothing; the same key with other arguments is
+    refused. The key is stored in the same atomic change as the command's writes.
+    """
 
     def __init__(
         self,
@@ -91,8 +131,8 @@ class PackService:
         retries: int = 5,
         new_pack_id: Callable[[], str] = _new_id,
     ) -> None:
-        if type(retries) is not int or retries < 0:
-            raise InvalidValueError("retries", retries, "must be a whole number >= 0")
+        if type(retries) is not int or not 0 <= retries <= 10_000:
+            raise InvalidValueError("retries", retries, "must be a whole number from 0 to 10000")
         self.repository = repository
         self.clock = clock or SystemClock()
         self.retries = retries
@@ -101,61 +141,152 @@ class PackService:
     def _now(self) -> datetime:
         return require_aware("clock.now()", self.clock.now())
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
+    def _retrying(
+        self, attempt: Callable[[], T], again: tuple[type[Exception], ...] = (ConcurrencyError,)
+    ) -> T:
         for _ in range(self.retries):
             try:
                 return attempt()
-            except ConcurrencyError:
+            except again:
                 continue
         return attempt()
 
-    def _commit(self, *changes: ops.Change) -> tuple[RecordedEvent, ...]:
-        return self.repository.commit(changes)
+    def _run(
+        self,
+        key: str | None,
+        command: str,
+        arguments: dict[str, Any],
+        kind: Any,
+        decide: Callable[[], _Plan[T]],
+    ) -> T:
+        """Decide and write, again on a conflict (R16); with a key, at most once (R27).
+
+        A command that lost its connection to the store is sent again only where a repeat
+        cannot write twice: with a key, or when it records an appointment (R6)."""
+        again: tuple[type[Exception], ...] = (ConcurrencyError,)
+        if key is not None or command in _SAFE_TO_REPEAT:
+            again = (ConcurrencyError, ConnectionLostError)
+        if key is None:
+            return self._retrying(lambda: self._write(decide(), None), again)
+        check_id("idempotency_key", key)
+        digest = fingerprint(command, arguments)
+
+        def attempt() -> T:
+            stored = self.repository.command(key)
+            if stored is not None:
+                repeated: T = self._repeat(stored, digest, command, kind)
+                return repeated
+            plan = decide()
+            first = encode_result(plan.result(numbered(plan.events)), kind)
+            return self._write(plan, CommandRecord(key, digest, first))
+
+        return self._retrying(attempt, again)
+
+    @staticmethod
+    def _write(plan: _Plan[T], record: CommandRecord | None) -> T:
+        return plan.result(plan.write(record))
+
+    @staticmethod
+    def _repeat(stored: CommandRecord, digest: str, command: str, kind: type[T]) -> T:
+        if stored.fingerprint != digest:
+            raise RefusedError(
+                "R27",
+                "idempotency_key",
+                stored.key,
+                f"was used by another command or other arguments, not this {command}",
+            )
+        result: T = decode_result(stored, kind)
+        return result
+
+    def _commit_plan(
+        self,
+        changes: Sequence[ops.Change],
+        result: Callable[[tuple[RecordedEvent, ...]], T],
+        client_packs: Mapping[str, int] | None = None,
+    ) -> _Plan[T]:
+        def write(record: CommandRecord | None) -> tuple[RecordedEvent, ...]:
+            return self.repository.commit(changes, client_packs=client_packs, command=record)
+
+        return _Plan(write, result, tuple(e for change in changes for e in change.events))
 
     # Templates and preferences ------------------------------------------------------------
 
-    def add_template(self, template_id: str, terms: PackTerms) -> PackTemplate:
+    def add_template(
+        self, template_id: str, terms: PackTerms, *, idempotency_key: str | None = None
+    ) -> PackTemplate:
         """Save a new template at version 1; an id already in use is refused (edit it instead)."""
         template = PackTemplate(template_id, terms)
-        try:
-            self.repository.template(template_id)
-        except NotFoundError:
-            self.repository.save_template(template)
-            return template
-        raise RefusedError(
-            "R2", "template_id", template_id, "already exists: edit it to make a new version"
-        )
 
-    def edit_template(self, template_id: str, **changes: object) -> PackTemplate:
+        def decide() -> _Plan[PackTemplate]:
+            try:
+                self.repository.template(template_id)
+            except NotFoundError:
+                return self._template_plan(template)
+            raise RefusedError(
+                "R2", "template_id", template_id, "already exists: edit it to make a new version"
+            )
+
+        arguments = {"template_id": template_id, "terms": terms}
+        return self._run(idempotency_key, "add_template", arguments, PackTemplate, decide)
+
+    def _template_plan(self, template: PackTemplate) -> _Plan[PackTemplate]:
+        def write(record: CommandRecord | None) -> tuple[RecordedEvent, ...]:
+            self.repository.save_template(template, command=record)
+            return ()
+
+        return _Plan(write, lambda _: template)
+
+    def edit_template(
+        self, template_id: str, *, idempotency_key: str | None = None, **changes: object
+    ) -> PackTemplate:
         """A new version of a template; packs already open keep their terms (R2)."""
+        check_id("template_id", template_id)
 
-        def attempt() -> PackTemplate:
-            revised = self.repository.template(template_id).revise(**changes)
-            self.repository.save_template(revised)
-            return revised
+        def decide() -> _Plan[PackTemplate]:
+            return self._template_plan(self.repository.template(template_id).revise(**changes))
 
-        return self._retrying(attempt)
+        arguments = {"template_id": template_id, **changes}
+        return self._run(idempotency_key, "edit_template", arguments, PackTemplate, decide)
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
         """Set or clear a client's preferred service, template or pack (R13)."""
-        if isinstance(preference, PreferPack):
-            pack = self.repository.load(preference.pack_id)
-            if pack.client_id != client_id:
-                raise RefusedError(
-                    "R4",
-                    "preference.pack_id",
-                    preference.pack_id,
-                    f"belongs to client {pack.client_id}, not {client_id}",
-                )
-        elif isinstance(preference, PreferTemplate):
-            self.repository.template(preference.template_id)
-        elif preference is not None and not isinstance(preference, PreferService):
+        check_id("client_id", client_id)
+        if preference is not None and not isinstance(
+            preference, PreferService | PreferTemplate | PreferPack
+        ):
             raise InvalidValueError(
                 "preference",
                 preference,
                 "must be PreferService, PreferTemplate, PreferPack or None",
             )
-        self.repository.set_preference(client_id, preference)
+
+        def decide() -> _Plan[None]:
+            if isinstance(preference, PreferPack):
+                pack = self.repository.load(preference.pack_id)
+                if pack.client_id != client_id:
+                    raise RefusedError(
+                        "R4",
+                        "preference.pack_id",
+                        preference.pack_id,
+                        f"belongs to client {pack.client_id}, not {client_id}",
+                    )
+            elif isinstance(preference, PreferTemplate):
+                self.repository.template(preference.template_id)
+
+            def write(record: CommandRecord | None) -> tuple[RecordedEvent, ...]:
+                self.repository.set_preference(client_id, preference, command=record)
+                return ()
+
+            return _Plan(write, lambda _: None)
+
+        arguments = {"client_id": client_id, "preference": preference}
+        self._run(idempotency_key, "set_preference", arguments, type(None), decide)
 
     # Opening -------------------------------------------------------------------------------
 
@@ -167,6 +298,7 @@ class PackService:
         terms: PackTerms | None = None,
         pack_id: str | None = None,
         charged_on_open: bool = True,
+        idempotency_key: str | None = None,
     ) -> PackState:
         """Open a pack from a client's profile, from a template or ad hoc (R2).
 
@@ -176,17 +308,32 @@ class PackService:
             raise InvalidValueError(
                 "template_id", template_id, "give a template_id or terms, not both"
             )
+        if type(charged_on_open) is not bool:
+            raise InvalidValueError("charged_on_open", charged_on_open, "must be a bool")
+        check_id("client_id", client_id)
         if pack_id is not None:
-            self._refuse_existing(pack_id)
-        change = self._open(
-            client_id,
-            template_id,
-            terms,
-            self._new_pack_id() if pack_id is None else pack_id,
-            charged_on_open,
-        )
-        self._commit(change)
-        return change.after
+            check_id("pack_id", pack_id)
+
+        def decide() -> _Plan[PackState]:
+            if pack_id is not None:
+                self._refuse_existing(pack_id)
+            change = self._open(
+                client_id,
+                template_id,
+                terms,
+                self._new_pack_id() if pack_id is None else pack_id,
+                charged_on_open,
+            )
+            return self._commit_plan([change], lambda _: change.after)
+
+        arguments = {
+            "client_id": client_id,
+            "template_id": template_id,
+            "terms": terms,
+            "pack_id": pack_id,
+            "charged_on_open": charged_on_open,
+        }
+        return self._run(idempotency_key, "open_pack", arguments, PackState, decide)
 
     def _refuse_existing(self, pack_id: str) -> None:
         try:
@@ -223,6 +370,9 @@ class PackService:
 
     def decide(self, appointment: Appointment, explicit: Preference | None = None) -> Decision:
         """Which pack the appointment would draw on, and why (R13), without writing."""
+        _require("appointment", appointment, Appointment)
+        if explicit is not None:
+            _require("explicit", explicit, PreferService | PreferTemplate | PreferPack)
         return self._decide(appointment, explicit)[0]
 
     def _decide(
@@ -268,6 +418,7 @@ class PackService:
 
     def choices(self, appointment: Appointment) -> tuple[Choice, ...]:
         """Usable open packs first, then templates by name (R14)."""
+        _require("appointment", appointment, Appointment)
         repo = self.repository
         return choices(
             appointment,
@@ -277,9 +428,16 @@ class PackService:
             templates={t.id: t for t in repo.templates()},
         )
 
-    def book(self, appointment: Appointment) -> Assignment:
+    def book(self, appointment: Appointment, *, idempotency_key: str | None = None) -> Assignment:
         """Apply the client's default to a new appointment (R13)."""
-        return self._retrying(lambda: self._assign(appointment, None))
+        _require("appointment", appointment, Appointment)
+        return self._run(
+            idempotency_key,
+            "book",
+            {"appointment": appointment},
+            Assignment,
+            lambda: self._assign(appointment, None),
+        )
 
     def assign(
         self,
@@ -287,48 +445,84 @@ class PackService:
         *,
         pack_id: str | None = None,
         template_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Assignment:
         """Assign an open pack, or a template that opens a new one, to an appointment."""
+        explicit = self._explicit(appointment, pack_id, template_id)
+        arguments = {"appointment": appointment, "explicit": explicit}
+        return self._run(
+            idempotency_key,
+            "assign",
+            arguments,
+            Assignment,
+            lambda: self._assign(appointment, explicit),
+        )
+
+    @staticmethod
+    def _explicit(
+        appointment: Appointment, pack_id: str | None, template_id: str | None
+    ) -> Preference:
+        _require("appointment", appointment, Appointment)
         if (pack_id is None) == (template_id is None):
             raise InvalidValueError("pack_id", pack_id, "give a pack_id or a template_id")
-        explicit: Preference = (
-            PreferPack(pack_id) if pack_id is not None else PreferTemplate(template_id or "")
-        )
-        return self._retrying(lambda: self._assign(appointment, explicit))
+        if pack_id is not None:
+            return PreferPack(check_id("pack_id", pack_id))
+        return PreferTemplate(check_id("template_id", template_id))
 
-    def _assign(self, appointment: Appointment, explicit: Preference | None) -> Assignment:
+    def _assign(self, appointment: Appointment, explicit: Preference | None) -> _Plan[Assignment]:
         holder = self.repository.pack_of_appointment(appointment.id)
         if holder is not None:
             return self._already(appointment, holder, explicit)
         decision, packs = self._decide(appointment, explicit)
         action = decision.action
         if isinstance(action, NoPack):
-            return Assignment(appointment.id, decision)
+            return self._commit_plan([], lambda _: Assignment(appointment.id, decision))
         if isinstance(action, OpenPack):
-            opened = self._open(
-                appointment.client_id,
-                action.template_id,
-                None,
-                self._new_pack_id(),
-                charged_on_open=False,
-            )
-            change = ops.use(opened.after, appointment, self._now())
-            merged = ops.Change(
-                None, change.after, opened.entries + change.entries, opened.events + change.events
-            )
-            return Assignment(appointment.id, decision, change.after, True, self._commit(merged))
+            return self._open_and_use(appointment, decision, action, explicit, len(packs))
         change = ops.use(packs[action.pack_id], appointment, self._now())
-        return Assignment(appointment.id, decision, change.after, False, self._commit(change))
+        return self._commit_plan(
+            [change],
+            lambda events: Assignment(appointment.id, decision, change.after, False, events),
+        )
+
+    def _open_and_use(
+        self,
+        appointment: Appointment,
+        decision: Decision,
+        action: OpenPack,
+        explicit: Preference | None,
+        seen: int,
+    ) -> _Plan[Assignment]:
+        """Open a pack and use it in one change. A default's decision to open holds only while
+        the client has the packs it was made on (R13a); an explicit template always opens."""
+        opened = self._open(
+            appointment.client_id, action.template_id, None, self._new_pack_id(), False
+        )
+        used = ops.use(opened.after, appointment, self._now())
+        merged = ops.Change(
+            None, used.after, opened.entries + used.entries, opened.events + used.events
+        )
+        return self._commit_plan(
+            [merged],
+            lambda events: Assignment(appointment.id, decision, merged.after, True, events),
+            client_packs=None if explicit is not None else {appointment.client_id: seen},
+        )
 
     def _already(
         self, appointment: Appointment, holder: str, explicit: Preference | None
-    ) -> Assignment:
+    ) -> _Plan[Assignment]:
         """The appointment is active on ``holder``: asking again writes nothing (R6).
 
-        Booking again, or naming its pack or the template its pack came from, is the same
-        request repeated (a retried call, a double click); naming another is a move.
+        The same facts again (R6a) from booking again, or naming its pack or the template its
+        pack came from, is the same request repeated (a retried call, a double click); other
+        facts are refused; naming another pack is a move.
         """
-        pack = self.repository.load(holder)
+        pack = _holding(self.repository.load(holder), appointment.id)
+        usage = pack.usage(appointment.id)
+        assert usage is not None
+        differing = ops.differing_fact(usage.appointment, appointment)
+        if differing is not None:
+            raise differing
         repeated = (
             explicit is None
             or explicit == PreferPack(holder)
@@ -341,19 +535,22 @@ class PackService:
                 appointment.id,
                 f"is already active on pack {holder}; move it instead",
             )
-        return Assignment(
-            appointment.id, Decision(UsePack(holder), f"already recorded on pack {holder}"), pack
-        )
+        decision = Decision(UsePack(holder), f"already recorded on pack {holder}")
+        return self._commit_plan([], lambda _: Assignment(appointment.id, decision, pack))
 
-    def move(self, appointment: Appointment, to_pack_id: str) -> Assignment:
+    def move(
+        self, appointment: Appointment, to_pack_id: str, *, idempotency_key: str | None = None
+    ) -> Assignment:
         """Release the appointment from its pack and use ``to_pack_id``, atomically (R6)."""
+        _require("appointment", appointment, Appointment)
+        check_id("to_pack_id", to_pack_id)
 
-        def attempt() -> Assignment:
+        def decide() -> _Plan[Assignment]:
             holder = self.repository.pack_of_appointment(appointment.id)
             target = self.repository.load(to_pack_id)
-            decision = Decision(UsePack(to_pack_id), f"moved from {holder}")
             if holder is None or holder == to_pack_id:
                 return self._assign(appointment, PreferPack(to_pack_id))
+            decision = Decision(UsePack(to_pack_id), f"moved from {holder}")
             released = ops.release(
                 _holding(self.repository.load(holder), appointment.id),
                 appointment.id,
@@ -361,11 +558,13 @@ class PackService:
                 f"moved to {to_pack_id}",
             )
             used = ops.use(target, appointment, self._now())
-            return Assignment(
-                appointment.id, decision, used.after, False, self._commit(released, used)
+            return self._commit_plan(
+                [released, used],
+                lambda events: Assignment(appointment.id, decision, used.after, False, events),
             )
 
-        return self._retrying(attempt)
+        arguments = {"appointment": appointment, "to_pack_id": to_pack_id}
+        return self._run(idempotency_key, "move", arguments, Assignment, decide)
 
     def add_to_invoice(
         self,
@@ -373,126 +572,261 @@ class PackService:
         *,
         pack_id: str | None = None,
         template_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> InvoiceLine:
         """Record an appointment that already happened on a pack and issue its invoice line."""
-        if pack_id is None and template_id is None:
-            self.book(appointment)
-        else:
-            self.assign(appointment, pack_id=pack_id, template_id=template_id)
-        return self.invoice_line(appointment.id)
+        _require("appointment", appointment, Appointment)
+        explicit = None
+        if pack_id is not None or template_id is not None:
+            explicit = self._explicit(appointment, pack_id, template_id)
+
+        def decide() -> _Plan[InvoiceLine]:
+            # Recording it first is safe to repeat (R6); the key goes with the invoice line.
+            self._write(self._assign(appointment, explicit), None)
+            return self._invoice_plan(appointment.id)
+
+        arguments = {"appointment": appointment, "explicit": explicit}
+        return self._run(idempotency_key, "add_to_invoice", arguments, InvoiceLine, decide)
 
     # Changing a usage ----------------------------------------------------------------------
 
     def _on_holder(
-        self, appointment_id: str, decide: Callable[[PackState], ops.Change]
+        self,
+        appointment_id: str,
+        decide: Callable[[PackState], ops.Change],
+        key: str | None,
+        command: str,
+        arguments: dict[str, Any],
     ) -> PackState:
-        def attempt() -> PackState:
-            holder = self.repository.pack_of_appointment(appointment_id)
-            if holder is None:
-                raise NotFoundError("appointment_id", appointment_id, "is not active on any pack")
-            change = decide(_holding(self.repository.load(holder), appointment_id))
-            self._commit(change)
-            return change.after
+        check_id("appointment_id", appointment_id)
 
-        return self._retrying(attempt)
+        def plan() -> _Plan[PackState]:
+            change = decide(self._holder_state(appointment_id))
+            return self._commit_plan([change], lambda _: change.after)
 
-    def cancel(self, appointment_id: str, cancelled_at: datetime | None = None) -> PackState:
-        """Cancel: late inside the notice window, when the policy decides whether it consumes."""
-        at = self._now()
-        when = at if cancelled_at is None else require_aware("cancelled_at", cancelled_at)
-        return self._on_holder(
-            appointment_id, lambda s: ops.cancel(s, appointment_id, self._now(), cancelled_at=when)
+        return self._run(
+            key, command, {"appointment_id": appointment_id, **arguments}, PackState, plan
         )
 
-    def late_cancel(self, appointment_id: str) -> PackState:
+    def _holder_state(self, appointment_id: str) -> PackState:
+        holder = self.repository.pack_of_appointment(appointment_id)
+        if holder is None:
+            raise NotFoundError("appointment_id", appointment_id, "is not active on any pack")
+        return _holding(self.repository.load(holder), appointment_id)
+
+    def cancel(
+        self,
+        appointment_id: str,
+        cancelled_at: datetime | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> PackState:
+        """Cancel: late inside the notice window, when the policy decides whether it consumes."""
+        when = self._now() if cancelled_at is None else require_aware("cancelled_at", cancelled_at)
+        return self._on_holder(
+            appointment_id,
+            lambda s: ops.cancel(s, appointment_id, self._now(), cancelled_at=when),
+            idempotency_key,
+            "cancel",
+            {"cancelled_at": cancelled_at},
+        )
+
+    def late_cancel(self, appointment_id: str, *, idempotency_key: str | None = None) -> PackState:
         """A cancellation the receptionist calls late, whatever the clock says (R7)."""
         return self._on_holder(
-            appointment_id, lambda s: ops.cancel(s, appointment_id, self._now(), late=True)
+            appointment_id,
+            lambda s: ops.cancel(s, appointment_id, self._now(), late=True),
+            idempotency_key,
+            "late_cancel",
+            {},
         )
 
-    def no_show(self, appointment_id: str) -> PackState:
+    def no_show(self, appointment_id: str, *, idempotency_key: str | None = None) -> PackState:
         """The client did not come: the policy decides whether it consumes (R7)."""
         return self._on_holder(
-            appointment_id, lambda s: ops.cancel(s, appointment_id, self._now(), no_show=True)
+            appointment_id,
+            lambda s: ops.cancel(s, appointment_id, self._now(), no_show=True),
+            idempotency_key,
+            "no_show",
+            {},
         )
 
-    def reschedule(self, appointment_id: str, start: datetime) -> PackState:
+    def reschedule(
+        self, appointment_id: str, start: datetime, *, idempotency_key: str | None = None
+    ) -> PackState:
         """Move the appointment's start, re-checked against the expiry (R5, R7)."""
         require_aware("start", start)
         return self._on_holder(
-            appointment_id, lambda s: ops.reschedule(s, appointment_id, start, self._now())
+            appointment_id,
+            lambda s: ops.reschedule(s, appointment_id, start, self._now()),
+            idempotency_key,
+            "reschedule",
+            {"start": start},
         )
 
-    def mark(self, appointment_id: str, why: Mark) -> PackState:
+    def mark(
+        self, appointment_id: str, why: Mark, *, idempotency_key: str | None = None
+    ) -> PackState:
+        """Keep a usage consumed, marked late-cancelled or no-show (R7)."""
+        _require("why", why, Mark)
         return self._on_holder(
-            appointment_id, lambda s: ops.mark(s, appointment_id, why, self._now())
+            appointment_id,
+            lambda s: ops.mark(s, appointment_id, why, self._now()),
+            idempotency_key,
+            "mark",
+            {"why": why.value},
         )
 
     # Changing a pack -----------------------------------------------------------------------
 
     def _on_pack(
-        self, pack_id: str, decide: Callable[[PackState], ops.Change]
-    ) -> tuple[ops.Change, tuple[RecordedEvent, ...]]:
-        def attempt() -> tuple[ops.Change, tuple[RecordedEvent, ...]]:
+        self,
+        pack_id: str,
+        decide: Callable[[PackState], ops.Change],
+        result: Callable[[ops.Change], T],
+        key: str | None,
+        command: str,
+        arguments: dict[str, Any],
+        kind: Any = PackState,
+    ) -> T:
+        check_id("pack_id", pack_id)
+
+        def plan() -> _Plan[T]:
             change = decide(self.repository.load(pack_id))
-            return change, self._commit(change)
+            return self._commit_plan([change], lambda _: result(change))
 
-        return self._retrying(attempt)
+        return self._run(key, command, {"pack_id": pack_id, **arguments}, kind, plan)
 
-    def adjust(self, pack_id: str, amount: Amount, reason: str) -> PackState:
+    def adjust(
+        self, pack_id: str, amount: Amount, reason: str, *, idempotency_key: str | None = None
+    ) -> PackState:
         """A credit or debit with a reason (R9)."""
-        return self._on_pack(pack_id, lambda s: ops.adjust(s, amount, reason, self._now()))[0].after
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.adjust(s, amount, reason, self._now()),
+            _after,
+            idempotency_key,
+            "adjust",
+            {"amount": amount, "reason": reason},
+        )
 
-    def extend(self, pack_id: str, until: date, reason: str) -> PackState:
+    def extend(
+        self, pack_id: str, until: date, reason: str, *, idempotency_key: str | None = None
+    ) -> PackState:
         """Move the pack's expiry date later (R5)."""
-        return self._on_pack(pack_id, lambda s: ops.extend(s, until, reason, self._now()))[0].after
+        check_day("until", until)
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.extend(s, until, reason, self._now()),
+            _after,
+            idempotency_key,
+            "extend",
+            {"until": until, "reason": reason},
+        )
 
-    def close(self, pack_id: str, reason: str = "") -> Closure:
-        """Close early; reports what remained and its refundable value (R10, R15)."""
-        change, _ = self._on_pack(pack_id, lambda s: ops.close(s, reason, self._now()))
-        return Closure(change.after, change.after.remaining, refundable(change.after))
+    def close(
+        self, pack_id: str, reason: str = "", *, idempotency_key: str | None = None
+    ) -> Closure:
+        """Close early; reports what remained and its refundable value (R10, R15).
 
-    def void(self, pack_id: str, reason: str = "") -> PackState:
+        Usages after the closing instant are released in the same change (R10a)."""
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.close(s, reason, self._now()),
+            _closure,
+            idempotency_key,
+            "close",
+            {"reason": reason},
+            Closure,
+        )
+
+    def void(
+        self, pack_id: str, reason: str = "", *, idempotency_key: str | None = None
+    ) -> PackState:
         """Void a pack opened in error with no active usage (R10)."""
-        return self._on_pack(pack_id, lambda s: ops.void(s, reason, self._now()))[0].after
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.void(s, reason, self._now()),
+            _after,
+            idempotency_key,
+            "void",
+            {"reason": reason},
+        )
 
-    def sweep(self, as_of: date) -> tuple[RecordedEvent, ...]:
-        """The expiry sweep: ``PackExpired`` once per expiry for packs with something left."""
-        if type(as_of) is not date:
-            raise InvalidValueError("as_of", as_of, "must be a date")
-        emitted: list[RecordedEvent] = []
-        for candidate in self.repository.expiry_candidates(as_of):
-            _, recorded = self._on_pack(
-                candidate.pack_id, lambda s: ops.expire(s, as_of, self._now())
-            )
-            emitted.extend(recorded)
-        return tuple(emitted)
+    def sweep(
+        self, as_of: date, *, idempotency_key: str | None = None
+    ) -> tuple[RecordedEvent, ...]:
+        """The expiry sweep: ``PackExpired`` once per expiry for packs with something left.
+
+        A sweep as of a date after the practice's today is refused (R12a): it cannot look
+        ahead. Every pack it expires is written in one change.
+        """
+        check_day("as_of", as_of)
+        zone = self.repository.practice.zone
+
+        def decide() -> _Plan[tuple[RecordedEvent, ...]]:
+            now = self._now()
+            today = now.astimezone(zone).date()
+            if as_of > today:
+                raise RefusedError(
+                    "R12a",
+                    "as_of",
+                    as_of.isoformat(),
+                    f"is after today ({today.isoformat()} in {zone.key}): a sweep cannot "
+                    "look ahead",
+                )
+            changes = [
+                ops.expire(candidate, as_of, now)
+                for candidate in self.repository.expiry_candidates(as_of)
+            ]
+            return self._commit_plan(changes, lambda events: events)
+
+        kind = tuple[RecordedEvent, ...]
+        return self._run(idempotency_key, "sweep", {"as_of": as_of}, kind, decide)
 
     # Reading -------------------------------------------------------------------------------
 
     def pack(self, pack_id: str) -> PackState:
-        return self.repository.load(pack_id)
+        return self.repository.load(check_id("pack_id", pack_id))
 
     def client_packs(self, client_id: str) -> list[PackState]:
         """A client's packs, open ones first, then exhausted or expired, closed, voided."""
+        check_id("client_id", client_id)
         now = self._now()
         packs = self.repository.client_packs(client_id)
         return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(now)], instant(p.opened_at)))
 
-    def invoice_line(self, appointment_id: str) -> InvoiceLine:
+    def invoice_line(
+        self, appointment_id: str, *, idempotency_key: str | None = None
+    ) -> InvoiceLine:
         """Issue (once) and return the invoice line of an appointment on a pack (R8, R15)."""
-        lines: list[InvoiceLine] = []
+        check_id("appointment_id", appointment_id)
+        return self._run(
+            idempotency_key,
+            "invoice_line",
+            {"appointment_id": appointment_id},
+            InvoiceLine,
+            lambda: self._invoice_plan(appointment_id),
+        )
 
-        def decide(state: PackState) -> ops.Change:
-            change, line = ops.issue_invoice(state, appointment_id, self._now())
-            lines.append(line)
-            return change
-
-        self._on_holder(appointment_id, decide)
-        return lines[-1]
+    def _invoice_plan(self, appointment_id: str) -> _Plan[InvoiceLine]:
+        change, line = ops.issue_invoice(
+            self._holder_state(appointment_id), appointment_id, self._now()
+        )
+        return self._commit_plan([change], lambda _: line)
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.repository.events_since(position, limit)
+
+
+def _after(change: ops.Change) -> PackState:
+    return change.after
+
+
+def _closure(change: ops.Change) -> Closure:
+    after = change.after
+    released = tuple(e.appointment_id for e in change.entries if isinstance(e, Released))
+    return Closure(after, after.remaining, refundable(after), released)
 
 
 def _holding(state: PackState, appointment_id: str) -> PackState:

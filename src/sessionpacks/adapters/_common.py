@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
+from sessionpacks._limits import INT64_MAX
 from sessionpacks.errors import ConcurrencyError, InvalidValueError
 from sessionpacks.ledger import PackState, PackStatus, Released, Used
 from sessionpacks.model import require_aware
@@ -24,11 +25,12 @@ def with_statuses(
 
 
 def check_window(position: int, limit: int | None) -> None:
-    """Refuse a malformed ``events_since`` window: whole numbers >= 0 (``limit`` may be None)."""
-    if type(position) is not int or position < 0:
-        raise InvalidValueError("position", position, "must be a whole number >= 0")
-    if limit is not None and (type(limit) is not int or limit < 0):
-        raise InvalidValueError("limit", limit, "must be a whole number >= 0, or None")
+    """Refuse a malformed ``events_since`` window: whole numbers from 0 to the largest signed
+    64-bit integer, which every store can compare against (``limit`` may be None)."""
+    if type(position) is not int or not 0 <= position <= INT64_MAX:
+        raise InvalidValueError("position", position, f"must be a whole number 0..{INT64_MAX}")
+    if limit is not None and (type(limit) is not int or not 0 <= limit <= INT64_MAX):
+        raise InvalidValueError("limit", limit, f"must be a whole number 0..{INT64_MAX}, or None")
 
 
 def appointment_changes(changes: Sequence[Change]) -> tuple[dict[str, str], set[str]]:
@@ -48,6 +50,20 @@ def appointment_changes(changes: Sequence[Change]) -> tuple[dict[str, str], set[
             elif isinstance(entry, Released):
                 released.add(entry.appointment_id)
     return used, released
+
+
+def client_conflict(client_id: str, count: int, seen: int) -> ConcurrencyError:
+    """A pack decision made on ``seen`` packs of the client, who now has ``count`` (R13a)."""
+    return ConcurrencyError(
+        "client_id",
+        client_id,
+        f"has {count} pack(s), not the {seen} the decision was made on (R13a)",
+    )
+
+
+def command_conflict(key: str) -> ConcurrencyError:
+    """A second writer of one idempotency key: the retry finds the first one's result (R27)."""
+    return ConcurrencyError("idempotency_key", key, "was recorded by a concurrent command (R27)")
 
 
 def check_distinct(changes: Sequence[Change]) -> list[Change]:

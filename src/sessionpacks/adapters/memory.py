@@ -12,7 +12,7 @@ every expected version before it writes anything, exactly as a database transact
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 
 import attrs
@@ -21,6 +21,8 @@ from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
     check_window,
+    client_conflict,
+    command_conflict,
     with_statuses,
 )
 from sessionpacks.errors import ConcurrencyError, NotFoundError
@@ -28,6 +30,7 @@ from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
+from sessionpacks.ports import CommandRecord
 
 __all__ = ["InMemoryRepository", "InMemoryStore"]
 
@@ -42,6 +45,7 @@ class _PracticeData:
     events: list[RecordedEvent] = attrs.Factory(list)
     templates: dict[str, list[PackTemplate]] = attrs.Factory(dict)
     preferences: dict[str, Preference] = attrs.Factory(dict)
+    commands: dict[str, CommandRecord] = attrs.Factory(dict)
 
 
 class InMemoryStore:
@@ -110,10 +114,21 @@ class InMemoryRepository:
             states = list(self._data.states.values())
         return [s for s in states if s.due_to_expire(as_of)]
 
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
         writing = check_distinct(changes)
         with self._lock:
             data = self._data
+            self._check_command(command)
+            for client_id, seen in (client_packs or {}).items():
+                count = len(data.by_client.get(client_id, ()))
+                if count != seen:
+                    raise client_conflict(client_id, count, seen)
             for change in writing:
                 current = data.states.get(change.pack_id)
                 version = 0 if current is None else current.version
@@ -130,7 +145,23 @@ class InMemoryRepository:
                     raise ConcurrencyError(
                         "appointment_id", appointment_id, f"is active on pack {holder} (R6)"
                     )
-            return self._write(writing, used, released)
+            first_position = len(data.events)
+            recorded = self._write(writing, used, released)
+            self._record(command, first_position)
+            return recorded
+
+    def _check_command(self, command: CommandRecord | None) -> None:
+        if command is not None and command.key in self._data.commands:
+            raise command_conflict(command.key)
+
+    def _record(self, command: CommandRecord | None, first_position: int = 0) -> None:
+        if command is not None:
+            stored = attrs.evolve(command, first_position=first_position)
+            self._data.commands[command.key] = stored
+
+    def command(self, key: str) -> CommandRecord | None:
+        with self._lock:
+            return self._data.commands.get(key)
 
     def _write(
         self, writing: list[Change], used: dict[str, str], released: set[str]
@@ -157,8 +188,11 @@ class InMemoryRepository:
             tail = self._data.events[position:]
         return tail if limit is None else tail[:limit]
 
-    def save_template(self, template: PackTemplate) -> None:
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
         with self._lock:
+            self._check_command(command)
             versions = self._data.templates.setdefault(template.id, [])
             if template.version != len(versions) + 1:
                 raise ConcurrencyError(
@@ -167,6 +201,7 @@ class InMemoryRepository:
                     f"template {template.id} is at version {len(versions)}",
                 )
             versions.append(template)
+            self._record(command)
 
     def template(self, template_id: str, version: int | None = None) -> PackTemplate:
         with self._lock:
@@ -183,12 +218,20 @@ class InMemoryRepository:
         with self._lock:
             return [versions[-1] for versions in self._data.templates.values()]
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
         with self._lock:
+            self._check_command(command)
             if preference is None:
                 self._data.preferences.pop(client_id, None)
             else:
                 self._data.preferences[client_id] = preference
+            self._record(command)
 
     def preference(self, client_id: str) -> Preference | None:
         with self._lock:

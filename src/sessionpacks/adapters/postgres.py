@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from types import TracebackType
@@ -71,10 +71,12 @@ from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
     check_window,
+    command_conflict,
     with_statuses,
 )
 from sessionpacks.errors import (
     ConcurrencyError,
+    ConnectionLostError,
     InvalidValueError,
     NotFoundError,
     SessionPacksError,
@@ -84,6 +86,7 @@ from sessionpacks.events import Event, RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
+from sessionpacks.ports import CommandRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -191,6 +194,115 @@ _COMMIT_FUNCTION = """CREATE FUNCTION {schema}.commit_changes(
     END
     $body$"""
 
+# V2: the client check (R13a) and the idempotency record (R27) join the one commit call.
+_COMMIT_FUNCTION_V2 = """CREATE FUNCTION {schema}.commit_changes(
+        p_practice text,
+        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
+        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
+        p_expired_on date[],
+        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
+        u_released text[], u_appointments text[], u_packs text[],
+        v_ids text[], v_packs text[], v_kinds text[], v_events text[],
+        c_clients text[], c_counts bigint[],
+        k_key text, k_fingerprint text, k_result text
+    ) RETURNS bigint LANGUAGE plpgsql AS $body$
+    DECLARE
+        written integer;
+        current_version integer;
+        holder text;
+        counted bigint;
+        base bigint := 0;
+    BEGIN
+        -- R13a: a commit opening a pack for a client, or deciding on a client's packs, holds
+        -- that client's advisory lock until it ends, so the next one counts after it. Keyed
+        -- by practice and client (ids hold no control characters): other clients never wait.
+        -- Taken in client order, so two such commits cannot deadlock.
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_practice || E'\x1f' || c, 7))
+        FROM (SELECT DISTINCT c FROM (
+                  SELECT p_clients[i] AS c FROM generate_subscripts(p_packs, 1) AS i
+                  WHERE p_expected[i] = 0
+                  UNION SELECT unnest(c_clients)) AS named
+              ORDER BY c) AS locked;
+        FOR i IN 1 .. coalesce(array_length(c_clients, 1), 0) LOOP
+            SELECT count(*) INTO counted FROM {schema}.packs
+            WHERE practice_id = p_practice AND client_id = c_clients[i];
+            IF counted <> c_counts[i] THEN
+                RAISE EXCEPTION 'has % pack(s), not the % the decision was made on (R13a)',
+                    counted, c_counts[i]
+                    USING ERRCODE = 'serialization_failure', COLUMN = 'client_id',
+                          DETAIL = c_clients[i];
+            END IF;
+        END LOOP;
+        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
+            IF p_expected[i] = 0 THEN
+                INSERT INTO {schema}.packs (practice_id, pack_id, client_id, version, state,
+                                            expiry_date, ended, remaining_units, expired_on)
+                VALUES (p_practice, p_packs[i], p_clients[i], p_versions[i], p_states[i],
+                        p_expiry_dates[i], p_ended[i], p_remaining[i], p_expired_on[i])
+                ON CONFLICT (practice_id, pack_id) DO NOTHING;
+            ELSE
+                UPDATE {schema}.packs SET client_id = p_clients[i], version = p_versions[i],
+                    state = p_states[i], expiry_date = p_expiry_dates[i], ended = p_ended[i],
+                    remaining_units = p_remaining[i], expired_on = p_expired_on[i]
+                WHERE practice_id = p_practice AND pack_id = p_packs[i]
+                  AND version = p_expected[i];
+            END IF;
+            GET DIAGNOSTICS written = ROW_COUNT;
+            IF written = 0 THEN
+                SELECT version INTO current_version FROM {schema}.packs
+                WHERE practice_id = p_practice AND pack_id = p_packs[i];
+                RAISE EXCEPTION 'is at version %, not %', coalesce(current_version, 0),
+                    p_expected[i]
+                    USING ERRCODE = 'serialization_failure', COLUMN = 'pack_id',
+                          DETAIL = p_packs[i];
+            END IF;
+        END LOOP;
+        INSERT INTO {schema}.entries (practice_id, pack_id, sequence, kind, entry)
+        SELECT p_practice, e.pack_id, e.sequence, e.kind, e.entry
+        FROM unnest(e_packs, e_sequences, e_kinds, e_entries) AS e(pack_id, sequence, kind, entry);
+        -- Releases first, so a move in one commit frees the appointment before it is taken.
+        DELETE FROM {schema}.active_usages
+        WHERE practice_id = p_practice AND appointment_id = ANY (u_released);
+        FOR i IN 1 .. coalesce(array_length(u_appointments, 1), 0) LOOP
+            -- The same pack holding it already is no conflict; another pack is (R6).
+            INSERT INTO {schema}.active_usages (practice_id, appointment_id, pack_id)
+            VALUES (p_practice, u_appointments[i], u_packs[i])
+            ON CONFLICT (practice_id, appointment_id) DO UPDATE SET pack_id = EXCLUDED.pack_id
+            WHERE active_usages.pack_id = EXCLUDED.pack_id;
+            GET DIAGNOSTICS written = ROW_COUNT;
+            IF written = 0 THEN
+                SELECT pack_id INTO holder FROM {schema}.active_usages
+                WHERE practice_id = p_practice AND appointment_id = u_appointments[i];
+                RAISE EXCEPTION 'is active on pack % (R6)', holder
+                    USING ERRCODE = 'unique_violation', COLUMN = 'appointment_id',
+                          DETAIL = u_appointments[i];
+            END IF;
+        END LOOP;
+        IF coalesce(array_length(v_ids, 1), 0) > 0 THEN
+            -- The counter row stays locked until this transaction ends (module docstring).
+            UPDATE {schema}.practices SET last_position = last_position + array_length(v_ids, 1)
+            WHERE practice_id = p_practice
+            RETURNING last_position - array_length(v_ids, 1) INTO base;
+            INSERT INTO {schema}.events (practice_id, position, event_id, pack_id, kind, event)
+            SELECT p_practice, base + e.n, e.event_id, e.pack_id, e.kind, e.event
+            FROM unnest(v_ids, v_packs, v_kinds, v_events)
+                 WITH ORDINALITY AS e(event_id, pack_id, kind, event, n);
+        END IF;
+        IF k_key IS NOT NULL THEN
+            INSERT INTO {schema}.commands (practice_id, key, fingerprint, result, first_position)
+            VALUES (p_practice, k_key, k_fingerprint, k_result, base)
+            ON CONFLICT (practice_id, key) DO NOTHING;
+            GET DIAGNOSTICS written = ROW_COUNT;
+            IF written = 0 THEN
+                RAISE EXCEPTION 'was recorded by a concurrent command (R27)'
+                    USING ERRCODE = 'unique_violation', COLUMN = 'idempotency_key',
+                          DETAIL = k_key;
+            END IF;
+        END IF;
+        RETURN base;
+    END
+    $body$"""
+
 
 _V1 = statements(
     """CREATE TABLE {schema}.practices (
@@ -259,7 +371,22 @@ _V1 = statements(
     _COMMIT_FUNCTION,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = statements(
+    """CREATE TABLE {schema}.commands (
+        practice_id text NOT NULL REFERENCES {schema}.practices,
+        key text NOT NULL,
+        fingerprint text NOT NULL,
+        result text NOT NULL,
+        first_position bigint NOT NULL,
+        PRIMARY KEY (practice_id, key)
+    )""",
+    """DROP FUNCTION {schema}.commit_changes(text, text[], integer[], integer[], text[], text[],
+        date[], boolean[], bigint[], date[], text[], integer[], text[], text[], text[], text[],
+        text[], text[], text[], text[], text[])""",
+    _COMMIT_FUNCTION_V2,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 # What a uniqueness conflict on each constraint means, for ConcurrencyError's field.
@@ -271,6 +398,7 @@ _CONFLICTS = {
     "events_pkey": "position",
     "events_practice_id_event_id_key": "event_id",
     "practices_pkey": "practice_id",
+    "commands_pkey": "idempotency_key",
 }
 _RACES = (
     pgerrors.UniqueViolation,
@@ -281,8 +409,9 @@ _RACES = (
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
-    """Turn driver errors into the library's: the one place they are judged."""
+def _translated(field: str = "database", value: Any = None) -> Iterator[None]:
+    """Turn driver errors into the library's: the one place they are judged. ``field`` and
+    ``value`` name what the statement was about, for errors that do not say it themselves."""
     try:
         yield
     except SessionPacksError:
@@ -293,14 +422,28 @@ def _translated() -> Iterator[None]:
             raise ConcurrencyError(
                 diag.column_name, diag.message_detail, diag.message_primary or ""
             ) from error
-        field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or "row")
+        field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or field)
         raise ConcurrencyError(
             field, diag.message_detail, f"conflicts with a concurrent write ({error.sqlstate})"
         ) from error
     except (psycopg.DataError, UnicodeEncodeError) as error:
-        raise InvalidValueError("value", None, f"PostgreSQL cannot store it: {error}") from error
+        raise InvalidValueError(
+            field, value, f"PostgreSQL cannot store it: {_first_line(error)}"
+        ) from error
+    except psycopg.OperationalError as error:
+        # The server went away (a restart, a killed backend, the network): a write may or may
+        # not have been committed before it did.
+        raise ConnectionLostError(
+            field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
+        ) from error
     except (psycopg.Error, PoolTimeout) as error:
-        raise StoreError("database", None, f"PostgreSQL failed: {error}") from error
+        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's message without its DETAIL, HINT and CONTEXT lines."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 # Decoding is a pure function of the stored text and its results are immutable: a workflow that
@@ -419,6 +562,8 @@ class PostgresStore:
             max_size=max_size,
             timeout=timeout,
             kwargs={"autocommit": True},
+            # A connection whose server went away is found and replaced before it is used.
+            check=ConnectionPool.check_connection,
             open=False,
             name=f"sessionpacks-{schema}",
         )
@@ -441,10 +586,21 @@ class PostgresStore:
         return self._migrated_from
 
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A pooled connection (autocommit), its driver errors translated."""
-        with _translated(), self._pool.connection() as connection:
+    def connection(self, field: str = "database", value: Any = None) -> Iterator[Connection]:
+        """A pooled connection (autocommit), its driver errors translated; ``field`` and
+        ``value`` name what it is used for, in the errors."""
+        with _translated(field, value), self._pool.connection() as connection:
             yield connection
+
+    def read(self, sql: bytes, params: Sequence[Any], field: str, value: Any) -> list[Any]:
+        """The rows of one read. A read is safe to repeat, so one that lost its connection is
+        sent once more on another (the pool checks a connection before handing it out)."""
+        try:
+            with self.connection(field, value) as connection:
+                return connection.execute(sql, params).fetchall()
+        except ConnectionLostError:
+            with self.connection(field, value) as connection:
+                return connection.execute(sql, params).fetchall()
 
     def practice(self, practice_id: str, timezone: str | None = None) -> PostgresRepository:
         """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
@@ -517,13 +673,19 @@ class _Sql:
             f"""SELECT position, event FROM {s}.events WHERE practice_id = %s AND position > %s
                 ORDER BY position LIMIT %s"""
         )
+        # Named arguments: each array is matched by name, not by its place among 26.
         self.commit = _q(
-            f"""SELECT {s}.commit_changes(%s,
-                    %b::text[], %b::integer[], %b::integer[], %b::text[], %b::text[],
-                    %b::date[], %b::boolean[], %b::bigint[], %b::date[],
-                    %b::text[], %b::integer[], %b::text[], %b::text[],
-                    %b::text[], %b::text[], %b::text[],
-                    %b::text[], %b::text[], %b::text[], %b::text[])"""
+            f"SELECT {s}.commit_changes("
+            + ", ".join(_placeholder(name, cast) for name, cast in _COMMIT_PARAMETERS)
+            + ")"
+        )
+        self.record_command = _q(
+            f"""INSERT INTO {s}.commands (practice_id, key, fingerprint, result, first_position)
+                VALUES (%s, %s, %s, %s, 0) ON CONFLICT (practice_id, key) DO NOTHING"""
+        )
+        self.command = _q(
+            f"""SELECT key, fingerprint, result, first_position FROM {s}.commands
+                WHERE practice_id = %s AND key = %s"""
         )
         self.latest_template_version = _q(
             f"""SELECT coalesce(max(version), 0) FROM {s}.templates
@@ -579,41 +741,89 @@ def _q(sql: str) -> bytes:
     return sql.encode()
 
 
+# The parameters of commit_changes (V2) and their casts; arrays go in binary (``%b``).
+_COMMIT_PARAMETERS = (
+    ("p_practice", "::text"),
+    *(
+        (name, f"::{kind}[]")
+        for name, kind in (
+            ("p_packs", "text"),
+            ("p_expected", "integer"),
+            ("p_versions", "integer"),
+            ("p_clients", "text"),
+            ("p_states", "text"),
+            ("p_expiry_dates", "date"),
+            ("p_ended", "boolean"),
+            ("p_remaining", "bigint"),
+            ("p_expired_on", "date"),
+            ("e_packs", "text"),
+            ("e_sequences", "integer"),
+            ("e_kinds", "text"),
+            ("e_entries", "text"),
+            ("u_released", "text"),
+            ("u_appointments", "text"),
+            ("u_packs", "text"),
+            ("v_ids", "text"),
+            ("v_packs", "text"),
+            ("v_kinds", "text"),
+            ("v_events", "text"),
+            ("c_clients", "text"),
+            ("c_counts", "bigint"),
+        )
+    ),
+    ("k_key", "::text"),
+    ("k_fingerprint", "::text"),
+    ("k_result", "::text"),
+)
+
+
+def _placeholder(name: str, cast: str) -> str:
+    return f"{name} => %({name}){'b' if cast.endswith('[]') else 's'}{cast}"
+
+
 def _commit_parameters(
     practice_id: str,
     writing: list[Change],
     used: dict[str, str],
     released: set[str],
     events: list[Event],
-) -> list[Any]:
+    client_packs: Mapping[str, int],
+    command: CommandRecord | None,
+) -> dict[str, Any]:
     """The arguments of ``commit_changes``: packs sorted by id (the order their rows lock)."""
     packs = sorted(writing, key=lambda change: change.pack_id)
     states = [change.after for change in packs]
     entries = [entry for change in writing for entry in change.entries]
     appointments = sorted(used)
-    return [
-        practice_id,
-        [change.pack_id for change in packs],
-        [change.expected_version for change in packs],
-        [state.version for state in states],
-        [state.client_id for state in states],
-        [dump_state(state) for state in states],
-        [state.expiry_date for state in states],
-        [state.ended for state in states],
-        [state.remaining_units for state in states],
-        [state.expired_on for state in states],
-        [entry.pack_id for entry in entries],
-        [entry.sequence for entry in entries],
-        [type(entry).__name__ for entry in entries],
-        [dump_entry(entry) for entry in entries],
-        sorted(released),
-        appointments,
-        [used[appointment_id] for appointment_id in appointments],
-        [event.event_id for event in events],
-        [event.pack_id for event in events],
-        [type(event).__name__ for event in events],
-        [dump_event(event) for event in events],
-    ]
+    clients = sorted(client_packs)
+    return {
+        "p_practice": practice_id,
+        "p_packs": [change.pack_id for change in packs],
+        "p_expected": [change.expected_version for change in packs],
+        "p_versions": [state.version for state in states],
+        "p_clients": [state.client_id for state in states],
+        "p_states": [dump_state(state) for state in states],
+        "p_expiry_dates": [state.expiry_date for state in states],
+        "p_ended": [state.ended for state in states],
+        "p_remaining": [state.remaining_units for state in states],
+        "p_expired_on": [state.expired_on for state in states],
+        "e_packs": [entry.pack_id for entry in entries],
+        "e_sequences": [entry.sequence for entry in entries],
+        "e_kinds": [type(entry).__name__ for entry in entries],
+        "e_entries": [dump_entry(entry) for entry in entries],
+        "u_released": sorted(released),
+        "u_appointments": appointments,
+        "u_packs": [used[appointment_id] for appointment_id in appointments],
+        "v_ids": [event.event_id for event in events],
+        "v_packs": [event.pack_id for event in events],
+        "v_kinds": [type(event).__name__ for event in events],
+        "v_events": [dump_event(event) for event in events],
+        "c_clients": clients,
+        "c_counts": [client_packs[client_id] for client_id in clients],
+        "k_key": None if command is None else command.key,
+        "k_fingerprint": None if command is None else command.fingerprint,
+        "k_result": None if command is None else command.result,
+    }
 
 
 class PostgresRepository:
@@ -629,20 +839,21 @@ class PostgresRepository:
     def practice(self) -> Practice:
         return self._practice
 
-    def _rows(self, sql: bytes, *params: Any) -> list[tuple[Any, ...]]:
-        with self._store.connection() as connection:
-            return connection.execute(sql, (self._id, *params)).fetchall()
+    def _rows(self, field: str, sql: bytes, *params: Any) -> list[tuple[Any, ...]]:
+        """A read of this practice's rows; ``field`` names its first parameter, for errors."""
+        value = params[0] if params else self._id
+        return self._store.read(sql, (self._id, *params), field, value)
 
     # Reading -------------------------------------------------------------------------------
 
     def load(self, pack_id: str) -> PackState:
-        rows = self._rows(self._sql.load, _storable("pack_id", pack_id))
+        rows = self._rows("pack_id", self._sql.load, _storable("pack_id", pack_id))
         if not rows:
             raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
         return _state(rows[0][0])
 
     def ledger(self, pack_id: str) -> tuple[Entry, ...]:
-        rows = self._rows(self._sql.ledger, _storable("pack_id", pack_id))
+        rows = self._rows("pack_id", self._sql.ledger, _storable("pack_id", pack_id))
         if not rows:
             raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
         return tuple(load_entry(row[0]) for row in rows)
@@ -654,28 +865,36 @@ class PostgresRepository:
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
     ) -> list[PackState]:
-        rows = self._rows(self._sql.client_packs, _storable("client_id", client_id))
+        rows = self._rows("client_id", self._sql.client_packs, _storable("client_id", client_id))
         return with_statuses((_state(row[0]) for row in rows), statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
-        rows = self._rows(self._sql.holder, _storable("appointment_id", appointment_id))
+        rows = self._rows(
+            "appointment_id", self._sql.holder, _storable("appointment_id", appointment_id)
+        )
         return str(rows[0][0]) if rows else None
 
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         if type(as_of) is not date:
             raise InvalidValueError("as_of", as_of, "must be a date")
-        return [_state(row[0]) for row in self._rows(self._sql.expiry_candidates, as_of)]
+        return [_state(row[0]) for row in self._rows("as_of", self._sql.expiry_candidates, as_of)]
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         check_window(position, limit)
-        rows = self._rows(self._sql.events_since, position, limit)
+        rows = self._rows("position", self._sql.events_since, position, limit)
         return [RecordedEvent(row[0], load_event(row[1])) for row in rows]
 
     # Writing -------------------------------------------------------------------------------
 
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
         writing = check_distinct(changes)
-        if not writing:
+        if not writing and command is None:
             return ()
         used, released = appointment_changes(writing)
         for change in writing:
@@ -683,21 +902,50 @@ class PostgresRepository:
             _storable("client_id", change.after.client_id)
         for appointment_id in used.keys() | released:
             _storable("appointment_id", appointment_id)
+        for client_id in client_packs or {}:
+            _storable("client_id", client_id)
         events = [event for change in writing for event in change.events]
-        with self._store.connection() as connection:
-            row = connection.execute(
-                self._sql.commit, _commit_parameters(self._id, writing, used, released, events)
-            ).fetchone()
+        parameters = _commit_parameters(
+            self._id, writing, used, released, events, client_packs or {}, command
+        )
+        first = writing[0].pack_id if writing else self._id
+        with self._store.connection("pack_id" if writing else "practice_id", first) as connection:
+            row = connection.execute(self._sql.commit, parameters).fetchone()
         base = 0 if row is None else int(row[0])
         return tuple(RecordedEvent(base + n, event) for n, event in enumerate(events, start=1))
 
     # Templates and preferences -------------------------------------------------------------
 
-    def save_template(self, template: PackTemplate) -> None:
+    def command(self, key: str) -> CommandRecord | None:
+        rows = self._rows("idempotency_key", self._sql.command, _storable("idempotency_key", key))
+        return CommandRecord(*rows[0]) if rows else None
+
+    def _record(self, connection: Connection, command: CommandRecord | None) -> None:
+        if command is None:
+            return
+        recorded = connection.execute(
+            self._sql.record_command,
+            (
+                self._id,
+                _storable("idempotency_key", command.key),
+                command.fingerprint,
+                command.result,
+            ),
+        )
+        if recorded.rowcount != 1:
+            raise command_conflict(command.key)
+
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
         if not isinstance(template, PackTemplate):
             raise InvalidValueError("template", template, "must be a PackTemplate")
         _storable("template.id", template.id)
-        with self._store.connection() as connection:
+        with (
+            self._store.connection("template.id", template.id) as connection,
+            connection.transaction(),
+        ):
+            self._record(connection, command)
             # Conditional on the latest version; two writers of one version: the primary key.
             saved = connection.execute(
                 self._sql.save_template,
@@ -721,21 +969,30 @@ class PostgresRepository:
     def template(self, template_id: str, version: int | None = None) -> PackTemplate:
         _storable("template_id", template_id)
         if version is None:
-            rows = self._rows(self._sql.latest_template, template_id)
+            rows = self._rows("template_id", self._sql.latest_template, template_id)
         else:
-            rows = self._rows(self._sql.template_version, template_id, version)
+            rows = self._rows("version", self._sql.template_version, template_id, version)
         if rows:
             return _template(rows[0][0])
-        if version is not None and self._rows(self._sql.latest_template, template_id):
+        if version is not None and self._rows(
+            "template_id", self._sql.latest_template, template_id
+        ):
             raise NotFoundError("version", version, f"template {template_id} has no such version")
         raise NotFoundError("template_id", template_id, "no such template in this practice")
 
     def templates(self) -> list[PackTemplate]:
-        return [_template(row[0]) for row in self._rows(self._sql.templates)]
+        return [_template(row[0]) for row in self._rows("practice_id", self._sql.templates)]
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
         _storable("client_id", client_id)
-        with self._store.connection() as connection:
+        with self._store.connection("client_id", client_id) as connection, connection.transaction():
+            self._record(connection, command)
             if preference is None:
                 connection.execute(self._sql.clear_preference, (self._id, client_id))
             else:
@@ -744,7 +1001,7 @@ class PostgresRepository:
                 )
 
     def preference(self, client_id: str) -> Preference | None:
-        rows = self._rows(self._sql.preference, _storable("client_id", client_id))
+        rows = self._rows("client_id", self._sql.preference, _storable("client_id", client_id))
         return _preference(rows[0][0]) if rows else None
 
     # The folded state is derived: it can always be checked against the ledger --------------
@@ -753,7 +1010,10 @@ class PostgresRepository:
         """Pack ids whose stored state or active usages differ from the replay of their ledger
         (a state without a ledger counts too); empty when the store is sound. Reads in one
         REPEATABLE READ transaction, so concurrent commits do not show as differences."""
-        with self._store.connection() as connection, connection.transaction():
+        with (
+            self._store.connection("practice_id", self._id) as connection,
+            connection.transaction(),
+        ):
             connection.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             entries = connection.execute(self._sql.all_entries, (self._id,)).fetchall()
             states = connection.execute(self._sql.all_states, (self._id,)).fetchall()

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from itertools import groupby
@@ -52,6 +52,8 @@ from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
     check_window,
+    client_conflict,
+    command_conflict,
     with_statuses,
 )
 from sessionpacks.errors import (
@@ -65,6 +67,7 @@ from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
+from sessionpacks.ports import CommandRecord
 
 __all__ = [
     "MIGRATIONS",
@@ -155,7 +158,19 @@ _V1 = statements(
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+# R27: a command's idempotency key, its fingerprint and result, written with its changes.
+_V2 = statements(
+    """CREATE TABLE commands (
+        practice_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        result TEXT NOT NULL,
+        first_position INTEGER NOT NULL,
+        PRIMARY KEY (practice_id, key)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 """Schema steps in order: a file at version N has had the first N applied."""
 
 
@@ -173,9 +188,9 @@ def _translate(
             field, value, conflict or f"conflicts with a concurrent write ({error})"
         )
     if code in _BUSY_CODES:
-        return ConcurrencyError(
-            field, value, f"the database stayed busy past the busy timeout ({error})"
-        )
+        # Not a ConcurrencyError: the service would retry it, and a command would wait a
+        # multiple of busy_timeout. The timeout is the whole wait.
+        return StoreError(field, value, f"the database stayed busy past the busy timeout ({error})")
     if isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error):
         return StoreError(field, value, "the store is closed")
     return StoreError(field, value, f"SQLite failed: {error}")
@@ -608,19 +623,67 @@ class SqliteRepository:
 
     # Writing -------------------------------------------------------------------------------
 
-    def commit(self, changes: Sequence[Change]) -> tuple[RecordedEvent, ...]:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
         writing = check_distinct(changes)
-        if not writing:
+        if not writing and command is None:
             return ()
         used, released = appointment_changes(writing)
         connection = self._connections.get()
+        # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's packs
+        # inside the transaction is race-free (R13a).
         with _transaction(connection, "practice_id", self._id):
+            for client_id, seen in (client_packs or {}).items():
+                self._check_client(connection, client_id, seen)
             for change in writing:
                 self._write_pack(connection, change)
             self._move_usages(connection, used, released)
             recorded = self._append_events(connection, writing)
+            first = recorded[0].position - 1 if recorded else 0
+            self._record(connection, command, first)
         self._connections.states.remember(self._id, (c.after for c in writing))
         return recorded
+
+    def _check_client(self, connection: sqlite3.Connection, client_id: str, seen: int) -> None:
+        count = _fetch(
+            connection,
+            "SELECT count(*) FROM packs WHERE practice_id = ? AND client_id = ?",
+            (self._id, client_id),
+            "client_id",
+            client_id,
+        )[0][0]
+        if count != seen:
+            raise client_conflict(client_id, count, seen)
+
+    def _record(
+        self, connection: sqlite3.Connection, command: CommandRecord | None, first: int = 0
+    ) -> None:
+        if command is None:
+            return
+        try:
+            connection.execute(
+                """INSERT INTO commands (practice_id, key, fingerprint, result, first_position)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (self._id, command.key, command.fingerprint, command.result, first),
+            )
+        except sqlite3.Error as error:
+            conflict = command_conflict(command.key).reason
+            raise _translate(error, "idempotency_key", command.key, conflict) from error
+
+    def command(self, key: str) -> CommandRecord | None:
+        rows = self._fetch(
+            """SELECT key, fingerprint, result, first_position FROM commands
+               WHERE practice_id = ? AND key = ?""",
+            (key,),
+            "idempotency_key",
+            key,
+        )
+        return CommandRecord(*rows[0]) if rows else None
 
     def _write_pack(self, connection: sqlite3.Connection, change: Change) -> None:
         state = change.after
@@ -757,11 +820,14 @@ class SqliteRepository:
 
     # Templates and preferences -------------------------------------------------------------
 
-    def save_template(self, template: PackTemplate) -> None:
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
         if not isinstance(template, PackTemplate):
             raise InvalidValueError("template", template, "must be a PackTemplate")
         connection = self._connections.get()
         with _transaction(connection, "template.id", template.id):
+            self._record(connection, command)
             latest = (
                 _fetch(
                     connection,
@@ -830,9 +896,16 @@ class SqliteRepository:
         )
         return [load_template(row[0]) for row in rows]
 
-    def set_preference(self, client_id: str, preference: Preference | None) -> None:
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
         connection = self._connections.get()
         with _transaction(connection, "client_id", client_id):
+            self._record(connection, command)
             if preference is None:
                 _execute(
                     connection,

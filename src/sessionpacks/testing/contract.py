@@ -28,6 +28,7 @@ everything readable equal.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ from sessionpacks.errors import (
     ConcurrencyError,
     InvalidValueError,
     NotFoundError,
+    RefusedError,
     SessionPacksError,
 )
 from sessionpacks.events import EVENT_TYPES, RecordedEvent
@@ -67,7 +69,7 @@ from sessionpacks.model import (
     PreferService,
     PreferTemplate,
 )
-from sessionpacks.ports import PackRepository
+from sessionpacks.ports import CommandRecord, PackRepository
 from sessionpacks.service import PackService
 
 __all__ = ["Opener", "RepositoryContract"]
@@ -731,6 +733,113 @@ class RepositoryContract:
         assert store_repo.pack_of_appointment("a1") == "p2"
         _use(store_repo, "p1", attrs.evolve(appointment, id="a2"))
         assert store_repo.pack_of_appointment("a2") == "p1"
+
+    # A decision on a client's packs (R13a) ---------------------------------------------------
+
+    def test_an_opening_on_a_stale_count_of_packs_conflicts(
+        self, store_repo: PackRepository
+    ) -> None:
+        _open(store_repo, "p1", _sessions())
+        late = ops.open_pack("p2", "C1", _sessions(), store_repo.practice, _OPENED)
+        before = _readable(store_repo, ["p1"], [])
+        with pytest.raises(ConcurrencyError) as raised:
+            store_repo.commit([late], client_packs={"C1": 0})
+        assert (raised.value.field, raised.value.value) == ("client_id", "C1")
+        assert _readable(store_repo, ["p1"], []) == before
+        assert [p.pack_id for p in store_repo.client_packs("C1")] == ["p1"]
+        store_repo.commit([late], client_packs={"C1": 1})
+        assert [p.pack_id for p in store_repo.client_packs("C1")] == ["p1", "p2"]
+
+    def test_a_count_of_packs_is_per_client(self, store_repo: PackRepository) -> None:
+        _open(store_repo, "p1", _sessions(), client="C2")
+        opened = ops.open_pack("p2", "C1", _sessions(), store_repo.practice, _OPENED)
+        store_repo.commit([opened], client_packs={"C1": 0, "C3": 0})
+        assert store_repo.load("p2") == opened.after
+
+    def test_concurrent_openings_on_one_count_open_one_pack(
+        self, store_repo: PackRepository
+    ) -> None:
+        barrier = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def open_one(n: int) -> None:
+            change = ops.open_pack(f"p{n}", "C1", _sessions(), store_repo.practice, _OPENED)
+            barrier.wait()
+            try:
+                store_repo.commit([change], client_packs={"C1": 0})
+                outcomes.append("opened")
+            except ConcurrencyError:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=open_one, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["conflict"] * 7 + ["opened"]
+        assert len(store_repo.client_packs("C1")) == 1
+
+    # Idempotency keys (R27) ----------------------------------------------------------------
+
+    def test_a_command_is_stored_with_its_commit(self, store_repo: PackRepository) -> None:
+        assert store_repo.command("k1") is None
+        _open(store_repo, "p0", _sessions())  # one event first, so positions start past 1
+        opened = ops.open_pack("p1", "C1", _sessions(), store_repo.practice, _OPENED)
+        record = CommandRecord("k1", "f" * 64, '{"any": "json"}')
+        recorded = store_repo.commit([opened], command=record)
+        assert store_repo.command("k1") == attrs.evolve(
+            record, first_position=recorded[0].position - 1
+        )
+        assert recorded[0].position - 1 == 1
+
+    def test_a_command_without_changes_is_stored(self, store_repo: PackRepository) -> None:
+        assert store_repo.commit([], command=CommandRecord("k1", "f", "null")) == ()
+        assert store_repo.command("k1") == CommandRecord("k1", "f", "null", 0)
+
+    def test_a_stored_key_conflicts_and_writes_nothing(self, store_repo: PackRepository) -> None:
+        store_repo.commit([], command=CommandRecord("k1", "f", "null"))
+        again = ops.open_pack("p1", "C1", _sessions(), store_repo.practice, _OPENED)
+        with pytest.raises(ConcurrencyError) as raised:
+            store_repo.commit([again], command=CommandRecord("k1", "g", "null"))
+        assert (raised.value.field, raised.value.value) == ("idempotency_key", "k1")
+        assert store_repo.client_packs("C1") == []
+        assert store_repo.events_since(0) == []
+        assert store_repo.command("k1") == CommandRecord("k1", "f", "null", 0)
+
+    def test_templates_and_preferences_store_their_command(
+        self, store_repo: PackRepository
+    ) -> None:
+        template = PackTemplate("t1", _sessions())
+        store_repo.save_template(template, command=CommandRecord("k1", "f", "{}"))
+        store_repo.set_preference(
+            "C1", PreferService("physio"), command=CommandRecord("k2", "f", "null")
+        )
+        assert store_repo.command("k1") == CommandRecord("k1", "f", "{}", 0)
+        assert store_repo.command("k2") == CommandRecord("k2", "f", "null", 0)
+        with pytest.raises(ConcurrencyError):
+            store_repo.save_template(
+                attrs.evolve(template, version=2), command=CommandRecord("k1", "g", "{}")
+            )
+        with pytest.raises(ConcurrencyError):
+            store_repo.set_preference("C1", None, command=CommandRecord("k2", "g", "null"))
+        assert store_repo.template("t1") == template
+        assert store_repo.preference("C1") == PreferService("physio")
+
+    def test_a_keyed_booking_repeats_its_result(self, store_repo: PackRepository) -> None:
+        desk = PackService(store_repo, FixedClock(_OPENED), new_pack_id=lambda: "p1")
+        desk.add_template("t1", _sessions(), idempotency_key="k0")
+        desk.set_preference("C1", PreferTemplate("t1"), idempotency_key="k1")
+        first = desk.book(_appointment("a1", _at(2, 2)), idempotency_key="k2")
+        events = store_repo.events_since(0)
+        assert desk.book(_appointment("a1", _at(2, 2)), idempotency_key="k2") == first
+        assert desk.add_template("t1", _sessions(), idempotency_key="k0").version == 1
+        desk.set_preference("C1", PreferTemplate("t1"), idempotency_key="k1")
+        assert store_repo.events_since(0) == events
+        assert [r.position for r in first.events] == [r.position for r in events]
+        with pytest.raises(RefusedError) as raised:
+            desk.book(_appointment("a2", _at(2, 3)), idempotency_key="k2")
+        assert (raised.value.rule, raised.value.field) == ("R27", "idempotency_key")
+        assert store_repo.events_since(0) == events
 
     # Everything at once, against the reference store ----------------------------------------
 
