@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ConcurrencyError",
+    "ConnectionLostError",
     "InvalidValueError",
     "NotFoundError",
     "RefusedError",
@@ -76,3 +77,10 @@ class StoreError(SessionPacksError):
 
 class ConcurrencyError(SessionPacksError):
     """A write whose expected version is no longer current; nothing was written (R16)."""
+
+
+class ConnectionLostError(StoreError):
+    """The connection to the database broke in the middle of a command, so whether its write
+    was committed is unknown. :class:`~sessionpacks.service.PackService` sends the command
+    again only where a repeat is safe: it carries an idempotency key (R27), or it records an
+    appointment, which the same facts again cannot record twice (R6)."""
