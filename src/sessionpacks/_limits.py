@@ -113,7 +113,8 @@ def _offset(value: datetime) -> timedelta | None:
 
 
 def check_instant(field: str, value: object) -> datetime:
-    """``value`` if it is a timezone-aware datetime in ``[EARLIEST, LATEST)`` (R5, R18)."""
+    """``value`` if it is a timezone-aware datetime in ``[EARLIEST, LATEST)`` (R5, R18), whose
+    UTC offset is a whole number of seconds."""
     if not isinstance(value, datetime):
         raise InvalidValueError(field, value, "must be a datetime")
     offset = _offset(value) if value.tzinfo is not None else None
@@ -121,6 +122,10 @@ def check_instant(field: str, value: object) -> datetime:
         raise InvalidValueError(
             field, value, "must be timezone-aware (naive datetimes are refused)"
         )
+    if offset.microseconds:
+        # Python 3.11 writes such an offset in ISO 8601 but reads it back as another instant,
+        # so no store could keep it. Real offsets are whole seconds (a 1900 LMT: +10:04:52).
+        raise InvalidValueError(field, value, "must have a UTC offset of whole seconds")
     wall = value.replace(tzinfo=None)
     # An offset is under a day, so a wall time outside these years is out of range, and
     # converting it to UTC could overflow the datetime type (year 1 at +11:00).
