@@ -9,6 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "sessionpacks"
 DOMAIN = [
+    "_limits",
     "model",
     "ledger",
     "events",
