@@ -1,8 +1,11 @@
-"""The spec's examples E1..E19, each driven through PackService on the in-memory store."""
+"""The spec's examples, each driven through PackService on the in-memory store: E1..E19, and the
+domain's side of E23, E24 and E31 (the service's own examples of the later rules are in
+``test_service.py``)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,7 +14,14 @@ import pytest
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryRepository
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, RefusedError
-from sessionpacks.events import PackExhausted, PackExpired, SessionUsed, UsageMarked
+from sessionpacks.events import (
+    PackClosed,
+    PackExhausted,
+    PackExpired,
+    SessionUsed,
+    UsageMarked,
+    UsageReleased,
+)
 from sessionpacks.ledger import Mark, PackState, Used
 from sessionpacks.model import (
     Allowance,
@@ -27,7 +37,7 @@ from sessionpacks.model import (
     PreferTemplate,
 )
 from sessionpacks.operations import use
-from sessionpacks.pricing import recognised
+from sessionpacks.pricing import figures, recognised, refundable
 from sessionpacks.resolution import NoPack, OpenPack, UsePack
 from sessionpacks.service import PackService
 
@@ -355,3 +365,85 @@ def test_e19_ineligible_service_falls_through(service: PackService) -> None:
     assert "covers only ['physio']" in assignment.decision.passed_over[0].reason
     assert service.choices(massage) == ()
     assert snapshot(service.repository) == before
+
+
+# Examples of the rules added after the first release (the domain's side of them) ------------
+
+
+def test_e23_close_releases_future_usages_and_freezes_the_figures(
+    service: PackService, clock: FixedClock
+) -> None:
+    service.open_pack("C1", terms=terms(10, pricing=PerPack(aud("1000.00"))))
+    for appointment_id, start in E1_STARTS.items():
+        service.assign(appt(appointment_id, start), pack_id="pk1")
+    clock.set(at("2026-02-05T09:00"))  # A1 is past; A2 and A3 are to come
+    closure = service.close("pk1", "moving away")
+    closing = [r.event for r in service.events_since()][-3:]
+    assert [type(e) for e in closing] == [UsageReleased, UsageReleased, PackClosed]
+    assert [e.appointment_id for e in closing[:2]] == ["A2", "A3"]  # type: ignore[union-attr]
+    ledger = service.repository.ledger("pk1")
+    assert [type(e).__name__ for e in ledger[-3:]] == ["Released", "Released", "Closed"]
+    assert closure.pack.version == ledger[-1].sequence  # the close wrote all three at once
+    state = service.pack("pk1")
+    assert [u.appointment.id for u in state.usages] == ["A1"]
+    assert (closure.remaining, closure.refundable) == (9, aud("900.00"))
+    frozen = (state.remaining, figures(state))
+    assert frozen[1].refundable == aud("900.00")
+    attempts: list[Callable[[], object]] = [
+        lambda: service.cancel("A1"),
+        lambda: service.no_show("A1"),
+        lambda: service.reschedule("A1", at("2026-02-03T10:00")),
+        lambda: service.mark("A1", Mark.LATE_CANCEL),
+        lambda: service.adjust("pk1", -1, "correction"),
+        lambda: service.adjust("pk1", 1, "goodwill"),
+        lambda: service.assign(appt("A4", "2026-02-20T10:00"), pack_id="pk1"),
+        lambda: service.close("pk1", "again"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RefusedError) as refused:
+            attempt()
+        assert refused.value.rule == "R10"
+    clock.set(at("2030-01-01T09:00"))
+    service.sweep(date(2029, 12, 31))
+    service.invoice_line("A1")
+    state = service.pack("pk1")
+    assert (state.remaining, figures(state)) == frozen
+    assert refundable(state) == aud("900.00")
+
+
+def test_e24_a_released_invoiced_usage_carries_its_line(service: PackService) -> None:
+    tiers = terms(10, pricing=PerSession.reduced(aud("150.00"), aud("120.00")))
+    service.open_pack("C1", terms=tiers)
+    first = service.add_to_invoice(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    assert first.amount == aud("150.00")
+    service.cancel("A1")
+    released = service.events_since()[-1].event
+    assert isinstance(released, UsageReleased)
+    assert (released.appointment_id, released.invoice_label, released.invoice_amount) == (
+        "A1",
+        "Session 1 of 10",
+        aud("150.00"),
+    )
+    service.assign(appt("A2", "2026-02-09T10:00"), pack_id="pk1")
+    line = service.invoice_line("A2")
+    assert (line.label, line.amount) == ("Session 1 of 10", aud("150.00"))
+
+
+def test_e31_a_pack_is_exhausted_once_per_total(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(2))
+    service.assign(appt("A1", "2026-02-02T10:00"), pack_id="pk1")
+    service.assign(appt("A2", "2026-02-09T10:00"), pack_id="pk1")
+
+    def exhausted() -> list[PackExhausted]:
+        return [r.event for r in service.events_since() if isinstance(r.event, PackExhausted)]
+
+    assert [e.occurrence for e in exhausted()] == ["pk1:PackExhausted:2"]
+    service.cancel("A2")
+    again = service.assign(appt("A3", "2026-02-16T10:00"), pack_id="pk1")
+    assert again.pack is not None
+    assert again.pack.remaining == 0
+    assert [type(r.event) for r in again.events] == [SessionUsed]
+    assert len(exhausted()) == 1
+    service.adjust("pk1", 1, "goodwill")  # a new total re-arms it
+    service.assign(appt("A4", "2026-02-23T10:00"), pack_id="pk1")
+    assert [e.occurrence for e in exhausted()] == ["pk1:PackExhausted:2", "pk1:PackExhausted:3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import reduce
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sessionpacks import events as ev
 from sessionpacks import operations as ops
 from sessionpacks.errors import InvalidValueError
 from sessionpacks.ledger import (
@@ -39,6 +41,7 @@ from sessionpacks.model import (
     PerPack,
     Practice,
 )
+from sessionpacks.serialization import dumps_event, dumps_state, loads_event, loads_state
 
 from .conftest import appt, at, aud, terms
 
@@ -151,7 +154,8 @@ def test_replay_equals_incremental_state() -> None:
         lambda s: ops.issue_invoice(s, "A2", NOW)[0],
         lambda s: ops.release(s, "A1", NOW, "cancelled"),
         lambda s: ops.expire(s, date(2026, 7, 1), NOW),
-        lambda s: ops.close(s, "moving away", NOW),
+        # closed after A2 took place: closing releases only future usages (R10a)
+        lambda s: ops.close(s, "moving away", at("2026-03-01T09:00")),
     ]
     entries: list[Entry] = [*start.entries, *used]
     for step in steps:
@@ -297,3 +301,41 @@ def test_numbers_are_start_order_then_record_order(script: list[tuple[bool, int]
         assert [state.number(a) for a in expected] == list(range(1, len(expected) + 1))
         assert state.remaining == 20 - len(expected)
     assert replay(entries) == state
+
+
+# Stored JSON of the previous release still loads ----------------------------------------------
+
+
+def _without(text: str, *keys: str) -> str:
+    data = json.loads(text)
+    for key in keys:
+        del data[key]
+    return json.dumps(data)
+
+
+def test_a_state_stored_before_the_new_fields_loads() -> None:
+    state = ops.use(opened(1), appt("A1"), NOW).after
+    assert loads_state(dumps_state(state)) == state
+    old = _without(dumps_state(state), "exhausted_totals", "low_balance_totals")
+    assert loads_state(old) == state  # a pack at zero was exhausted at its present total
+
+
+def test_events_stored_before_the_new_fields_load() -> None:
+    hours = opened(Allowance.hours(timedelta(hours=1)), expiry=ExpiresOn(date(2026, 4, 16)))
+    change = ops.use(hours, appt("A1", minutes=90), NOW)
+    exhausted = change.events[1]
+    assert loads_event(dumps_event(exhausted)) == exhausted
+    older = loads_event(_without(dumps_event(exhausted), "total"))
+    assert older.occurrence == older.event_id == "pk1#2.2"
+    released = ops.release(change.after, "A1", NOW, "cancelled").events[0]
+    assert loads_event(dumps_event(released)) == released
+    old = loads_event(_without(dumps_event(released), "reason", "invoice_label", "invoice_amount"))
+    assert isinstance(old, ev.UsageReleased)
+    assert (old.reason, old.invoice_label, old.invoice_amount) == ("", None, None)
+    expired = ops.expire(opened(expiry=ExpiresOn(date(2026, 4, 16))), date(2026, 4, 16), NOW)
+    event = expired.events[0]
+    assert loads_event(dumps_event(event)) == event
+    old_expired = loads_event(_without(dumps_event(event), "breakage"))
+    assert isinstance(old_expired, ev.PackExpired)
+    assert old_expired.breakage is None
+    assert old_expired.occurrence == "pk1:PackExpired:2026-04-16"

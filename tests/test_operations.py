@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from sessionpacks import events as ev
 from sessionpacks import operations as ops
 from sessionpacks.errors import InvalidValueError, RefusedError
 from sessionpacks.ledger import (
+    Closed,
     Expired,
     Extended,
     Invoiced,
@@ -29,8 +31,10 @@ from sessionpacks.model import (
     Allowance,
     ExpiresAfterFirstUse,
     ExpiresOn,
+    Money,
     Period,
     PerPack,
+    PerSession,
     Policies,
     Practice,
 )
@@ -124,7 +128,7 @@ def test_use_again_writes_nothing() -> None:
 
 
 def test_use_on_a_closed_pack_is_still_idempotent_for_its_usage() -> None:
-    closed = ops.close(used(opened(), "A1"), "moving", NOW).after
+    closed = ops.close(used(opened(), "A1"), "moving", at("2026-03-01T09:00")).after
     assert ops.use(closed, appt("A1", "2026-02-02T10:00"), NOW).entries == ()
 
 
@@ -192,6 +196,7 @@ def test_release_restores_and_renumbers() -> None:
             occurred_at=NOW,
             appointment_id="A2",
             remaining=8,
+            reason="client rang",
         ),
     )
 
@@ -350,8 +355,8 @@ def test_expire_skips_packs_with_nothing_to_expire(state: PackState) -> None:
 
 
 def test_close_reports_what_remains() -> None:
-    change = ops.close(used(opened(), "A1"), "moving", NOW)
-    event = change.events[0]
+    change = ops.close(used(opened(), "A1"), "moving", at("2026-03-01T09:00"))
+    (event,) = change.events
     assert isinstance(event, ev.PackClosed)
     assert (event.remaining, event.reason) == (9, "moving")
 
@@ -474,3 +479,347 @@ def test_a_marked_usage_cannot_be_cancelled_again(no_show: bool) -> None:
         "appointment_id",
         "A1",
     )
+
+
+# R6a Same appointment, same facts ---------------------------------------------------------------
+
+E20 = appt("A1", "2026-03-02T10:00", client="C1", price="120.00")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "value", "shown"),
+    [
+        ({"client_id": "C2"}, "appointment.client_id", "C2", "client_id C1, not C2"),
+        ({"service_id": "massage"}, "appointment.service_id", "massage", "physio, not massage"),
+        (
+            {"start": at("2026-03-02T11:00")},
+            "appointment.start",
+            "2026-03-02T11:00:00+11:00",
+            "start 2026-03-02T10:00:00+11:00, not 2026-03-02T11:00:00+11:00",
+        ),
+        ({"duration": timedelta(minutes=45)}, "appointment.duration", timedelta(minutes=45), ""),
+        ({"price": aud("100.00")}, "appointment.price", aud("100.00"), "120.00 AUD, not 100.00"),
+        (
+            {"price": Money("120.00", "USD")},
+            "appointment.price.currency",
+            "USD",
+            "price.currency AUD, not USD",
+        ),
+        # the first field that differs is named: client before price
+        ({"client_id": "C2", "price": aud("1")}, "appointment.client_id", "C2", ""),
+    ],
+)
+def test_differing_fact_names_the_first_fact_and_both_values(
+    changes: dict[str, Any], field: str, value: Any, shown: str
+) -> None:
+    refusal = ops.differing_fact(E20, attrs.evolve(E20, **changes))
+    assert refusal is not None
+    assert (refusal.rule, refusal.field, refusal.value) == ("R6a", field, value)
+    assert refusal.reason.startswith("appointment A1 is recorded with ")
+    assert shown in refusal.reason
+    assert refusal.reason.endswith("; a new start is a reschedule")
+
+
+def test_the_same_instant_with_another_offset_is_the_same_fact() -> None:
+    in_utc = attrs.evolve(E20, start=E20.start.astimezone(UTC))
+    assert ops.differing_fact(E20, in_utc) is None
+    assert ops.differing_fact(E20, attrs.evolve(E20, price=aud("120"))) is None
+
+
+def test_e20_use_refuses_an_active_appointment_with_other_facts() -> None:
+    state = ops.use(opened(), E20, NOW).after
+    with pytest.raises(RefusedError) as refused:
+        ops.use(state, attrs.evolve(E20, client_id="C2"), NOW)
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (
+        "R6a",
+        "appointment.client_id",
+        "C2",
+    )
+    assert "C1" in str(refused.value)
+    again = ops.use(state, attrs.evolve(E20, start=E20.start.astimezone(UTC)), NOW)
+    assert (again.entries, again.events, again.after) == ((), (), state)
+
+
+def test_a_rescheduled_usage_is_recorded_with_its_new_start() -> None:
+    state = ops.use(opened(), E20, NOW).after
+    moved = ops.reschedule(state, "A1", at("2026-03-03T10:00"), NOW).after
+    with pytest.raises(RefusedError, match="a new start is a reschedule"):
+        ops.use(moved, E20, NOW)
+    assert ops.use(moved, attrs.evolve(E20, start=at("2026-03-03T10:00")), NOW).entries == ()
+
+
+def test_differing_fact_compares_one_appointment() -> None:
+    with pytest.raises(InvalidValueError) as other:
+        ops.differing_fact(E20, attrs.evolve(E20, id="A2"))
+    assert (other.value.field, other.value.value) == ("appointment.id", "A2")
+    with pytest.raises(InvalidValueError) as not_one:
+        ops.differing_fact(E20, "A1")  # type: ignore[arg-type]
+    assert not_one.value.field == "appointment"
+
+
+# R12b Tasks once per occurrence -----------------------------------------------------------------
+
+
+def test_pack_exhausted_once_per_total() -> None:
+    state = used(opened(2), "A1", "A2")
+    assert state.exhausted_totals == (2,)
+    released = ops.release(state, "A2", NOW).after
+    again = ops.use(released, appt("A3", "2026-02-10T10:00"), NOW)
+    assert kinds(again) == [ev.SessionUsed]
+    assert again.after.remaining == 0
+    credited = ops.adjust(again.after, 1, "goodwill", NOW).after  # total 3: re-armed
+    third = ops.use(credited, appt("A4", "2026-02-11T10:00"), NOW)
+    assert kinds(third) == [ev.SessionUsed, ev.PackExhausted]
+    exhausted = third.events[1]
+    assert isinstance(exhausted, ev.PackExhausted)
+    assert (exhausted.total, exhausted.occurrence) == (3, "pk1:PackExhausted:3")
+    assert third.after.exhausted_totals == (2, 3)
+
+
+def test_a_debit_to_zero_is_an_occurrence_of_its_own_total() -> None:
+    state = ops.release(used(opened(3), "A1", "A2", "A3"), "A3", NOW).after
+    debit = ops.adjust(state, -1, "correction", NOW)
+    assert kinds(debit) == [ev.PackAdjusted, ev.PackExhausted]
+    assert debit.events[1].occurrence == "pk1:PackExhausted:2"
+    back = ops.adjust(ops.release(debit.after, "A2", NOW).after, 1, "undo", NOW).after
+    assert (back.total, back.remaining) == (3, 2)
+    nine = ops.use(back, appt("A9", "2026-02-20T10:00"), NOW)
+    ten = ops.use(nine.after, appt("A10", "2026-02-21T10:00"), NOW)
+    # total 3 was exhausted before: the same occurrence, so no second task
+    assert (kinds(ten), ten.after.remaining) == ([ev.SessionUsed], 0)
+
+
+def test_low_balance_once_per_total_and_threshold() -> None:
+    state = used(opened(3, policies=Policies(low_balance_at=1)), "A1", "A2")
+    assert state.low_balance_totals == (3,)
+    low = ops.use(used(opened(3, policies=Policies(low_balance_at=1)), "A1"), appt("A2"), NOW)
+    event = low.events[1]
+    assert isinstance(event, ev.LowBalance)
+    assert (event.total, event.threshold, event.occurrence) == (3, 1, "pk1:LowBalance:3:1")
+    again = ops.use(ops.release(state, "A2", NOW).after, appt("A5", "2026-02-20T10:00"), NOW)
+    assert kinds(again) == [ev.SessionUsed]
+    credited = ops.adjust(again.after, 1, "goodwill", NOW)  # 2 of 4 left: above it again
+    fall = ops.use(credited.after, appt("A6", "2026-02-21T10:00"), NOW)
+    assert kinds(fall) == [ev.SessionUsed, ev.LowBalance]
+    assert fall.events[1].occurrence == "pk1:LowBalance:4:1"
+
+
+def test_occurrence_keys_of_hours_money_expiry_and_other_events() -> None:
+    hours = opened(Allowance.hours(timedelta(hours=1)))
+    done = ops.use(hours, appt("A1", minutes=60), NOW)
+    assert done.events[1].occurrence == "pk1:PackExhausted:3600000000"
+    assert done.events[0].occurrence == done.events[0].event_id == "pk1#2.1"
+    money = opened(Allowance.money(aud("100")), pricing=PerPack(aud("90")))
+    spent = ops.use(money, appt("A1", price="100.00"), NOW)
+    assert spent.events[1].occurrence == "pk1:PackExhausted:10000"
+    expiring = opened(expiry=ExpiresOn(date(2026, 4, 16)))
+    expired = ops.expire(expiring, date(2026, 4, 16), NOW).events[0]
+    assert expired.occurrence == "pk1:PackExpired:2026-04-16"
+
+
+def test_events_of_an_earlier_release_keep_their_id_as_occurrence() -> None:
+    old = ev.PackExhausted(event_id="pk1#4.2", pack_id="pk1", client_id="C1", occurred_at=NOW)
+    assert old.occurrence == "pk1#4.2"
+
+
+def test_a_state_stored_before_r12b_knows_it_was_exhausted() -> None:
+    state = used(opened(1), "A1")
+    fields = attrs.asdict(state, recurse=False)
+    del fields["exhausted_totals"], fields["low_balance_totals"]
+    earlier = PackState(**fields)  # what loading a snapshot without the new fields gives
+    assert earlier == state
+    assert PackState(**{**fields, "consumed_units": 0}).exhausted_totals == ()
+
+
+# R10a Closing with future usages ------------------------------------------------------------
+
+
+def test_e23_close_releases_future_usages_in_the_same_change() -> None:
+    state = used(opened(10), "A1", "A2", "A3")  # on 2 to 4 February
+    change = ops.close(state, "moving away", at("2026-02-02T12:00"))
+    assert [type(e) for e in change.entries] == [Released, Released, Closed]
+    reasons = [e.reason for e in change.entries if isinstance(e, Released | Closed)]
+    assert reasons == ["pack closed", "pack closed", "moving away"]
+    assert kinds(change) == [ev.UsageReleased, ev.UsageReleased, ev.PackClosed]
+    released = [e.appointment_id for e in change.events if isinstance(e, ev.UsageReleased)]
+    assert released == ["A2", "A3"]
+    assert [u.appointment.id for u in change.after.usages] == ["A1"]
+    closed = change.events[2]
+    assert isinstance(closed, ev.PackClosed)
+    assert closed.remaining == change.after.remaining == 9
+
+
+def test_close_keeps_a_marked_future_usage_and_one_in_progress() -> None:
+    state = used(opened(10, policies=CONSUMES), "A1", "A2")
+    state = ops.cancel(state, "A2", at("2026-02-03T09:00")).after  # late: consumed, marked
+    change = ops.close(state, "", at("2026-02-02T10:00"))  # A1 starts at this very instant
+    assert [type(e) for e in change.entries] == [Closed]
+    assert change.after.remaining == 8
+
+
+CLOSED_AT = at("2026-02-10T12:00")
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        lambda s: ops.release(s, "A1", CLOSED_AT),
+        lambda s: ops.cancel(s, "A1", CLOSED_AT),
+        lambda s: ops.cancel(s, "A1", CLOSED_AT, no_show=True),
+        lambda s: ops.mark(s, "A1", Mark.NO_SHOW, CLOSED_AT),
+        lambda s: ops.reschedule(s, "A1", at("2026-02-03T10:00"), CLOSED_AT),
+        lambda s: ops.adjust(s, 1, "goodwill", CLOSED_AT),
+        lambda s: ops.adjust(s, -1, "correction", CLOSED_AT),
+        lambda s: ops.extend(s, date(2026, 9, 1), "holiday", CLOSED_AT),
+        lambda s: ops.close(s, "again", CLOSED_AT),
+        lambda s: ops.void(s, "oops", CLOSED_AT),
+    ],
+    ids=[
+        "release",
+        "cancel",
+        "no-show",
+        "mark",
+        "reschedule",
+        "credit",
+        "debit",
+        "extend",
+        "close",
+        "void",
+    ],
+)
+def test_nothing_changes_a_closed_pack(step: Any) -> None:
+    state = used(opened(10, expiry=ExpiresOn(date(2026, 6, 1))), "A1")
+    closed = ops.close(state, "moving", CLOSED_AT).after
+    with pytest.raises(RefusedError) as refused:
+        step(closed)
+    assert (refused.value.rule, refused.value.field, refused.value.value) == (
+        "R10",
+        "pack_id",
+        "pk1",
+    )
+
+
+def test_a_closed_pack_still_issues_the_line_of_a_past_usage() -> None:
+    closed = ops.close(used(opened(10), "A1"), "moving", CLOSED_AT).after
+    change, line = ops.issue_invoice(closed, "A1", CLOSED_AT)
+    assert (len(change.entries), line.label) == (1, "Session 1 of 10")
+
+
+# R7a Releasing an invoiced usage ----------------------------------------------------------------
+
+
+def test_a_release_carries_the_issued_line() -> None:
+    state, line = ops.issue_invoice(used(opened(10), "A1", "A2"), "A1", NOW)
+    change = ops.release(state.after, "A1", NOW, "client rang")
+    event = change.events[0]
+    assert isinstance(event, ev.UsageReleased)
+    assert (event.invoice_label, event.invoice_amount, event.reason) == (
+        "Session 1 of 10",
+        aud("120.00"),
+        "client rang",
+    )
+    assert line.amount == aud("120.00")
+    plain = ops.release(change.after, "A2", NOW).events[0]
+    assert isinstance(plain, ev.UsageReleased)
+    assert (plain.invoice_label, plain.invoice_amount) == (None, None)
+
+
+def test_a_released_line_no_longer_counts() -> None:
+    pricing = PerSession.reduced(aud("150"), aud("120"))
+    state = used(opened(10, pricing=pricing), "A1", "A2")
+    first, one = ops.issue_invoice(state, "A1", NOW)
+    second, two = ops.issue_invoice(first.after, "A2", NOW)
+    assert (one.amount, two.amount, second.after.lines_issued) == (aud(150), aud(120), 2)
+    released = ops.release(second.after, "A2", NOW).after
+    assert released.lines_issued == 1
+    third, three = ops.issue_invoice(used(released, "A3", day=9), "A3", NOW)
+    assert three.amount == aud(120)  # the 2nd standing line: the 2nd tier
+    assert third.after.lines_issued == 2
+
+
+def test_a_released_pack_price_goes_on_the_next_line() -> None:
+    state = used(opened(3, pricing=PerPack(aud("300"))), "A1", "A2")
+    issued, line = ops.issue_invoice(state, "A1", NOW)
+    assert (line.amount, issued.after.price_charged) == (aud(300), True)
+    released = ops.release(issued.after, "A1", NOW)
+    assert released.events[0].invoice_amount == aud(300)  # type: ignore[union-attr]
+    assert not released.after.price_charged
+    _, next_line = ops.issue_invoice(released.after, "A2", NOW)
+    assert (next_line.amount, next_line.includes_pack_price) == (aud(300), True)
+
+
+# Arguments (R17, R18) -------------------------------------------------------------------------
+
+
+# The operations as a host without a type checker may call them.
+UNCHECKED: Any = ops
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "value"),
+    [
+        (lambda s: UNCHECKED.mark(s, "A1", "x", NOW), "why", "x"),
+        (lambda s: UNCHECKED.close(s, 5, NOW), "reason", 5),
+        (lambda s: UNCHECKED.void(s, None, NOW), "reason", None),
+        (lambda s: UNCHECKED.release(s, "A1", NOW, b"x"), "reason", b"x"),
+        (lambda s: UNCHECKED.close(s, "x" * 1001, NOW), "reason", "x" * 1001),
+        (lambda s: UNCHECKED.close(s, "a\x00b", NOW), "reason", "a\x00b"),
+        (lambda s: UNCHECKED.close(s, "a\ud800b", NOW), "reason", "a\ud800b"),
+        (lambda s: UNCHECKED.adjust(s, 1, "", NOW), "reason", ""),
+        (lambda s: UNCHECKED.adjust(s, True, "goodwill", NOW), "amount", True),
+        (lambda s: UNCHECKED.adjust(s, 2**63, "goodwill", NOW), "amount", 2**63),
+        (lambda s: UNCHECKED.extend(s, "2026-09-01", "x", NOW), "until", "2026-09-01"),
+        (lambda s: UNCHECKED.extend(s, date(2300, 1, 1), "x", NOW), "until", date(2300, 1, 1)),
+        (lambda s: UNCHECKED.expire(s, datetime(2026, 9, 1, tzinfo=UTC), NOW), "as_of", None),
+        (lambda s: UNCHECKED.release(s, 7, NOW), "appointment_id", 7),
+        (lambda s: UNCHECKED.release(s, "A1", "now"), "recorded_at", "now"),
+        (lambda s: UNCHECKED.cancel(s, "A1", NOW, late="yes"), "late", "yes"),
+        (lambda s: UNCHECKED.cancel(s, "A1", NOW, no_show=1), "no_show", 1),
+        (lambda s: UNCHECKED.cancel(s, "A1", NOW, cancelled_at="x"), "cancelled_at", "x"),
+        (lambda s: UNCHECKED.reschedule(s, "A1", "tomorrow", NOW), "start", "tomorrow"),
+        (lambda s: UNCHECKED.use(s, "A1", NOW), "appointment", "A1"),
+        (lambda s: UNCHECKED.use(s, appt("A2"), datetime(2026, 1, 15)), "recorded_at", None),
+        (lambda s: UNCHECKED.use(s, appt("A2"), at("2200-01-01T00:00+00:00")), "recorded_at", None),
+        (lambda s: UNCHECKED.issue_invoice(s, "", NOW), "appointment_id", ""),
+        (lambda s: UNCHECKED.unusable_because(s, None), "appointment", None),
+        (lambda s: UNCHECKED.close(s.pack_id, "x", NOW), "state", "pk1"),
+        (lambda s: UNCHECKED.use(None, appt("A2"), NOW), "state", None),
+    ],
+)
+def test_every_argument_is_checked(call: Any, field: str, value: Any) -> None:
+    state = used(opened(10, expiry=ExpiresOn(date(2026, 6, 1))), "A1")
+    with pytest.raises(InvalidValueError) as bad:
+        call(state)
+    assert bad.value.field == field
+    if value is not None:
+        assert bad.value.value == value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"template_id": ""}, "template_id"),
+        ({"template_version": 0}, "template_version"),
+        ({"template_version": "1"}, "template_version"),
+        ({"charged_on_open": "yes"}, "charged_on_open"),
+    ],
+)
+def test_opening_checks_its_arguments(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidValueError) as bad:
+        ops.open_pack("pk1", "C1", terms(3), SYDNEY, NOW, **kwargs)
+    assert bad.value.field == field
+    for args, name in (
+        (("pk1", "C1", terms(3), "Australia/Sydney", NOW), "practice"),
+        (("pk1", "x" * 201, terms(3), SYDNEY, NOW), "client_id"),
+        (("p\nk", "C1", terms(3), SYDNEY, NOW), "pack_id"),
+    ):
+        with pytest.raises(InvalidValueError) as wrong:
+            ops.open_pack(*args)
+        assert wrong.value.field == name
+
+
+def test_a_reason_may_run_over_lines_and_be_1000_characters() -> None:
+    state = used(opened(10), "A1")
+    text = "line one\nline two\t" + "x" * 982
+    assert len(text) == 1000
+    assert ops.close(state, text, CLOSED_AT).entries[-1].reason == text  # type: ignore[union-attr]

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from sessionpacks import operations as ops
 from sessionpacks.ledger import PackState
 from sessionpacks.model import Allowance, ExpiresOn, Money, PerPack, PerSession, Practice, Tier
-from sessionpacks.pricing import breakage, invoice_line, recognised, refundable
+from sessionpacks.pricing import (
+    PackFigures,
+    breakage,
+    figures,
+    invoice_line,
+    recognised,
+    refundable,
+)
 
 from .conftest import appt, at, aud, terms
 
@@ -170,3 +177,93 @@ def test_recognised_plus_refundable_is_always_the_price(
     shares = [r.amount.minor for r in recognised(state)]
     assert sum(shares) + refundable(state).minor == price_minor
     assert max(shares, default=0) - min(shares, default=0) <= 1
+
+
+# R15a Money adds up ---------------------------------------------------------------------------
+
+
+def _adds_up(found: PackFigures) -> None:
+    assert found.price == found.recognised + found.unearned
+    assert found.unearned == (found.usable + found.breakage + found.refundable + found.written_off)
+
+
+def test_figures_through_the_life_of_a_pack_charged_per_pack() -> None:
+    state = opened(10, pricing=PER_PACK, expiry=ExpiresOn(date(2026, 4, 16)))
+    assert figures(state) == PackFigures(
+        price=aud(1000),
+        recognised=aud(0),
+        unearned=aud(1000),
+        usable=aud(1000),
+        breakage=aud(0),
+        refundable=aud(0),
+        written_off=aud(0),
+    )
+    state = use(use(use(state, "A1", 2), "A2", 3), "A3", 4)
+    assert (figures(state).recognised, figures(state).usable) == (aud(300), aud(700))
+    # at the expiry date the 700 is breakage, by the date or, without one, once recorded
+    assert figures(state, at("2026-04-16T00:00")).breakage == aud(700)
+    assert figures(state).breakage == aud(0)
+    expired = ops.expire(state, date(2026, 4, 16), NOW)
+    assert (figures(expired.after).breakage, figures(expired.after).usable) == (aud(700), aud(0))
+    assert expired.events[0].breakage == aud(700)  # type: ignore[union-attr]
+    extended = ops.extend(expired.after, date(2026, 6, 1), "illness", NOW).after
+    assert figures(extended).usable == aud(700)
+    closed = ops.close(extended, "moving away", at("2026-03-01T09:00")).after
+    assert (figures(closed).refundable, figures(closed).usable) == (aud(700), aud(0))
+    for state in (expired.after, extended, closed):
+        _adds_up(figures(state))
+
+
+def test_a_per_pack_debit_is_written_off_not_refundable() -> None:
+    state = use(use(opened(10, pricing=PER_PACK), "A1", 2), "A2", 3)
+    debited = ops.adjust(state, -2, "two sessions sold by mistake", NOW).after
+    found = figures(debited)
+    assert (found.recognised, found.usable, found.written_off) == (aud(200), aud(600), aud(200))
+    assert refundable(debited) == aud(600)
+    for n in range(3, 9):  # the six left
+        debited = use(debited, f"A{n}", n + 1)
+    exhausted = figures(debited)
+    assert (exhausted.recognised, exhausted.usable, exhausted.written_off) == (
+        aud(800),
+        aud(0),
+        aud(200),
+    )
+    closed = figures(ops.close(debited, "done", at("2026-03-01T09:00")).after)
+    assert (closed.refundable, closed.written_off) == (aud(0), aud(200))
+    _adds_up(closed)
+
+
+def test_a_credit_then_a_debit_writes_nothing_off() -> None:
+    state = ops.adjust(opened(3, pricing=PER_PACK), 1, "goodwill", NOW).after
+    state = ops.adjust(state, -1, "goodwill given by mistake", NOW).after
+    assert figures(state).written_off == aud(0)
+    assert figures(state).usable == aud(1000)
+
+
+def test_rounding_remainders_stay_in_the_figures() -> None:
+    state = use(opened(3, pricing=PER_PACK), "A1", 2)
+    state = ops.adjust(state, -1, "correction", NOW).after
+    found = figures(state)
+    assert (found.recognised, found.usable, found.written_off) == (
+        aud("333.33"),
+        aud("333.33"),
+        aud("333.34"),
+    )
+    _adds_up(found)
+
+
+def test_voided_pack_is_refundable_whole() -> None:
+    state = ops.void(opened(3, pricing=PER_PACK), "opened in error", NOW).after
+    assert figures(state).refundable == aud(1000)
+
+
+def test_a_pack_charged_per_session_is_paid_as_it_is_used() -> None:
+    pricing = PerSession.reduced(aud("150"), aud("120"))
+    state = use(use(opened(5, pricing=pricing), "A1", 2), "A2", 3)
+    found = figures(state)
+    assert (found.price, found.recognised, found.unearned) == (aud(270), aud(270), aud(0))
+    assert found.usable == found.breakage == found.refundable == found.written_off == aud(0)
+    expired = ops.expire(
+        opened(5, pricing=pricing, expiry=ExpiresOn(date(2026, 4, 1))), date(2026, 4, 1), NOW
+    )
+    assert expired.events[0].breakage == aud(0)  # type: ignore[union-attr]

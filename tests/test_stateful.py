@@ -1,10 +1,12 @@
 """A model-based test: random workflows on :class:`PackService`, checked against a small model.
 
 The reference model below is written from the spec alone, with plain dicts and lists: it keeps
-each pack's usages, adjustments, marks and flags, decides R3 to R13 itself, and predicts the
-events every call emits. After every step the machine compares balances, statuses, session
-numbers and labels, the appointment -> pack map and the new events with the model, and checks
-the invariants: balance >= 0, numbers 1..k, no event id twice, positions strictly increasing.
+each pack's usages, adjustments, marks and flags, decides R3 to R13 itself (with R7a's invoice
+lines, R10a's closing and R12b's occurrences), and predicts the events every call emits.
+After every step the machine compares balances, statuses, session numbers and labels, the
+appointment -> pack map and the new events with the model, and checks the invariants: balance
+>= 0, numbers 1..k, no event id twice, no task (PackExhausted, LowBalance, PackExpired) for the
+same occurrence twice, positions strictly increasing.
 
 Instants: appointments start in the practice's zone, on days around its DST changes often and
 in the repeated hour too; the clock runs in UTC or in the practice's zone (both must give the
@@ -16,7 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -221,11 +223,17 @@ def observed(recorded: Any) -> tuple[Any, ...]:
     e = recorded.event
     kind = type(e).__name__
     left = getattr(e, "remaining", None)
-    extra = {
+    extras: dict[str, Callable[[], Any]] = {
         "UsageMarked": lambda: e.mark.value,
         "ExpiryExtended": lambda: e.until,
         "PackExpired": lambda: e.expiry_date,
-    }.get(kind, lambda: None)()
+        "PackExhausted": lambda: any_units(e.total),
+        "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
+        "UsageReleased": lambda: (
+            None if e.invoice_label is None else (e.invoice_label, e.invoice_amount)
+        ),
+    }
+    extra = extras.get(kind, lambda: None)()
     return event(
         kind,
         e.pack_id,
@@ -237,14 +245,37 @@ def observed(recorded: Any) -> tuple[Any, ...]:
 
 
 def balance_events(p: dict[str, Any], before: int) -> list[tuple[Any, ...]]:
-    """R12: exhausted when the balance reaches zero, else low when it crosses the threshold."""
+    """R12: exhausted when the balance reaches zero, else low when it crosses the threshold;
+    R12b: each once per pack and total (the threshold is the pack's own)."""
     after = remaining(p)
     if before > 0 and after <= 0:
-        return [event("PackExhausted", p["id"])]
+        if total(p) in p["exhausted"]:
+            return []
+        p["exhausted"].add(total(p))
+        return [event("PackExhausted", p["id"], extra=total(p))]
     low = p["terms"].policies.low_balance_at
     if low is not None and before > units(metric(p), low) >= after:
-        return [event("LowBalance", p["id"], left=after)]
+        if total(p) in p["low"]:
+            return []
+        p["low"].add(total(p))
+        return [event("LowBalance", p["id"], left=after, extra=(total(p), units(metric(p), low)))]
     return []
+
+
+def release_in(ref: Ref, p: dict[str, Any], u: dict[str, Any]) -> tuple[Any, ...]:
+    """R7, R7a: the usage goes, and its issued line with it: the event carries the line, the
+    line no longer counts, and a pack price it carried goes on the next line."""
+    p["usages"].remove(u)
+    p["version"] += 1
+    del ref.active[u["appt"].id]
+    line = None
+    if u["invoice"] is not None:
+        _, label_, amount = u["invoice"]
+        line = (label_, amount)
+        p["lines_issued"] -= 1
+        if u["pack_price"]:
+            p["price_charged"] = False
+    return event("UsageReleased", p["id"], u["appt"].id, left=remaining(p), extra=line)
 
 
 def needed(p: dict[str, Any], appointment: Appointment) -> int:
@@ -275,6 +306,8 @@ def open_in(
         "expired_on": None,
         "price_charged": charged,
         "lines_issued": 0,
+        "exhausted": set(),
+        "low": set(),
     }
     ref.packs[pack_id] = p
     return p, [event("PackOpened", pack_id)]
@@ -295,6 +328,7 @@ def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[
             "shortfall": needed(p, appointment) - covered,
             "mark": None,
             "invoice": None,
+            "pack_price": False,
         }
     )
     p["version"] += 1
@@ -385,6 +419,7 @@ class PackMachine(RuleBasedStateMachine):
         self.ref = Ref()
         self.position = 0
         self.event_ids: set[str] = set()
+        self.occurrences: set[tuple[str, str]] = set()
         self.appointment_count = 0
 
     # helpers ----------------------------------------------------------------------------
@@ -422,6 +457,11 @@ class PackMachine(RuleBasedStateMachine):
             self.position = recorded.position
             assert recorded.event.event_id not in self.event_ids, "an event id twice"
             self.event_ids.add(recorded.event.event_id)
+            kind = type(recorded.event).__name__
+            if kind in ("PackExhausted", "LowBalance", "PackExpired"):
+                key = (kind, recorded.event.occurrence)
+                assert key not in self.occurrences, "a task for the same occurrence twice"
+                self.occurrences.add(key)
         assert [observed(r) for r in new] == expected
 
     def _edges(self) -> list[date]:
@@ -610,6 +650,8 @@ class PackMachine(RuleBasedStateMachine):
             p = self._holder_of(ref, appointment_id)
             u = usage(p, appointment_id)
             assert u is not None
+            if ended(p):
+                raise RefusedByModelError(RefusedError)  # R10a: nothing changes it now
             if u["mark"] is not None:
                 raise RefusedByModelError(RefusedError)  # a marked usage is settled
             policies = p["terms"].policies
@@ -625,10 +667,7 @@ class PackMachine(RuleBasedStateMachine):
                 u["mark"] = why
                 p["version"] += 1
                 return [event("UsageMarked", p["id"], appointment_id, extra=why)]
-            p["usages"].remove(u)
-            p["version"] += 1
-            del ref.active[appointment_id]
-            return [event("UsageReleased", p["id"], appointment_id, left=remaining(p))]
+            return [release_in(ref, p, u)]
 
         call = {
             "cancel": self.service.cancel,
@@ -729,9 +768,15 @@ class PackMachine(RuleBasedStateMachine):
             p = ref.packs[pack_id]
             if ended(p):
                 raise RefusedByModelError(RefusedError)
+            # R10a: the usages still to come go in the same change; a marked one is settled
+            now = self.now.astimezone(UTC)
+            coming = [
+                u for u in ordered(p) if u["mark"] is None and u["appt"].start.astimezone(UTC) > now
+            ]
+            released = [release_in(ref, p, u) for u in coming]
             p["closed"] = True
             p["version"] += 1
-            return [event("PackClosed", pack_id, left=remaining(p))]
+            return [*released, event("PackClosed", pack_id, left=remaining(p))]
 
         self._run(lambda: self.service.close(pack_id, "moving away"), predict)
 
@@ -750,13 +795,19 @@ class PackMachine(RuleBasedStateMachine):
 
         self._run(lambda: self.service.void(pack_id, "opened in error"), predict)
 
-    @rule(data=st.data())
-    def sweep(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), wait=st.booleans())
+    def sweep(self, data: st.DataObject, wait: bool) -> None:
         later = st.integers(0, 300).map(lambda n: local(self.now) + timedelta(days=n))
         edges = self._edges()
         as_of = data.draw(st.one_of(later, st.sampled_from(edges)) if edges else later)
+        if wait and as_of > local(self.now):
+            # the sweep runs on that day: early in the morning, the clock moved on to it
+            morning = datetime.combine(as_of, time(0, 30), ZONE)
+            self.clock.set(morning.astimezone(self.now.tzinfo))
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            if as_of > local(self.now):
+                raise RefusedByModelError(RefusedError)  # R12a: a sweep cannot look ahead
             expected = []
             for p in ref.packs.values():
                 until = current_expiry(p)
@@ -785,13 +836,13 @@ class PackMachine(RuleBasedStateMachine):
                 n, pricing = number(p, appointment_id), p["terms"].pricing
                 p["lines_issued"] += 1
                 if isinstance(pricing, PerSession):
-                    # the n-th line issued pays the n-th tier (docs: first price charged once)
+                    # the n-th standing line pays the n-th tier (R7a: released lines go)
                     paid = [t for t in pricing.tiers if t.from_session <= p["lines_issued"]]
                     amount = paid[-1].price
                 elif p["price_charged"]:
                     amount = Money(0, "AUD")
                 else:
-                    amount, p["price_charged"] = pricing.price, True
+                    amount, p["price_charged"], u["pack_price"] = pricing.price, True, True
                 u["invoice"] = (n, label(p, appointment_id), amount)
                 p["version"] += 1
             lines.append(u["invoice"])

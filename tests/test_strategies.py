@@ -227,3 +227,32 @@ def test_workflow_steps_are_valid_for_their_terms(pair: tuple[PackTerms, list[sp
 def test_type_strategies_are_registered_for_the_main_types(kind: type) -> None:
     assert st.from_type(kind) is not None
     assert isinstance(find(st.from_type(kind), lambda _: True, settings=FIND), kind)
+
+
+@MODEST
+@given(
+    sps.pack_terms().flatmap(
+        lambda t: st.tuples(st.just(t), sps.workflows(t), sps.workflows(t, invoices=True))
+    )
+)
+def test_invoice_steps_only_when_asked_for(
+    triple: tuple[PackTerms, list[sps.Step], list[sps.Step]],
+) -> None:
+    _, plain, invoiced = triple
+    assert not any(isinstance(step, sps.Invoice) for step in plain)
+    ids = {s.appointment.id for s in invoiced if isinstance(s, sps.Book)}
+    for step in invoiced:
+        if isinstance(step, sps.Invoice):
+            assert _rebuild(step) == step
+            assert step.appointment_id.startswith("A")
+    assert ids <= {f"A{n}" for n in range(1, 9)}
+
+
+def test_invoice_steps_are_drawn() -> None:
+    terms = find(sps.pack_terms(), lambda _: True, settings=FIND)
+    found = find(
+        sps.workflows(terms, invoices=True),
+        lambda steps: any(isinstance(s, sps.Invoice) for s in steps),
+        settings=FIND,
+    )
+    assert any(isinstance(s, sps.Invoice) for s in found)

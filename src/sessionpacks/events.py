@@ -3,17 +3,25 @@
 Every event has a unique ``event_id``, derived from the pack and the ledger entry that caused it
 (``"<pack>#<sequence>.<n>"``), so the same change can never produce two different ids. A store
 gives each event a ``position`` in one ordered stream per practice (:class:`RecordedEvent`).
+
+Every event also has a stable ``occurrence`` key (R12b): what a host turns into one task. For
+``PackExhausted`` it is ``"<pack>:PackExhausted:<total>"``, once per pack and total; for
+``LowBalance`` ``"<pack>:LowBalance:<total>:<threshold>"``, once per pack, total and threshold
+(totals and thresholds in the pack's units: sessions, microseconds, or minor units of money);
+for ``PackExpired`` ``"<pack>:PackExpired:<expiry date>"``, once per expiry date. For every
+other event, and for a ``PackExhausted`` or ``LowBalance`` stored by an earlier release, it is
+the event id.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TypeAlias
 
 import attrs
 
 from sessionpacks.ledger import Mark
-from sessionpacks.model import Amount
+from sessionpacks.model import Amount, Money
 
 __all__ = [
     "Event",
@@ -33,8 +41,28 @@ __all__ = [
 ]
 
 
+def _units(value: Amount) -> int:
+    """An amount as the integer its key shows: sessions, microseconds, or minor units."""
+    if isinstance(value, Money):
+        return value.minor
+    if isinstance(value, timedelta):
+        return value // timedelta(microseconds=1)
+    return value
+
+
+class _Occurs:
+    """The occurrence key of an event that is its own occurrence: its id (R12b)."""
+
+    __slots__ = ()
+    event_id: str
+
+    @property
+    def occurrence(self) -> str:
+        return self.event_id
+
+
 @attrs.frozen(kw_only=True)
-class PackOpened:
+class PackOpened(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -44,7 +72,7 @@ class PackOpened:
 
 
 @attrs.frozen(kw_only=True)
-class SessionUsed:
+class SessionUsed(_Occurs):
     """An appointment used the pack; ``number`` is its session number when recorded (R8)."""
 
     event_id: str
@@ -59,17 +87,23 @@ class SessionUsed:
 
 
 @attrs.frozen(kw_only=True)
-class UsageReleased:
+class UsageReleased(_Occurs):
+    """A usage was released (R7, R10a). If its invoice line was issued, ``invoice_label`` and
+    ``invoice_amount`` are that line, for the host to credit (R7a); ``None`` otherwise."""
+
     event_id: str
     pack_id: str
     client_id: str
     occurred_at: datetime
     appointment_id: str
     remaining: Amount
+    reason: str = ""
+    invoice_label: str | None = None
+    invoice_amount: Money | None = None
 
 
 @attrs.frozen(kw_only=True)
-class UsageRescheduled:
+class UsageRescheduled(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -79,7 +113,7 @@ class UsageRescheduled:
 
 
 @attrs.frozen(kw_only=True)
-class UsageMarked:
+class UsageMarked(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -89,7 +123,7 @@ class UsageMarked:
 
 
 @attrs.frozen(kw_only=True)
-class PackAdjusted:
+class PackAdjusted(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -101,28 +135,47 @@ class PackAdjusted:
 
 @attrs.frozen(kw_only=True)
 class PackExhausted:
-    """The last of the allowance was used: a task for the host, once per event."""
+    """The last of the allowance was used: a task for the host, once per pack and ``total``
+    (R12b). ``total`` is ``None`` only in an event stored by an earlier release."""
 
     event_id: str
     pack_id: str
     client_id: str
     occurred_at: datetime
+    total: Amount | None = None
+
+    @property
+    def occurrence(self) -> str:
+        if self.total is None:
+            return self.event_id
+        return f"{self.pack_id}:PackExhausted:{_units(self.total)}"
 
 
 @attrs.frozen(kw_only=True)
 class LowBalance:
-    """What remains first fell to the template's threshold or below."""
+    """What remains fell to the template's ``threshold`` or below: once per pack, ``total``
+    and threshold (R12b). Both are ``None`` only in an event stored by an earlier release."""
 
     event_id: str
     pack_id: str
     client_id: str
     occurred_at: datetime
     remaining: Amount
+    total: Amount | None = None
+    threshold: Amount | None = None
+
+    @property
+    def occurrence(self) -> str:
+        if self.total is None or self.threshold is None:
+            return self.event_id
+        return f"{self.pack_id}:LowBalance:{_units(self.total)}:{_units(self.threshold)}"
 
 
 @attrs.frozen(kw_only=True)
 class PackExpired:
-    """An expiry sweep found the pack expired with ``remaining`` unused: once per expiry."""
+    """An expiry sweep found the pack expired with ``remaining`` unused: once per expiry date
+    (R12b). ``breakage`` is the price of what was left (R15a; zero for a pack charged per
+    session), ``None`` only in an event stored by an earlier release."""
 
     event_id: str
     pack_id: str
@@ -130,10 +183,15 @@ class PackExpired:
     occurred_at: datetime
     expiry_date: date
     remaining: Amount
+    breakage: Money | None = None
+
+    @property
+    def occurrence(self) -> str:
+        return f"{self.pack_id}:PackExpired:{self.expiry_date.isoformat()}"
 
 
 @attrs.frozen(kw_only=True)
-class ExpiryExtended:
+class ExpiryExtended(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -143,7 +201,7 @@ class ExpiryExtended:
 
 
 @attrs.frozen(kw_only=True)
-class PackClosed:
+class PackClosed(_Occurs):
     event_id: str
     pack_id: str
     client_id: str
@@ -153,7 +211,7 @@ class PackClosed:
 
 
 @attrs.frozen(kw_only=True)
-class PackVoided:
+class PackVoided(_Occurs):
     event_id: str
     pack_id: str
     client_id: str

@@ -8,6 +8,10 @@ reduce(apply, entries)`` by construction, and a property test holds the two equa
 The state keeps only the *active* usages, sorted by (start, order recorded), so the cost of
 applying an entry depends on the number of active usages (bounded by the allowance), never on
 the length of the ledger.
+
+The state also remembers which balance occurrences have fired (R12b): the totals at which the
+pack was exhausted, and those at which it fell to its low-balance threshold. The fold decides
+them from the entries alone, so a replay agrees with the changes that emitted the events.
 """
 
 from __future__ import annotations
@@ -110,7 +114,8 @@ class Used:
 
 @attrs.frozen(kw_only=True)
 class Released:
-    """The usage of ``appointment_id`` was released: what it consumed is restored (R7)."""
+    """The usage of ``appointment_id`` was released: what it consumed is restored (R7), and its
+    invoice line, if one was issued, no longer stands (R7a)."""
 
     pack_id: str
     sequence: int
@@ -258,12 +263,23 @@ def _usage_key(usage: Usage) -> tuple[datetime, int]:
     return usage.key
 
 
+def _exhausted_so_far(state: PackState) -> tuple[int, ...]:
+    """The default of ``exhausted_totals`` for a state stored by an earlier release, which
+    did not keep it: a pack at zero was exhausted at its present total (a replay says so too)."""
+    return (state.total_units,) if state.remaining_units <= 0 else ()
+
+
 @attrs.frozen(kw_only=True)
 class PackState:
     """A pack as its ledger says it is at ``version``. Every figure is derived (R1).
 
     Amount-valued figures (``remaining``, ``total``) are in the pack's metric: whole sessions,
     a ``timedelta`` or ``Money``.
+
+    ``lines_issued`` counts the invoice lines that still stand (issued, on an active usage) and
+    ``price_charged`` says a standing line, or the opening, carries a per-pack price (R7a, R15).
+    ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
+    ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
     """
 
     pack_id: str
@@ -284,6 +300,10 @@ class PackState:
     voided_at: datetime | None = None
     price_charged: bool = False
     lines_issued: int = 0
+    exhausted_totals: tuple[int, ...] = attrs.field(
+        default=attrs.Factory(_exhausted_so_far, takes_self=True)
+    )
+    low_balance_totals: tuple[int, ...] = ()
 
     @property
     def metric(self) -> Metric:
@@ -318,6 +338,12 @@ class PackState:
     @property
     def remaining(self) -> Amount:
         return self.amount(self.remaining_units)
+
+    @property
+    def low_balance_units(self) -> int | None:
+        """The low-balance threshold in units, or ``None`` (R12)."""
+        threshold = self.terms.policies.low_balance_at
+        return None if threshold is None else units(self.metric, threshold)
 
     @property
     def first_use(self) -> date | None:
@@ -463,6 +489,33 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
     return attrs.evolve(_fold(state, entry), version=entry.sequence)
 
 
+def _with_lines(state: PackState, usages: tuple[Usage, ...]) -> PackState:
+    """``state`` with ``usages``, and the invoice figures they give: lines still standing, and
+    whether the pack price is charged. Derived, not counted, so a release of an invoiced usage
+    un-counts its line (R7a) and a per-pack price whose line was released is charged again."""
+    lines = [u.invoice for u in usages if u.invoice is not None]
+    return attrs.evolve(
+        state,
+        usages=usages,
+        lines_issued=len(lines),
+        price_charged=state.charged_on_open or any(i.includes_pack_price for i in lines),
+    )
+
+
+def _balance_occurrences(before: PackState, after: PackState) -> PackState:
+    """Record the balance occurrence a usage or an adjustment reaches, once per total (R12b):
+    exhausted when the balance reaches zero, else low when it falls to the threshold."""
+    was, now, total = before.remaining_units, after.remaining_units, after.total_units
+    if was > 0 >= now:
+        if total in after.exhausted_totals:
+            return after
+        return attrs.evolve(after, exhausted_totals=(*after.exhausted_totals, total))
+    limit = after.low_balance_units
+    if limit is not None and was > limit >= now and total not in after.low_balance_totals:
+        return attrs.evolve(after, low_balance_totals=(*after.low_balance_totals, total))
+    return after
+
+
 def _fold(state: PackState, entry: Entry) -> PackState:
     metric = state.metric
     match entry:
@@ -473,18 +526,16 @@ def _fold(state: PackState, entry: Entry) -> PackState:
                 consumed=units(metric, entry.covered),
                 shortfall=units(metric, entry.shortfall),
             )
-            return attrs.evolve(
+            after = attrs.evolve(
                 state,
                 usages=_insert(state.usages, usage),
                 consumed_units=state.consumed_units + usage.consumed,
             )
+            return _balance_occurrences(state, after)
         case Released():
             gone = _active(state, entry.appointment_id)
-            return attrs.evolve(
-                state,
-                usages=_without(state, entry.appointment_id),
-                consumed_units=state.consumed_units - gone.consumed,
-            )
+            freed = attrs.evolve(state, consumed_units=state.consumed_units - gone.consumed)
+            return _with_lines(freed, _without(state, entry.appointment_id))
         case Rescheduled():
             moved = _active(state, entry.appointment_id)
             usage = attrs.evolve(
@@ -498,16 +549,12 @@ def _fold(state: PackState, entry: Entry) -> PackState:
             )
         case Invoiced():
             _active(state, entry.appointment_id)
-            return attrs.evolve(
-                state,
-                usages=_replace_usage(state, entry.appointment_id, invoice=entry),
-                price_charged=state.price_charged or entry.includes_pack_price,
-                lines_issued=state.lines_issued + 1,
-            )
+            return _with_lines(state, _replace_usage(state, entry.appointment_id, invoice=entry))
         case Adjusted():
-            return attrs.evolve(
+            after = attrs.evolve(
                 state, adjustment_units=state.adjustment_units + units(metric, entry.amount)
             )
+            return _balance_occurrences(state, after)
         case Extended():
             return attrs.evolve(state, expiry_override=entry.until)
         case Expired():

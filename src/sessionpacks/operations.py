@@ -3,7 +3,9 @@
 A :class:`Change` holds the new ledger entries, the events they cause and the state after them.
 An operation that has nothing to do (re-recording the same usage, R6; sweeping a pack already
 expired, R12) returns a change with no entries, and a store writes nothing for it. A refusal
-raises :class:`~sessionpacks.errors.RefusedError` before anything is built (R17).
+raises :class:`~sessionpacks.errors.RefusedError` before anything is built (R17), and an
+argument of the wrong type or beyond the limits of R18 raises
+:class:`~sessionpacks.errors.InvalidValueError` naming it, never a foreign exception.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import attrs
 
 from sessionpacks import events as ev
+from sessionpacks._limits import INT32_MAX, INT64_MAX, check_count, check_day, check_id, check_text
 from sessionpacks.errors import InvalidValueError, RefusedError
 from sessionpacks.ledger import (
     Adjusted,
@@ -44,13 +47,14 @@ from sessionpacks.model import (
     require_aware,
     units,
 )
-from sessionpacks.pricing import InvoiceLine, invoice_line
+from sessionpacks.pricing import InvoiceLine, figures, invoice_line
 
 __all__ = [
     "Change",
     "adjust",
     "cancel",
     "close",
+    "differing_fact",
     "expire",
     "extend",
     "issue_invoice",
@@ -114,19 +118,35 @@ class _Builder:
             )
         )
 
-    def balance_events(self, remaining_before: int) -> None:
-        """``PackExhausted`` when the balance reaches zero; ``LowBalance`` when it crosses the
-        threshold (R12)."""
-        assert self.state is not None
-        after = self.state.remaining_units
-        if remaining_before > 0 and after <= 0:
-            self.event(ev.PackExhausted)
-            return
-        threshold = self.state.terms.policies.low_balance_at
-        if threshold is not None:
-            limit = units(self.state.metric, threshold)
-            if remaining_before > limit >= after:
-                self.event(ev.LowBalance, remaining=self.state.remaining)
+    def balance_events(self, before: PackState) -> None:
+        """``PackExhausted`` or ``LowBalance`` when the last entry's fold recorded a new
+        occurrence: once per pack and total (R12, R12b). The fold decides, so a replay agrees."""
+        after = self.state
+        assert after is not None
+        if len(after.exhausted_totals) > len(before.exhausted_totals):
+            self.event(ev.PackExhausted, total=after.total)
+        elif len(after.low_balance_totals) > len(before.low_balance_totals):
+            self.event(
+                ev.LowBalance,
+                remaining=after.remaining,
+                total=after.total,
+                threshold=after.terms.policies.low_balance_at,
+            )
+
+    def release(self, usage: Usage, reason: str) -> PackState:
+        """Release ``usage``; the event carries its issued invoice line, if any (R7, R7a)."""
+        line = usage.invoice
+        appointment_id = usage.appointment.id
+        after = self.entry(Released, appointment_id=appointment_id, reason=reason)
+        self.event(
+            ev.UsageReleased,
+            appointment_id=appointment_id,
+            remaining=after.remaining,
+            reason=reason,
+            invoice_label=None if line is None else line.label,
+            invoice_amount=None if line is None else line.amount,
+        )
+        return after
 
     def done(self) -> Change:
         assert self.state is not None
@@ -135,6 +155,36 @@ class _Builder:
 
 def _unchanged(state: PackState) -> Change:
     return Change(state, state)
+
+
+# Arguments (R17, R18): each entry point checks what it is given before deciding anything ------
+
+
+def _state(value: object) -> PackState:
+    if not isinstance(value, PackState):
+        raise InvalidValueError("state", value, "must be a PackState")
+    return value
+
+
+def _appointment(field: str, value: object) -> Appointment:
+    if not isinstance(value, Appointment):
+        raise InvalidValueError(field, value, "must be an Appointment")
+    return value
+
+
+def _flag(field: str, value: object) -> bool:
+    if type(value) is not bool:
+        raise InvalidValueError(field, value, "must be True or False")
+    return value
+
+
+def _reason(value: object, *, required: bool = False) -> str:
+    """A reason: text of at most 1,000 characters without NUL or lone surrogates (R18);
+    not blank where the rule needs one (R5, R9)."""
+    return check_text("reason", value, required=required)
+
+
+# Opening -------------------------------------------------------------------------------------
 
 
 def open_pack(
@@ -149,13 +199,17 @@ def open_pack(
     charged_on_open: bool = False,
 ) -> Change:
     """Open a pack with ``terms`` for ``client_id`` (R2)."""
-    for field, value in (("pack_id", pack_id), ("client_id", client_id)):
-        if not isinstance(value, str) or not value or value.strip() != value:
-            raise InvalidValueError(
-                field, value, "must be a non-empty string without surrounding spaces"
-            )
+    check_id("pack_id", pack_id)
+    check_id("client_id", client_id)
     if not isinstance(terms, PackTerms):
         raise InvalidValueError("terms", terms, "must be PackTerms")
+    if not isinstance(practice, Practice):
+        raise InvalidValueError("practice", practice, "must be a Practice")
+    if template_id is not None:
+        check_id("template_id", template_id)
+    if template_version is not None:
+        check_count("template_version", template_version, minimum=1, maximum=INT32_MAX)
+    _flag("charged_on_open", charged_on_open)
     build = _Builder(None, at)
     build.entry(
         Opened,
@@ -169,6 +223,9 @@ def open_pack(
     )
     build.event(ev.PackOpened, name=terms.name, template_id=template_id)
     return build.done()
+
+
+# Using ---------------------------------------------------------------------------------------
 
 
 def _needed(state: PackState, appointment: Appointment) -> int:
@@ -190,8 +247,50 @@ def _past_expiry(state: PackState) -> Usage | None:
     return None
 
 
+def _facts(appointment: Appointment) -> tuple[tuple[str, object, str], ...]:
+    """The facts of an appointment R6a compares, in order: (field, value compared, shown)."""
+    return (
+        ("client_id", appointment.client_id, appointment.client_id),
+        ("service_id", appointment.service_id, appointment.service_id),
+        # As instants: the same moment written with another offset is the same fact.
+        ("start", instant(appointment.start), appointment.start.isoformat()),
+        ("duration", appointment.duration, str(appointment.duration)),
+        ("price", appointment.price.amount, str(appointment.price)),
+        ("price.currency", appointment.price.currency, appointment.price.currency),
+    )
+
+
+def differing_fact(recorded: Appointment, asked: Appointment) -> RefusedError | None:
+    """The refusal of recording ``asked`` where ``recorded`` is the active usage's appointment
+    of the same id: the first fact that differs, with both values (R6a); ``None`` when every
+    fact is the same, and recording it again is the same request repeated (R6)."""
+    _appointment("recorded", recorded)
+    _appointment("appointment", asked)
+    if recorded.id != asked.id:
+        raise InvalidValueError("appointment.id", asked.id, f"is not {recorded.id}")
+    values = {
+        "start": asked.start.isoformat(),
+        "duration": asked.duration,
+        "price": asked.price,
+    }
+    for (field, was, was_shown), (_, now, now_shown) in zip(
+        _facts(recorded), _facts(asked), strict=True
+    ):
+        if was != now:
+            return RefusedError(
+                "R6a",
+                f"appointment.{field}",
+                values.get(field, now),
+                f"appointment {asked.id} is recorded with {field} {was_shown}, not "
+                f"{now_shown}; a new start is a reschedule",
+            )
+    return None
+
+
 def unusable_because(state: PackState, appointment: Appointment) -> RefusedError | None:
     """Why ``state`` cannot cover ``appointment`` (R3, R4, R5, R10), or ``None`` if it can."""
+    _state(state)
+    _appointment("appointment", appointment)
     if state.voided_at is not None or state.closed_at is not None:
         word = "voided" if state.voided_at is not None else "closed"
         return RefusedError("R10", "pack_id", state.pack_id, f"the pack is {word}")
@@ -216,6 +315,16 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
             appointment.price.currency,
             f"pack {state.pack_id} is in {state.terms.currency}",
         )
+    return _invalid_dates(state, appointment) or (
+        RefusedError("R3", "pack_id", state.pack_id, "the pack has nothing left")
+        if state.remaining_units <= 0
+        else None
+    )
+
+
+def _invalid_dates(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R5 for one more appointment: on or after the expiry it would have, or, as the first use,
+    making the pack expire before a usage already recorded."""
     local = appointment.local_date(state.zone)
     expiry = state.expiry_if_used_on(local)
     if expiry is not None and local >= expiry:
@@ -239,14 +348,20 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
             f"as the first use it would make pack {state.pack_id} expire on "
             f"{expiry.isoformat()}, before appointment {latest.appointment.id}",
         )
-    if state.remaining_units <= 0:
-        return RefusedError("R3", "pack_id", state.pack_id, "the pack has nothing left")
     return None
 
 
 def use(state: PackState, appointment: Appointment, at: datetime) -> Change:
-    """Record ``appointment`` on the pack (R3 to R6); the same appointment again writes nothing."""
-    if state.usage(appointment.id) is not None:
+    """Record ``appointment`` on the pack (R3 to R6). The same appointment again, with the same
+    facts, writes nothing; with another fact it is refused (R6a)."""
+    _state(state)
+    _appointment("appointment", appointment)
+    require_aware("recorded_at", at)
+    recorded = state.usage(appointment.id)
+    if recorded is not None:
+        refusal = differing_fact(recorded.appointment, appointment)
+        if refusal is not None:
+            raise refusal
         return _unchanged(state)
     refusal = unusable_because(state, appointment)
     if refusal is not None:
@@ -268,11 +383,15 @@ def use(state: PackState, appointment: Appointment, at: datetime) -> Change:
         shortfall=state.amount(needed - covered),
         remaining=after.remaining,
     )
-    build.balance_events(state.remaining_units)
+    build.balance_events(state)
     return build.done()
 
 
+# Changing a usage ----------------------------------------------------------------------------
+
+
 def _require_usage(state: PackState, appointment_id: str) -> Usage:
+    check_id("appointment_id", appointment_id)
     usage = state.usage(appointment_id)
     if usage is None:
         raise RefusedError(
@@ -282,25 +401,35 @@ def _require_usage(state: PackState, appointment_id: str) -> Usage:
 
 
 def _require_live(state: PackState) -> None:
+    """R10: a closed or voided pack's figures never change again."""
     if state.voided_at is not None or state.closed_at is not None:
         word = "voided" if state.voided_at is not None else "closed"
         raise RefusedError("R10", "pack_id", state.pack_id, f"the pack is {word}")
 
 
+def _live_usage(state: object, appointment_id: str, at: datetime) -> tuple[PackState, Usage]:
+    """The checks every change to one usage starts with: the arguments, the usage, R10."""
+    checked = _state(state)
+    require_aware("recorded_at", at)
+    usage = _require_usage(checked, appointment_id)
+    _require_live(checked)
+    return checked, usage
+
+
 def release(state: PackState, appointment_id: str, at: datetime, reason: str = "") -> Change:
-    """Release a usage: what it consumed is restored and later sessions renumber (R7, R8)."""
-    _require_usage(state, appointment_id)
+    """Release a usage: what it consumed is restored and later sessions renumber (R7, R8); an
+    issued invoice line goes with it, on the event, for the host to credit (R7a)."""
+    _reason(reason)
+    state, usage = _live_usage(state, appointment_id, at)
     build = _Builder(state, at)
-    after = build.entry(Released, appointment_id=appointment_id, reason=reason)
-    build.event(ev.UsageReleased, appointment_id=appointment_id, remaining=after.remaining)
+    build.release(usage, reason)
     return build.done()
 
 
 def reschedule(state: PackState, appointment_id: str, start: datetime, at: datetime) -> Change:
     """Move a usage's appointment to ``start``, re-checked against the expiry (R5, R7)."""
     require_aware("start", start)
-    usage = _require_usage(state, appointment_id)
-    _require_live(state)
+    state, usage = _live_usage(state, appointment_id, at)
     if instant(usage.appointment.start) == instant(start):
         return _unchanged(state)
     build = _Builder(state, at)
@@ -318,7 +447,9 @@ def reschedule(state: PackState, appointment_id: str, start: datetime, at: datet
 
 def mark(state: PackState, appointment_id: str, why: Mark, at: datetime) -> Change:
     """Keep a usage consumed, marked late-cancelled or no-show (R7)."""
-    usage = _require_usage(state, appointment_id)
+    if not isinstance(why, Mark):
+        raise InvalidValueError("why", why, "must be Mark.LATE_CANCEL or Mark.NO_SHOW")
+    state, usage = _live_usage(state, appointment_id, at)
     if usage.mark is why:
         return _unchanged(state)
     build = _Builder(state, at)
@@ -342,7 +473,12 @@ def cancel(
     a cancellation less than the notice before the start is late. A late cancellation or a
     no-show whose policy consumes marks the usage; anything else releases it.
     """
-    usage = _require_usage(state, appointment_id)
+    if late is not None:
+        _flag("late", late)
+    _flag("no_show", no_show)
+    if cancelled_at is not None:
+        require_aware("cancelled_at", cancelled_at)
+    state, usage = _live_usage(state, appointment_id, at)
     if usage.mark is not None:
         raise RefusedError(
             "R7",
@@ -355,13 +491,16 @@ def cancel(
         consumes, why = policies.no_show_consumes, Mark.NO_SHOW
     else:
         if late is None:
-            when = at if cancelled_at is None else require_aware("cancelled_at", cancelled_at)
+            when = at if cancelled_at is None else cancelled_at
             late = instant(usage.appointment.start) - instant(when) < policies.late_cancel_notice
         consumes, why = late and policies.late_cancel_consumes, Mark.LATE_CANCEL
     if consumes:
         return mark(state, appointment_id, why, at)
     reason = "no-show" if no_show else ("late cancel" if late else "cancelled")
     return release(state, appointment_id, at, reason)
+
+
+# Changing a pack -----------------------------------------------------------------------------
 
 
 def _signed_units(state: PackState, value: Amount) -> int:
@@ -381,20 +520,21 @@ def _signed_units(state: PackState, value: Amount) -> int:
             value,
             f"must be an amount in {metric.value} ({state.terms.currency} for money)",
         )
-    return units(metric, value)
-
-
-def _require_reason(reason: str, message: str) -> None:
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidValueError("reason", reason, message)
+    delta = units(metric, value)
+    # R18: every count a store keeps is a signed 64-bit integer, the new total included.
+    if abs(delta) > INT64_MAX or state.total_units + delta > INT64_MAX:
+        raise InvalidValueError("amount", value, "takes the pack's total past what it can hold")
+    return delta
 
 
 def adjust(state: PackState, value: Amount, reason: str, at: datetime) -> Change:
     """Credit (positive) or debit (negative) the pack; a debit never goes below zero (R9)."""
+    _state(state)
     delta = _signed_units(state, value)
     if delta == 0:
         raise InvalidValueError("amount", value, "must not be zero")
-    _require_reason(reason, "an adjustment needs a reason")
+    _reason(reason, required=True)
+    require_aware("recorded_at", at)
     _require_live(state)
     if state.remaining_units + delta < 0:
         raise RefusedError(
@@ -406,15 +546,16 @@ def adjust(state: PackState, value: Amount, reason: str, at: datetime) -> Change
     build = _Builder(state, at)
     after = build.entry(Adjusted, amount=value, reason=reason)
     build.event(ev.PackAdjusted, amount=value, reason=reason, remaining=after.remaining)
-    build.balance_events(state.remaining_units)
+    build.balance_events(state)
     return build.done()
 
 
 def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
     """Move the expiry date later (R5)."""
-    if type(until) is not date:
-        raise InvalidValueError("until", until, "must be a date")
-    _require_reason(reason, "an extension needs a reason")
+    _state(state)
+    check_day("until", until)
+    _reason(reason, required=True)
+    require_aware("recorded_at", at)
     _require_live(state)
     current = state.expiry_date
     if current is None:
@@ -435,28 +576,53 @@ def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
 
 
 def expire(state: PackState, as_of: date, at: datetime) -> Change:
-    """The expiry sweep for one pack: ``PackExpired`` once per expiry, if something is left."""
+    """The expiry sweep for one pack: ``PackExpired`` once per expiry date, if something is
+    left, with the breakage it leaves (R12, R12b, R15a)."""
+    _state(state)
+    check_day("as_of", as_of)
+    require_aware("recorded_at", at)
     if not state.due_to_expire(as_of):
         return _unchanged(state)
     expiry = state.expiry_date
     assert expiry is not None
     build = _Builder(state, at)
-    build.entry(Expired, expiry_date=expiry, as_of=as_of)
-    build.event(ev.PackExpired, expiry_date=expiry, remaining=state.remaining)
+    after = build.entry(Expired, expiry_date=expiry, as_of=as_of)
+    build.event(
+        ev.PackExpired,
+        expiry_date=expiry,
+        remaining=state.remaining,
+        breakage=figures(after).breakage,
+    )
     return build.done()
 
 
+# The reason of the releases that closing writes for the usages still to come (R10a).
+_CLOSING_RELEASE = "pack closed"
+
+
 def close(state: PackState, reason: str, at: datetime) -> Change:
-    """Close the pack early; what remains is reported by :func:`pricing.refundable` (R10)."""
+    """Close the pack early (R10, R10a). In the same change every usage whose appointment
+    starts after ``at`` is released (one ``UsageReleased`` each, reason ``"pack closed"``),
+    unless marked late-cancelled or no-show, which the policy already settled as consumed;
+    then ``PackClosed``. What remains is reported by :func:`pricing.figures` as refundable."""
+    _state(state)
+    _reason(reason)
+    moment = instant(require_aware("recorded_at", at))
     _require_live(state)
     build = _Builder(state, at)
-    build.entry(Closed, reason=reason)
-    build.event(ev.PackClosed, remaining=state.remaining, reason=reason)
+    for usage in state.usages:
+        if usage.mark is None and instant(usage.appointment.start) > moment:
+            build.release(usage, _CLOSING_RELEASE)
+    after = build.entry(Closed, reason=reason)
+    build.event(ev.PackClosed, remaining=after.remaining, reason=reason)
     return build.done()
 
 
 def void(state: PackState, reason: str, at: datetime) -> Change:
     """Void a pack opened in error; refused while it has an active usage (R10)."""
+    _state(state)
+    _reason(reason)
+    require_aware("recorded_at", at)
     _require_live(state)
     if state.usages:
         raise RefusedError(
@@ -474,7 +640,12 @@ def void(state: PackState, reason: str, at: datetime) -> Change:
 def issue_invoice(
     state: PackState, appointment_id: str, at: datetime
 ) -> tuple[Change, InvoiceLine]:
-    """Issue the invoice line of an appointment once; it keeps its label from then on (R8)."""
+    """Issue the invoice line of an appointment once; it keeps its label from then on (R8).
+
+    Allowed on a closed pack too: a line changes what is charged, never the pack's figures.
+    """
+    _state(state)
+    require_aware("recorded_at", at)
     usage = _require_usage(state, appointment_id)
     line = invoice_line(state, appointment_id)
     if usage.invoice is not None:

@@ -11,11 +11,19 @@ Rules this module chose where the spec is silent (see ``docs/rules.md``):
   after ``u`` of ``N`` units, ``floor(price * min(u, N) / N)`` minor units are recognised, so the
   shares add up to the price exactly with the remainders on the later sessions. Goodwill credits
   beyond the paid allowance recognise nothing.
-* A pack charged per session charges the n-th line *issued* at the n-th session's tier, while
-  its label keeps the session number: the first-session price is charged once even when an
-  earlier appointment, recorded after the fact, becomes session 1.
+* A pack charged per session charges the n-th line issued *that still stands* at the n-th
+  session's tier, while its label keeps the session number: the first-session price is charged
+  once even when an earlier appointment, recorded after the fact, becomes session 1. A released
+  line no longer counts (R7a): the host credits it, and the next line takes its place.
+* A per-pack price whose line is released goes on the next line issued, for the same reason.
 * A pack charged per session is paid as it is used: nothing is prepaid, so there is no
-  breakage and nothing to refund.
+  breakage and nothing to refund. Its :func:`figures` report the price of the sessions used,
+  all recognised.
+* The money of a pack charged per pack adds up (R15a): its paid allowance is split into the
+  units used, those left, and those written off by debits (net of credits), and each part's
+  value is read off one cumulative scale, ``floor(price * k / N)`` after ``k`` of ``N`` paid
+  units, so the parts add up to the price to the cent. What is left is usable, breakage once
+  the expiry is recorded (or at ``as_of``), or refundable once the pack is closed or voided.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ from sessionpacks.model import Amount, Metric, Money, PerPack, PerSession
 
 __all__ = [
     "InvoiceLine",
+    "PackFigures",
     "Recognised",
     "breakage",
+    "figures",
     "invoice_line",
     "recognised",
     "refundable",
@@ -145,21 +155,96 @@ def recognised(state: PackState) -> tuple[Recognised, ...]:
     return tuple(shares)
 
 
-def _unrecognised(state: PackState) -> Money:
+@attrs.frozen(kw_only=True)
+class PackFigures:
+    """A pack's money at one point (R15a), in its currency.
+
+    ``price == recognised + unearned`` and ``unearned == usable + breakage + refundable +
+    written_off``, to the cent. ``usable`` is what is left while the pack is open, ``breakage``
+    what an expired pack left, ``refundable`` what a closed (or voided) pack left, and
+    ``written_off`` the value debit adjustments took away. For a pack charged per session,
+    ``price`` is the tier price of its sessions used, all recognised, and the rest is zero.
+    """
+
+    price: Money
+    recognised: Money
+    unearned: Money
+    usable: Money
+    breakage: Money
+    refundable: Money
+    written_off: Money
+
+
+def _paid_parts(state: PackState, pricing: PerPack) -> tuple[int, int, int]:
+    """The per-pack price in minor units, split: (recognised, left unused, written off).
+
+    Of the ``N`` paid units, ``written`` are taken by the net debit (credits beyond the paid
+    allowance are goodwill, worth nothing) and ``used`` are used; each part is a stretch of one
+    cumulative scale, so the three add up to the price exactly.
+    """
+    price, paid = pricing.price.minor, state.terms.allowance.units
+    written = max(0, -state.adjustment_units)
+    used = min(state.consumed_units, paid - written)
+
+    def scale(k: int) -> int:
+        return price * k // paid
+
+    return scale(used), scale(paid - written) - scale(used), price - scale(paid - written)
+
+
+def _expired(state: PackState, as_of: datetime | None) -> bool:
+    if as_of is None:
+        # The sweep's record: the expiry it recorded stands until an extension moves it.
+        return state.expired_on is not None and state.expired_on == state.expiry_date
+    return state.status(as_of) is PackStatus.EXPIRED
+
+
+def figures(state: PackState, as_of: datetime | None = None) -> PackFigures:
+    """The pack's money (R15a). Expiry is judged at ``as_of`` like :meth:`PackState.status`;
+    without it, by the expiry the sweep recorded, so the figures are the ledger's alone."""
+    pricing = state.terms.pricing
+    zero = Money.zero(pricing.currency)
+    if isinstance(pricing, PerSession):
+        used = sum((r.amount.minor for r in recognised(state)), 0)
+        paid = Money.from_minor(used, pricing.currency)
+        return PackFigures(
+            price=paid,
+            recognised=paid,
+            unearned=zero,
+            usable=zero,
+            breakage=zero,
+            refundable=zero,
+            written_off=zero,
+        )
+    earned, unused, written = _paid_parts(state, pricing)
+    left = Money.from_minor(unused, pricing.currency)
+    closed, expired = state.ended, not state.ended and _expired(state, as_of)
+    return PackFigures(
+        price=pricing.price,
+        recognised=Money.from_minor(earned, pricing.currency),
+        unearned=Money.from_minor(unused + written, pricing.currency),
+        usable=zero if closed or expired else left,
+        breakage=left if expired else zero,
+        refundable=left if closed else zero,
+        written_off=Money.from_minor(written, pricing.currency),
+    )
+
+
+def _unused(state: PackState) -> Money:
     pricing = state.terms.pricing
     if not isinstance(pricing, PerPack):
         return Money.zero(pricing.currency)
-    total = sum((r.amount.minor for r in recognised(state)), 0)
-    return Money.from_minor(pricing.price.minor - total, pricing.currency)
+    return Money.from_minor(_paid_parts(state, pricing)[1], pricing.currency)
 
 
 def breakage(state: PackState, as_of: datetime) -> Money:
     """The price of what an expired pack left unused; zero unless expired at ``as_of``."""
     if state.status(as_of) is not PackStatus.EXPIRED:
         return Money.zero(state.terms.currency)
-    return _unrecognised(state)
+    return _unused(state)
 
 
 def refundable(state: PackState) -> Money:
-    """The price of what is not yet used: what closing the pack would refund (R10, R15)."""
-    return _unrecognised(state)
+    """The price of what is not yet used, debits written off aside: what a closed pack
+    refunds (R10, R15a)."""
+    return _unused(state)

@@ -13,9 +13,9 @@ change happens on drawn often (Australia/Sydney: the first Sunday of April and o
 validity is judged on the local date (R5).
 
 Workflows are lists of :data:`Step` values (book, cancel, reschedule, late cancel, no-show,
-adjust, extend, close, sweep, and a wait that moves the clock): the steps are valid values, but
-whether the domain accepts each one depends on the state reached, which is what the tests are
-for.
+adjust, extend, close, sweep, a wait that moves the clock, and, if asked for, issuing an
+invoice line): the steps are valid values, but whether the domain accepts each one depends on
+the state reached, which is what the tests are for.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ __all__ = [
     "Cancel",
     "Close",
     "Extend",
+    "Invoice",
     "LateCancel",
     "NoShow",
     "Reschedule",
@@ -523,8 +524,25 @@ class Wait:
     by: timedelta
 
 
+@attrs.frozen
+class Invoice:
+    """Issue the appointment's invoice line (drawn only by ``workflows(..., invoices=True)``)."""
+
+    appointment_id: str
+
+
 Step: TypeAlias = (
-    Book | Cancel | LateCancel | NoShow | Reschedule | Adjust | Extend | Close | Sweep | Wait
+    Book
+    | Cancel
+    | LateCancel
+    | NoShow
+    | Reschedule
+    | Adjust
+    | Extend
+    | Close
+    | Sweep
+    | Wait
+    | Invoice
 )
 
 
@@ -550,12 +568,15 @@ def workflows(
     max_date: date = date(2026, 11, 30),
     max_appointments: int = 8,
     max_steps: int = 25,
+    invoices: bool = False,
 ) -> list[Step]:
     """A list of steps on one pack with ``terms``, on appointments of ``client_id``.
 
     Appointments (unique ids ``A1``, ``A2``...) are for services the terms cover, priced in
     their currency, on days of ``timezone`` between the dates (daylight-saving days drawn often).
     Steps refer to any of them, booked or not: a refusal is an outcome the tests expect.
+    ``invoices=True`` adds :class:`Invoice` steps (off by default, so a host's runner written
+    for the other steps keeps working).
     """
     days = local_days(timezone, min_date=min_date, max_date=max_date)
     covered = sorted(terms.eligible_services) or list(SERVICE_IDS)
@@ -587,8 +608,11 @@ def workflows(
         st.builds(Extend, st.integers(1, 120), reasons),
         st.builds(Close, reasons),
     ]
+    weights = [4, 2, 1, 1, 2, 2, 2, 1, 1, 0]
+    if invoices:
+        kinds.append(ids.map(Invoice))
+        weights.append(2)
     # Drawn by weight, so that a pack is closed in few workflows, and early in fewer.
-    weights = (4, 2, 1, 1, 2, 2, 2, 1, 1, 0)
     weighted = [k for k, w in zip(kinds, weights, strict=True) for _ in range(w)]
     step = st.one_of(weighted) | st.one_of(kinds)
     # Booking first makes the other steps meaningful more often.
