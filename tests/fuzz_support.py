@@ -316,6 +316,9 @@ class SneakyStr(str):
 
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        return f"SneakyStr({str.__repr__(self)})"
+
 
 class NoOffset(tzinfo):
     """A tzinfo whose offset is unknown: the datetime is naive by Python's rule."""
