@@ -497,3 +497,35 @@ def test_a_keyed_credit_that_lost_its_connection_is_sent_again(
     lost = _losing_once(service.repository, monkeypatch)
     assert service.adjust("P", 1, "goodwill", idempotency_key="k").total == 11
     assert lost == ["lost"]
+
+
+def test_a_move_with_other_facts_is_refused(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(10), pack_id="P")
+    service.open_pack("C1", terms=terms(10), pack_id="Q")
+    recorded = appointment("A1", "2026-03-02T10:00")
+    service.assign(recorded, pack_id="P")
+    before = snapshot(service.repository)
+    with pytest.raises(RefusedError) as refused:
+        service.move(attrs.evolve(recorded, start=at("2026-03-03T10:00")), "Q")
+    assert (refused.value.rule, refused.value.field) == ("R6a", "appointment.start")
+    assert snapshot(service.repository) == before
+    assert service.move(recorded, "Q").pack is not None
+
+
+def test_e23_a_closure_reports_its_releases_and_figures(
+    service: PackService, clock: FixedClock
+) -> None:
+    from sessionpacks import PerPack
+
+    service.open_pack("C1", terms=terms(10, pricing=PerPack(Money("1000.00", "AUD"))), pack_id="P")
+    for n, day in enumerate(("2026-01-12", "2026-02-02", "2026-02-09"), start=1):
+        service.assign(appointment(f"A{n}", f"{day}T10:00"), pack_id="P")
+    closure = service.close("P", "moving away")
+    assert closure.released == ("A2", "A3")
+    assert closure.remaining == 9
+    assert closure.figures is not None
+    assert closure.figures.recognised == Money("100.00", "AUD")
+    assert closure.figures.refundable == closure.refundable == Money("900.00", "AUD")
+    with pytest.raises(RefusedError):
+        service.cancel("A1")
+    assert service.pack("P") == closure.pack

@@ -737,15 +737,31 @@ def test_a_released_line_no_longer_counts() -> None:
     assert third.after.lines_issued == 2
 
 
-def test_a_released_pack_price_goes_on_the_next_line() -> None:
+def test_a_released_pack_price_stays_charged_and_is_not_credited() -> None:
     state = used(opened(3, pricing=PerPack(aud("300"))), "A1", "A2")
     issued, line = ops.issue_invoice(state, "A1", NOW)
     assert (line.amount, issued.after.price_charged) == (aud(300), True)
     released = ops.release(issued.after, "A1", NOW)
-    assert released.events[0].invoice_amount == aud(300)  # type: ignore[union-attr]
-    assert not released.after.price_charged
+    event = released.events[0]
+    assert isinstance(event, ev.UsageReleased)
+    assert (event.invoice_amount, event.credit) == (aud(300), aud(0))
+    assert released.after.price_charged
     _, next_line = ops.issue_invoice(released.after, "A2", NOW)
-    assert (next_line.amount, next_line.includes_pack_price) == (aud(300), True)
+    assert (next_line.amount, next_line.includes_pack_price) == (aud(0), False)
+
+
+def test_a_released_session_line_is_credited_and_frees_the_lowest_tier() -> None:
+    tiers = PerSession.reduced(aud("150"), aud("120"))
+    state = used(opened(5, pricing=tiers), "A1", "A2")
+    first, one = ops.issue_invoice(state, "A1", NOW)
+    second, two = ops.issue_invoice(first.after, "A2", NOW)
+    released = ops.release(second.after, "A1", NOW)
+    event = released.events[0]
+    assert isinstance(event, ev.UsageReleased)
+    assert event.credit == one.amount == aud(150)
+    _, three = ops.issue_invoice(used(released.after, "A3", day=9), "A3", NOW)
+    # The standing lines pay tiers 1 and 2 again: 120 (A2) + 150 (A3), as for any two sessions.
+    assert (two.amount, three.amount) == (aud(120), aud(150))
 
 
 # Arguments (R17, R18) -------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def observed(recorded: Any) -> tuple[Any, ...]:
         "PackExhausted": lambda: any_units(e.total),
         "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
         "UsageReleased": lambda: (
-            None if e.invoice_label is None else (e.invoice_label, e.invoice_amount)
+            None if e.invoice_label is None else (e.invoice_label, e.invoice_amount, e.credit)
         ),
     }
     extra = extras.get(kind, lambda: None)()
@@ -263,18 +263,18 @@ def balance_events(p: dict[str, Any], before: int) -> list[tuple[Any, ...]]:
 
 
 def release_in(ref: Ref, p: dict[str, Any], u: dict[str, Any]) -> tuple[Any, ...]:
-    """R7, R7a: the usage goes, and its issued line with it: the event carries the line, the
-    line no longer counts, and a pack price it carried goes on the next line."""
+    """R7, R7a: the usage goes, and its issued line with it: the event carries the line and
+    the credit (a session's price; nothing of a pack's price, which stays charged), and the
+    line's tier place is free again."""
     p["usages"].remove(u)
     p["version"] += 1
     del ref.active[u["appt"].id]
     line = None
     if u["invoice"] is not None:
         _, label_, amount = u["invoice"]
-        line = (label_, amount)
+        per_session = isinstance(p["terms"].pricing, PerSession)
+        line = (label_, amount, amount if per_session else Money(0, "AUD"))
         p["lines_issued"] -= 1
-        if u["pack_price"]:
-            p["price_charged"] = False
     return event("UsageReleased", p["id"], u["appt"].id, left=remaining(p), extra=line)
 
 
@@ -836,8 +836,11 @@ class PackMachine(RuleBasedStateMachine):
                 n, pricing = number(p, appointment_id), p["terms"].pricing
                 p["lines_issued"] += 1
                 if isinstance(pricing, PerSession):
-                    # the n-th standing line pays the n-th tier (R7a: released lines go)
-                    paid = [t for t in pricing.tiers if t.from_session <= p["lines_issued"]]
+                    # the lowest tier place no standing line holds (R7a)
+                    held = {x.get("tier") for x in p["usages"] if x["invoice"] is not None}
+                    place = next(n for n in itertools.count(1) if n not in held)
+                    u["tier"] = place
+                    paid = [t for t in pricing.tiers if t.from_session <= place]
                     amount = paid[-1].price
                 elif p["price_charged"]:
                     amount = Money(0, "AUD")

@@ -57,7 +57,7 @@ from sessionpacks.model import (
     Tier,
 )
 from sessionpacks.ports import Clock, CommandRecord, PackRepository
-from sessionpacks.pricing import InvoiceLine
+from sessionpacks.pricing import InvoiceLine, PackFigures
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
 from sessionpacks.service import Assignment, Closure, PackService
 
@@ -94,6 +94,7 @@ __all__ = [
     "PackClosed",
     "PackExhausted",
     "PackExpired",
+    "PackFigures",
     "PackOpened",
     "PackRepository",
     "PackService",

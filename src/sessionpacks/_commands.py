@@ -17,6 +17,7 @@ import cattrs
 from cattrs.strategies import configure_tagged_union
 
 from sessionpacks.adapters._codec import _make_converter as _store_converter
+from sessionpacks.errors import shown
 from sessionpacks.events import Event, RecordedEvent
 from sessionpacks.ports import CommandRecord
 from sessionpacks.resolution import NoPack, OpenPack, UsePack
@@ -37,13 +38,14 @@ def _make_converter() -> cattrs.Converter:
 _converter = _make_converter()
 
 
-def _plain(value: Any) -> Any:
-    """An argument as JSON-ready data, tagged with its type so that 3 sessions and 3 µs differ."""
+def _plain(value: Any) -> str:
+    """An argument as JSON text, tagged with its type so that 3 sessions and 3 µs differ."""
     try:
-        data = _converter.unstructure(value)
-    except Exception:  # an argument the command will refuse anyway: any stable text will do
-        data = repr(value)
-    return [type(value).__name__, data]
+        return json.dumps([type(value).__name__, _converter.unstructure(value)], sort_keys=True)
+    except Exception:
+        # An argument the command refuses anyway (an int too long to print, an object of the
+        # host's): any text that names it will do, so long as making it cannot fail.
+        return json.dumps([type(value).__name__, shown(value)])
 
 
 def fingerprint(command: str, arguments: dict[str, Any]) -> str:
@@ -51,7 +53,6 @@ def fingerprint(command: str, arguments: dict[str, Any]) -> str:
     text = json.dumps(
         {"command": command, "arguments": {k: _plain(v) for k, v in arguments.items()}},
         sort_keys=True,
-        default=repr,
     )
     return hashlib.sha256(text.encode("ascii", "backslashreplace")).hexdigest()
 

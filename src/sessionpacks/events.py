@@ -89,7 +89,10 @@ class SessionUsed(_Occurs):
 @attrs.frozen(kw_only=True)
 class UsageReleased(_Occurs):
     """A usage was released (R7, R10a). If its invoice line was issued, ``invoice_label`` and
-    ``invoice_amount`` are that line, for the host to credit (R7a); ``None`` otherwise."""
+    ``invoice_amount`` are that line and ``credit`` is what the host credits for it (R7a):
+    the line's amount on a pack charged per session, zero on a pack charged per pack, whose
+    price stays with the pack (what is unused is refundable at close, R15). All three are
+    ``None`` when no line was issued."""
 
     event_id: str
     pack_id: str
@@ -100,6 +103,7 @@ class UsageReleased(_Occurs):
     reason: str = ""
     invoice_label: str | None = None
     invoice_amount: Money | None = None
+    credit: Money | None = None
 
 
 @attrs.frozen(kw_only=True)

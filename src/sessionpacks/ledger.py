@@ -36,6 +36,7 @@ from sessionpacks.model import (
     Metric,
     Money,
     PackTerms,
+    PerSession,
     amount,
     format_amount,
     instant,
@@ -212,6 +213,10 @@ class Invoiced:
     amount: Money
     prepaid: bool
     includes_pack_price: bool
+    tier: int | None = None
+    """For a pack charged per session, the tier place the line was charged at (R7a): the
+    lowest place no standing line holds. ``None`` in ledgers written before it was recorded,
+    where folding gives the same place."""
 
 
 Entry: TypeAlias = (
@@ -276,8 +281,9 @@ class PackState:
     Amount-valued figures (``remaining``, ``total``) are in the pack's metric: whole sessions,
     a ``timedelta`` or ``Money``.
 
-    ``lines_issued`` counts the invoice lines that still stand (issued, on an active usage) and
-    ``price_charged`` says a standing line, or the opening, carries a per-pack price (R7a, R15).
+    ``lines_issued`` counts the invoice lines that still stand (issued, on an active usage), and
+    ``price_charged`` says the per-pack price was charged, on the opening or on a line: it stays
+    charged when that line is released, since the price is the pack's, not a session's (R7a).
     ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
     ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
     """
@@ -325,6 +331,16 @@ class PackState:
     @property
     def remaining_units(self) -> int:
         return self.total_units - self.consumed_units
+
+    @property
+    def next_tier(self) -> int:
+        """The tier place the next line of a per-session pack is charged at: the lowest that no
+        standing line holds, so the standing lines always pay tiers 1..n (R7a, R15)."""
+        taken = {u.invoice.tier for u in self.usages if u.invoice is not None}
+        place = 1
+        while place in taken:
+            place += 1
+        return place
 
     def amount(self, count: int) -> Amount:
         """``count`` units as an amount of the pack's metric."""
@@ -490,16 +506,23 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
 
 
 def _with_lines(state: PackState, usages: tuple[Usage, ...]) -> PackState:
-    """``state`` with ``usages``, and the invoice figures they give: lines still standing, and
-    whether the pack price is charged. Derived, not counted, so a release of an invoiced usage
-    un-counts its line (R7a) and a per-pack price whose line was released is charged again."""
+    """``state`` with ``usages`` and the lines still standing among them: a release of an
+    invoiced usage un-counts its line and frees its tier place (R7a). Once charged, a per-pack
+    price stays charged."""
     lines = [u.invoice for u in usages if u.invoice is not None]
     return attrs.evolve(
         state,
         usages=usages,
         lines_issued=len(lines),
-        price_charged=state.charged_on_open or any(i.includes_pack_price for i in lines),
+        price_charged=state.price_charged or any(i.includes_pack_price for i in lines),
     )
+
+
+def _placed(state: PackState, entry: Invoiced) -> Invoiced:
+    """``entry`` with its tier place, for a ledger written before places were recorded."""
+    if entry.tier is not None or not isinstance(state.terms.pricing, PerSession):
+        return entry
+    return attrs.evolve(entry, tier=state.next_tier)
 
 
 def _balance_occurrences(before: PackState, after: PackState) -> PackState:
@@ -549,7 +572,8 @@ def _fold(state: PackState, entry: Entry) -> PackState:
             )
         case Invoiced():
             _active(state, entry.appointment_id)
-            return _with_lines(state, _replace_usage(state, entry.appointment_id, invoice=entry))
+            placed = _placed(state, entry)
+            return _with_lines(state, _replace_usage(state, entry.appointment_id, invoice=placed))
         case Adjusted():
             after = attrs.evolve(
                 state, adjustment_units=state.adjustment_units + units(metric, entry.amount)

@@ -42,6 +42,7 @@ from sessionpacks.model import (
     Metric,
     Money,
     PackTerms,
+    PerSession,
     Practice,
     instant,
     require_aware,
@@ -145,12 +146,22 @@ class _Builder:
             reason=reason,
             invoice_label=None if line is None else line.label,
             invoice_amount=None if line is None else line.amount,
+            credit=None if line is None else _credit(self.state, line),
         )
         return after
 
     def done(self) -> Change:
         assert self.state is not None
         return Change(self.before, self.state, tuple(self.entries), tuple(self.events))
+
+
+def _credit(state: PackState | None, line: Invoiced) -> Money:
+    """What the host credits for a released line (R7a): a session's price is refunded with
+    the session; a pack's price is not, as the pack and its balance remain."""
+    assert state is not None
+    if isinstance(state.terms.pricing, PerSession):
+        return line.amount
+    return Money.zero(line.amount.currency)
 
 
 def _unchanged(state: PackState) -> Change:
@@ -659,5 +670,6 @@ def issue_invoice(
         amount=line.amount,
         prepaid=line.prepaid,
         includes_pack_price=line.includes_pack_price,
+        tier=state.next_tier if isinstance(state.terms.pricing, PerSession) else None,
     )
     return build.done(), line

@@ -106,7 +106,7 @@ def invoice_line(state: PackState, appointment_id: str) -> InvoiceLine:
         )
     pricing = state.terms.pricing
     if isinstance(pricing, PerSession):
-        charge, prepaid, includes = pricing.price_of(state.lines_issued + 1), False, False
+        charge, prepaid, includes = pricing.price_of(state.next_tier), False, False
     elif state.price_charged:
         charge, prepaid, includes = Money.zero(pricing.currency), True, False
     else:

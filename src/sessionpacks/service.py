@@ -42,7 +42,7 @@ from sessionpacks.model import (
     require_aware,
 )
 from sessionpacks.ports import Clock, CommandRecord, PackRepository
-from sessionpacks.pricing import InvoiceLine, refundable
+from sessionpacks.pricing import InvoiceLine, PackFigures, figures, refundable
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack, choices, resolve
 
 __all__ = ["Assignment", "Closure", "PackService"]
@@ -81,13 +81,15 @@ class Closure:
     """A closed pack, what remained and its refundable value (R10, R15).
 
     ``released`` names the appointments after the closing instant that the close released in
-    the same change (R10a).
+    the same change (R10a); ``figures`` are the pack's money figures after it (R15a), which
+    nothing changes afterwards.
     """
 
     pack: PackState
     remaining: Amount
     refundable: Money
     released: tuple[str, ...] = ()
+    figures: PackFigures | None = None
 
 
 @attrs.frozen
@@ -133,6 +135,12 @@ class PackService:
     ) -> None:
         if type(retries) is not int or not 0 <= retries <= 10_000:
             raise InvalidValueError("retries", retries, "must be a whole number from 0 to 10000")
+        if not isinstance(repository, PackRepository):
+            raise InvalidValueError("repository", repository, "must be a PackRepository")
+        if clock is not None and not isinstance(clock, Clock):
+            raise InvalidValueError("clock", clock, "must be a Clock (with a now() method)")
+        if not callable(new_pack_id):
+            raise InvalidValueError("new_pack_id", new_pack_id, "must be a function of no argument")
         self.repository = repository
         self.clock = clock or SystemClock()
         self.retries = retries
@@ -321,7 +329,7 @@ class PackService:
                 client_id,
                 template_id,
                 terms,
-                self._new_pack_id() if pack_id is None else pack_id,
+                self._made_pack_id() if pack_id is None else pack_id,
                 charged_on_open,
             )
             return self._commit_plan([change], lambda _: change.after)
@@ -334,6 +342,9 @@ class PackService:
             "charged_on_open": charged_on_open,
         }
         return self._run(idempotency_key, "open_pack", arguments, PackState, decide)
+
+    def _made_pack_id(self) -> str:
+        return check_id("new_pack_id()", self._new_pack_id())
 
     def _refuse_existing(self, pack_id: str) -> None:
         try:
@@ -496,7 +507,7 @@ class PackService:
         """Open a pack and use it in one change. A default's decision to open holds only while
         the client has the packs it was made on (R13a); an explicit template always opens."""
         opened = self._open(
-            appointment.client_id, action.template_id, None, self._new_pack_id(), False
+            appointment.client_id, action.template_id, None, self._made_pack_id(), False
         )
         used = ops.use(opened.after, appointment, self._now())
         merged = ops.Change(
@@ -551,12 +562,13 @@ class PackService:
             if holder is None or holder == to_pack_id:
                 return self._assign(appointment, PreferPack(to_pack_id))
             decision = Decision(UsePack(to_pack_id), f"moved from {holder}")
-            released = ops.release(
-                _holding(self.repository.load(holder), appointment.id),
-                appointment.id,
-                self._now(),
-                f"moved to {to_pack_id}",
-            )
+            source = _holding(self.repository.load(holder), appointment.id)
+            recorded = source.usage(appointment.id)
+            assert recorded is not None
+            differing = ops.differing_fact(recorded.appointment, appointment)
+            if differing is not None:  # a move keeps the facts; a new start is a reschedule
+                raise differing
+            released = ops.release(source, appointment.id, self._now(), f"moved to {to_pack_id}")
             used = ops.use(target, appointment, self._now())
             return self._commit_plan(
                 [released, used],
@@ -826,7 +838,7 @@ def _after(change: ops.Change) -> PackState:
 def _closure(change: ops.Change) -> Closure:
     after = change.after
     released = tuple(e.appointment_id for e in change.entries if isinstance(e, Released))
-    return Closure(after, after.remaining, refundable(after), released)
+    return Closure(after, after.remaining, refundable(after), released, figures(after))
 
 
 def _holding(state: PackState, appointment_id: str) -> PackState:

@@ -311,7 +311,9 @@ def describe_event(recorded: RecordedEvent) -> str:
         case ev.UsageReleased():
             detail = f" {event.appointment_id} released, {format_amount(event.remaining)} left"
             if event.invoice_label is not None:  # R7a: the issued line, for the host to credit
-                detail += f"; credit line {event.invoice_label!r} {event.invoice_amount}"
+                detail += (
+                    f"; line {event.invoice_label!r} {event.invoice_amount}, credit {event.credit}"
+                )
         case ev.UsageRescheduled():
             detail = f" {event.appointment_id} moved to {event.start.isoformat()}"
         case ev.UsageMarked():

@@ -17,6 +17,7 @@ from datetime import date, datetime
 
 import attrs
 
+from sessionpacks._limits import check_id
 from sessionpacks.adapters._common import (
     appointment_changes,
     check_distinct,
@@ -57,6 +58,7 @@ class InMemoryStore:
 
     def practice(self, practice_id: str, timezone: str | None = None) -> InMemoryRepository:
         """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
+        check_id("practice_id", practice_id)
         with self._lock:
             data = self._practices.get(practice_id)
             if data is None:

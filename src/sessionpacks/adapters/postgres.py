@@ -55,6 +55,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from sessionpacks._limits import check_id
 from sessionpacks.adapters._codec import (
     dump_entry,
     dump_event,
@@ -604,6 +605,7 @@ class PostgresStore:
 
     def practice(self, practice_id: str, timezone: str | None = None) -> PostgresRepository:
         """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
+        check_id("practice_id", practice_id)
         _storable("practice_id", practice_id)
         with self.connection() as connection:
             stored = self._timezone(connection, practice_id)

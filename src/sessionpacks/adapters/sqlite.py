@@ -36,6 +36,7 @@ from itertools import groupby
 from types import TracebackType
 from typing import Any
 
+from sessionpacks._limits import check_id
 from sessionpacks.adapters._codec import (
     dump_entry,
     dump_event,
@@ -479,6 +480,7 @@ class SqliteStore:
 
     def practice(self, practice_id: str, timezone: str | None = None) -> SqliteRepository:
         """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
+        check_id("practice_id", practice_id)
         connection = self._connections.get()
         stored = self._timezone(connection, practice_id)
         if stored is None:
