@@ -160,7 +160,7 @@ _V1 = statements(
 )
 
 # R27: a command's idempotency key, its fingerprint and result, written with its changes.
-_V2 = statements(
+_COMMANDS = statements(
     """CREATE TABLE commands (
         practice_id TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -171,7 +171,42 @@ _V2 = statements(
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+
+def refold_states(connection: sqlite3.Connection) -> None:
+    """Fold every ledger again and store the states: a state an earlier release kept lacks
+    what this one tracks (events fired once per total, R12b; tier places, R7a). The ledgers,
+    and so every figure they give, are untouched."""
+    cursor = connection.execute(
+        "SELECT practice_id, pack_id, entry FROM entries ORDER BY practice_id, pack_id, sequence"
+    )
+    for (practice_id, pack_id), rows in groupby(cursor, key=lambda row: (row[0], row[1])):
+        state = replay(load_entry(row[2]) for row in rows)
+        connection.execute(
+            """UPDATE packs SET state = ?, expiry_date = ?, ended = ?, remaining_units = ?,
+                   expired_on = ?
+               WHERE practice_id = ? AND pack_id = ?""",
+            (*_derived_columns(state), practice_id, pack_id),
+        )
+
+
+def _derived_columns(state: PackState) -> tuple[Any, ...]:
+    """The stored state and the columns the queries read from it, in the order the statements
+    of this module name them."""
+    return (
+        dump_state(state),
+        _iso(state.expiry_date),
+        int(state.ended),
+        state.remaining_units,
+        _iso(state.expired_on),
+    )
+
+
+def _v2(connection: sqlite3.Connection) -> None:
+    _COMMANDS(connection)
+    refold_states(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _v2)
 """Schema steps in order: a file at version N has had the first N applied."""
 
 
