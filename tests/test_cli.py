@@ -144,8 +144,15 @@ def test_a_new_practice_needs_its_time_zone_and_keeps_it(cli: Cli) -> None:
     assert "practice 'default' is new" in missing.err
     assert "--timezone" in missing.err
     assert not missing.out
-    cli.ok("--timezone", "Australia/Sydney", "template", "list")
-    assert cli.ok("template", "list").out.startswith("No templates yet")
+    assert cli.ok("--timezone", "Australia/Sydney", "template", "list").out.startswith(
+        "No templates yet"
+    )
+    assert cli("template", "list").code == 2  # reading created nothing
+    refused = cli("--timezone", "Australia/Sydney", "pack", "show", "P1")
+    assert refused.code == 1
+    assert cli("template", "list").code == 2  # nor did a refused command
+    cli.ok("--timezone", "Australia/Sydney", "client", "prefer", "C1", "--service", "physio")
+    assert cli.ok("template", "list").out.startswith("No templates yet")  # the write did
     other = cli("--timezone", "Europe/Paris", "template", "list")
     assert other.code == 2
     assert "keeps its time zone Australia/Sydney" in other.err
@@ -440,9 +447,9 @@ def test_events_since_a_position_and_the_expiry_sweep(clinic: Cli) -> None:
     clinic.ok("pack", "open", "C1", "--template", "short", "--pack-id", "S1")
     clinic.ok("appointment", "assign", *appointment("A1", "2026-03-03T09:00+11:00"),
               "--pack", "S1")  # fmt: skip
-    swept = clinic.ok("sweep", "2026-04-16", "--json").json()
+    swept = clinic.ok("sweep", "2026-04-16", "--json", now="2026-04-16T09:00+10:00").json()
     assert [e["event"]["type"] for e in swept["events"]] == ["PackExpired"]
-    assert clinic.ok("sweep", "2026-04-16").out.startswith(
+    assert clinic.ok("sweep", "2026-04-16", now="2026-04-16T09:00+10:00").out.startswith(
         "Expiry sweep as of 2026-04-16: 0 pack(s) expired."
     )
     today = clinic.ok("sweep", now="2026-04-20T09:00+10:00").out
@@ -496,7 +503,8 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
         "PK-0005#3.1",
     ]
     mine = tmp_path / "mine.db"
-    assert cli.raw("--db", str(mine), "--timezone", "UTC", "template", "list").code == 0
+    made = cli.raw("--db", str(mine), "--timezone", "UTC", "client", "prefer", "C1", "--clear")
+    assert made.code == 0
     refused = cli.raw("demo", "--db", str(mine))
     assert refused.code == 2
     assert "is not a demo database" in refused.err
@@ -564,7 +572,7 @@ def test_errors_are_json_on_stderr_with_json(shared_clinic: Cli) -> None:
         "message": "pack_id='nope': no such pack in this practice",
         "rule": None,
         "field": "pack_id",
-        "value": "'nope'",
+        "value": "nope",  # the value itself: the message quotes it, the JSON does not again
     }
 
 

@@ -10,11 +10,11 @@ from sessionpacks.model import Appointment
 from sessionpacks.resolution import NoPack, UsePack
 from sessionpacks.service import Assignment
 
-from .base import Subparsers, add_command, add_group
+from .base import Subparsers, add_command, add_group, add_idempotency_key, keyed, reading
 from .context import Context
 from .render import describe_event, invoice_text, jsonable, pack_data
 from .store import UsageError
-from .values import currency, duration, instant, money
+from .values import currency, duration, identifier, instant, money
 
 __all__ = ["appointment_of", "assignment_data", "assignment_text", "register"]
 
@@ -23,12 +23,14 @@ _FIELDS = ("client", "service", "start", "duration", "price")
 
 def add_appointment_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """The appointment as the host knows it: id, client, service, start, duration, price."""
-    parser.add_argument(
-        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
-    )
+    _appointment_id(parser)
     group = parser.add_argument_group("appointment")
-    group.add_argument("--client", metavar="ID", required=required, help="the client's id")
-    group.add_argument("--service", metavar="ID", required=required, help="the service's id")
+    group.add_argument(
+        "--client", metavar="ID", type=identifier, required=required, help="the client's id"
+    )
+    group.add_argument(
+        "--service", metavar="ID", type=identifier, required=required, help="the service's id"
+    )
     group.add_argument(
         "--start",
         type=instant,
@@ -53,15 +55,26 @@ def add_appointment_options(parser: argparse.ArgumentParser, *, required: bool =
     group.add_argument("--currency", type=currency, metavar="CODE", help="e.g. AUD")
 
 
+def _appointment_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "appointment_id",
+        metavar="APPOINTMENT_ID",
+        type=identifier,
+        help="the appointment's id (the host's)",
+    )
+
+
 def appointment_of(args: argparse.Namespace) -> Appointment:
     """The appointment the options describe."""
+    with reading("--price"):
+        price = args.price.resolve(args.currency)
     return Appointment(
         id=args.appointment_id,
         client_id=args.client,
         service_id=args.service,
         start=args.start,
         duration=args.duration,
-        price=args.price.resolve(args.currency),
+        price=price,
     )
 
 
@@ -105,12 +118,12 @@ def _emit_assignment(ctx: Context, assignment: Assignment) -> int:
 
 
 def book(ctx: Context, args: argparse.Namespace) -> int:
-    return _emit_assignment(ctx, ctx.service.book(appointment_of(args)))
+    return _emit_assignment(ctx, ctx.service.book(appointment_of(args), **keyed(args)))
 
 
 def assign(ctx: Context, args: argparse.Namespace) -> int:
     assignment = ctx.service.assign(
-        appointment_of(args), pack_id=args.pack, template_id=args.template
+        appointment_of(args), pack_id=args.pack, template_id=args.template, **keyed(args)
     )
     return _emit_assignment(ctx, assignment)
 
@@ -135,24 +148,25 @@ def choices(ctx: Context, args: argparse.Namespace) -> int:
 
 def add_to_invoice(ctx: Context, args: argparse.Namespace) -> int:
     line = ctx.service.add_to_invoice(
-        appointment_of(args), pack_id=args.pack, template_id=args.template
+        appointment_of(args), pack_id=args.pack, template_id=args.template, **keyed(args)
     )
     ctx.emit(line, invoice_text(line))
     return 0
 
 
 def invoice(ctx: Context, args: argparse.Namespace) -> int:
-    line = ctx.service.invoice_line(args.appointment_id)
+    line = ctx.service.invoice_line(args.appointment_id, **keyed(args))
     ctx.emit(line, invoice_text(line))
     return 0
 
 
 def _after(ctx: Context, args: argparse.Namespace, verb: str) -> int:
+    key = keyed(args)
     pack = {
-        "cancel": lambda: ctx.service.cancel(args.appointment_id, getattr(args, "at", None)),
-        "late-cancel": lambda: ctx.service.late_cancel(args.appointment_id),
-        "no-show": lambda: ctx.service.no_show(args.appointment_id),
-        "reschedule": lambda: ctx.service.reschedule(args.appointment_id, args.to),
+        "cancel": lambda: ctx.service.cancel(args.appointment_id, getattr(args, "at", None), **key),
+        "late-cancel": lambda: ctx.service.late_cancel(args.appointment_id, **key),
+        "no-show": lambda: ctx.service.no_show(args.appointment_id, **key),
+        "reschedule": lambda: ctx.service.reschedule(args.appointment_id, args.to, **key),
     }[verb]()
     usage = pack.usage(args.appointment_id)
     if usage is None:
@@ -201,7 +215,7 @@ def move(ctx: Context, args: argparse.Namespace) -> int:
         usage = ctx.service.pack(holder).usage(args.appointment_id)
         assert usage is not None
         appointment = usage.appointment
-    return _emit_assignment(ctx, ctx.service.move(appointment, args.to))
+    return _emit_assignment(ctx, ctx.service.move(appointment, args.to, **keyed(args)))
 
 
 # Parsers -----------------------------------------------------------------------------------
@@ -232,6 +246,8 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
             common=common,
         )
         add_appointment_options(p)
+        if run is book:
+            add_idempotency_key(p)
     for name, run, help_text in (
         ("assign", assign, "put the appointment on an open pack, or a new one from a template"),
         (
@@ -250,8 +266,13 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         )
         add_appointment_options(p)
         target = p.add_mutually_exclusive_group(required=name == "assign")
-        target.add_argument("--pack", metavar="ID", help="an open pack of the client's")
-        target.add_argument("--template", metavar="ID", help="open a new pack from this template")
+        target.add_argument(
+            "--pack", metavar="ID", type=identifier, help="an open pack of the client's"
+        )
+        target.add_argument(
+            "--template", metavar="ID", type=identifier, help="open a new pack from this template"
+        )
+        add_idempotency_key(p)
     for name, run, help_text in (
         ("invoice", invoice, "the invoice line of an appointment: 'Session n of N' and price"),
         ("late-cancel", late_cancel, "a late cancellation: the pack's policy says if it consumes"),
@@ -265,9 +286,8 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
             run=run,
             common=common,
         )
-        p.add_argument(
-            "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
-        )
+        _appointment_id(p)
+        add_idempotency_key(p)
     p = add_command(
         verbs,
         "cancel",
@@ -277,12 +297,11 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=cancel,
         common=common,
     )
-    p.add_argument(
-        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
-    )
+    _appointment_id(p)
     p.add_argument(
         "--at", type=instant, metavar="INSTANT", help="when the client cancelled (default: now)"
     )
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "reschedule",
@@ -291,10 +310,9 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=reschedule,
         common=common,
     )
-    p.add_argument(
-        "appointment_id", metavar="APPOINTMENT_ID", help="the appointment's id (the host's)"
-    )
+    _appointment_id(p)
     p.add_argument("--to", type=instant, metavar="INSTANT", required=True, help="the new start")
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "move",
@@ -304,4 +322,7 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         common=common,
     )
     add_appointment_options(p, required=False)
-    p.add_argument("--to", metavar="PACK_ID", required=True, help="the pack to use instead")
+    p.add_argument(
+        "--to", metavar="PACK_ID", type=identifier, required=True, help="the pack to use instead"
+    )
+    add_idempotency_key(p)

@@ -12,7 +12,7 @@ from sessionpacks.model import (
     format_amount,
 )
 
-from .base import Subparsers, add_command, add_group
+from .base import Subparsers, add_command, add_group, add_idempotency_key, keyed, reading
 from .context import Context
 from .render import (
     describe_entry,
@@ -25,7 +25,7 @@ from .render import (
 )
 from .store import UsageError
 from .terms import add_terms_options, new_terms, term_changes
-from .values import amount_of, currency, day, positive_int
+from .values import amount_of, currency, day, identifier, nonblank, positive_int, reason
 
 __all__ = ["register"]
 
@@ -34,14 +34,15 @@ __all__ = ["register"]
 
 
 def template_add(ctx: Context, args: argparse.Namespace) -> int:
-    template = ctx.service.add_template(args.template_id, new_terms(args))
+    template = ctx.service.add_template(args.template_id, new_terms(args), **keyed(args))
     ctx.emit(template, ["Template added.", *template_lines(template)])
     return 0
 
 
 def template_edit(ctx: Context, args: argparse.Namespace) -> int:
     current = ctx.repository.template(args.template_id)
-    template = ctx.service.edit_template(args.template_id, **term_changes(args, current.terms))
+    changes = term_changes(args, current.terms)
+    template = ctx.service.edit_template(args.template_id, **keyed(args), **changes)
     lines = [
         f"Template {template.id} is now at version {template.version}; "
         "packs already open keep their terms.",
@@ -82,6 +83,7 @@ def pack_open(ctx: Context, args: argparse.Namespace) -> int:
         terms=None if args.template else new_terms(args),
         pack_id=args.pack_id,
         charged_on_open=not args.not_charged,
+        **keyed(args),
     )
     now = ctx.now()
     price = pack.terms.pricing
@@ -121,27 +123,25 @@ def pack_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def pack_adjust(ctx: Context, args: argparse.Namespace) -> int:
     pack = ctx.service.pack(args.pack_id)
-    try:
+    with reading("AMOUNT"):
         amount = amount_of(
             pack.metric, args.amount, args.currency or pack.terms.currency, signed=True
         )
-    except argparse.ArgumentTypeError as error:
-        raise UsageError(f"argument AMOUNT: {error}") from None
-    after = ctx.service.adjust(args.pack_id, amount, args.reason)
+    after = ctx.service.adjust(args.pack_id, amount, args.reason, **keyed(args))
     now = ctx.now()
     ctx.emit(pack_data(after, now), f"Adjusted. {pack_line(after, now)}")
     return 0
 
 
 def pack_extend(ctx: Context, args: argparse.Namespace) -> int:
-    after = ctx.service.extend(args.pack_id, args.until, args.reason)
+    after = ctx.service.extend(args.pack_id, args.until, args.reason, **keyed(args))
     now = ctx.now()
     ctx.emit(pack_data(after, now), f"Extended. {pack_line(after, now)}")
     return 0
 
 
 def pack_close(ctx: Context, args: argparse.Namespace) -> int:
-    closure = ctx.service.close(args.pack_id, args.reason)
+    closure = ctx.service.close(args.pack_id, args.reason or "", **keyed(args))
     now = ctx.now()
     data = {
         "pack": pack_data(closure.pack, now),
@@ -157,7 +157,7 @@ def pack_close(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def pack_void(ctx: Context, args: argparse.Namespace) -> int:
-    after = ctx.service.void(args.pack_id, args.reason)
+    after = ctx.service.void(args.pack_id, args.reason or "", **keyed(args))
     ctx.emit(pack_data(after, ctx.now()), f"Voided {args.pack_id}.")
     return 0
 
@@ -166,14 +166,15 @@ def pack_void(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def client_prefer(ctx: Context, args: argparse.Namespace) -> int:
+    # Only --clear removes a preference: an empty --pack is refused as a usage error.
     preference: Preference | None = None
-    if args.pack:
+    if args.pack is not None:
         preference = PreferPack(args.pack)
-    elif args.template:
+    elif args.template is not None:
         preference = PreferTemplate(args.template)
-    elif args.service:
+    elif args.service is not None:
         preference = PreferService(args.service)
-    ctx.service.set_preference(args.client_id, preference)
+    ctx.service.set_preference(args.client_id, preference, **keyed(args))
     ctx.emit(
         {"client_id": args.client_id, "preference": jsonable(preference)},
         f"{args.client_id}: {preference_text(preference)}.",
@@ -221,8 +222,9 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_add,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", type=identifier, help="the template's id")
     add_terms_options(p)
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "edit",
@@ -231,8 +233,9 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_edit,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", type=identifier, help="the template's id")
     add_terms_options(p, editing=True)
+    add_idempotency_key(p)
     add_command(
         verbs,
         "list",
@@ -249,7 +252,7 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=template_show,
         common=common,
     )
-    p.add_argument("template_id", metavar="TEMPLATE_ID", help="the template's id")
+    p.add_argument("template_id", metavar="TEMPLATE_ID", type=identifier, help="the template's id")
     p.add_argument("--version", type=positive_int, help="an earlier version (default: latest)")
 
 
@@ -269,15 +272,20 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_open,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
-    p.add_argument("--template", metavar="ID", help="open from this template")
-    p.add_argument("--pack-id", metavar="ID", help="the new pack's id (default: generated)")
+    p.add_argument(
+        "client_id", metavar="CLIENT_ID", type=identifier, help="the client's id (the host's)"
+    )
+    p.add_argument("--template", metavar="ID", type=identifier, help="open from this template")
+    p.add_argument(
+        "--pack-id", metavar="ID", type=identifier, help="the new pack's id (default: generated)"
+    )
     p.add_argument(
         "--not-charged",
         action="store_true",
         help="do not invoice the pack's price on its own (it goes on its first session)",
     )
     add_terms_options(p)
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "list",
@@ -286,7 +294,9 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_list,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
+    p.add_argument(
+        "client_id", metavar="CLIENT_ID", type=identifier, help="the client's id (the host's)"
+    )
     p = add_command(
         verbs,
         "show",
@@ -295,7 +305,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_show,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
     p = add_command(
         verbs,
         "adjust",
@@ -305,10 +315,13 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_adjust,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
-    p.add_argument("amount", metavar="AMOUNT", help="in the pack's metric: +1, -1, 30m, -50.00")
-    p.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+    p.add_argument(
+        "amount", metavar="AMOUNT", type=nonblank, help="in the pack's metric: +1, -1, 30m, -50.00"
+    )
+    p.add_argument("--reason", type=reason, required=True, help="why (kept in the ledger)")
     p.add_argument("--currency", type=currency, metavar="CODE", help="for a money amount")
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "extend",
@@ -317,9 +330,10 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=pack_extend,
         common=common,
     )
-    p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
     p.add_argument("until", metavar="DATE", type=day, help="the new expiry date")
-    p.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    p.add_argument("--reason", type=reason, required=True, help="why (kept in the ledger)")
+    add_idempotency_key(p)
     for name, run, help_text in (
         ("close", pack_close, "close a pack early: no further use; shows the refundable value"),
         ("void", pack_void, "void a pack opened in error (no active sessions)"),
@@ -332,8 +346,10 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
             run=run,
             common=common,
         )
-        p.add_argument("pack_id", metavar="PACK_ID", help="the pack's id")
-        p.add_argument("--reason", default="", help="why (kept in the ledger)")
+        p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+        # No string default: argparse would run it through reason(), which refuses "".
+        p.add_argument("--reason", type=reason, help="why (kept in the ledger)")
+        add_idempotency_key(p)
 
 
 def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -352,12 +368,23 @@ def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=client_prefer,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
+    p.add_argument(
+        "client_id", metavar="CLIENT_ID", type=identifier, help="the client's id (the host's)"
+    )
     choice = p.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--pack", metavar="ID", help="use this pack while it can be used")
-    choice.add_argument("--template", metavar="ID", help="use (or open) a pack from this template")
-    choice.add_argument("--service", metavar="ID", help="no pack: bill at this service's price")
-    choice.add_argument("--clear", action="store_true", help="remove the preference")
+    choice.add_argument(
+        "--pack", metavar="ID", type=identifier, help="use this pack while it can be used"
+    )
+    choice.add_argument(
+        "--template", metavar="ID", type=identifier, help="use (or open) a pack from this template"
+    )
+    choice.add_argument(
+        "--service", metavar="ID", type=identifier, help="no pack: bill at this service's price"
+    )
+    choice.add_argument(
+        "--clear", action="store_true", help="remove the preference (the only way to remove it)"
+    )
+    add_idempotency_key(p)
     p = add_command(
         verbs,
         "show",
@@ -366,4 +393,6 @@ def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=client_show,
         common=common,
     )
-    p.add_argument("client_id", metavar="CLIENT_ID", help="the client's id (the host's)")
+    p.add_argument(
+        "client_id", metavar="CLIENT_ID", type=identifier, help="the client's id (the host's)"
+    )

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from sessionpacks._limits import LAST_DAY
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.model import (
@@ -47,13 +48,15 @@ from . import store as stores
 from .base import Subparsers, add_command
 from .context import Context
 from .demo import fresh_file
+from .store import UsageError
 from .stream import events_after
-from .values import day, positive_int
+from .values import day, integer, positive_int
 
 __all__ = ["register"]
 
 SIM_DB = "sessionpacks-simulate.db"
 SIM_PRACTICE = "simulated-clinic"
+MAX_CLIENTS = 100_000
 ZONE = ZoneInfo("Australia/Sydney")
 
 
@@ -160,9 +163,10 @@ class Simulation:
             (b for b in booked if b is not None), key=lambda b: b[0].start
         ):
             self.outcome(appointment, on_pack)
-        sunday = monday + timedelta(days=6)
-        self.clock.set(datetime.combine(sunday, datetime.min.time(), ZONE) + timedelta(hours=23))
-        swept = self.tally.attempt("sweep", lambda: self.desk.sweep(sunday + timedelta(days=1)))
+        # The sweep as of the next Monday, run just after midnight: a sweep cannot look ahead.
+        next_monday = monday + timedelta(days=7)
+        self.clock.set(datetime.combine(next_monday, datetime.min.time(), ZONE))
+        swept = self.tally.attempt("sweep", lambda: self.desk.sweep(next_monday))
         self.tally.counts["packs expired by the sweep"] += len(swept or ())
 
     def book(self, client: Client, monday: date) -> tuple[Appointment, bool] | None:
@@ -226,7 +230,21 @@ def _events(service: PackService) -> Counter[str]:
     return Counter(type(r.event).__name__ for r in events_after(service))
 
 
+def _check_size(args: argparse.Namespace) -> None:
+    """Refuse a run that would leave the dates the library accepts (R18) or never end."""
+    if args.clients > MAX_CLIENTS:
+        raise UsageError(f"--clients {args.clients}: at most {MAX_CLIENTS:,}")
+    # Bookings, reschedules and the sweep reach two weeks past the last week's Monday.
+    weeks_left = ((LAST_DAY - timedelta(weeks=2)) - args.start).days // 7
+    if args.weeks > weeks_left:
+        raise UsageError(
+            f"--weeks {args.weeks} from {args.start} runs past {LAST_DAY}, the last date "
+            f"the library accepts: at most {max(weeks_left, 0)} weeks"
+        )
+
+
 def simulate(ctx: Context, args: argparse.Namespace) -> int:
+    _check_size(args)
     started = time.perf_counter()
     if args.database_url:
         store = stores._open_store(args)
@@ -304,7 +322,7 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--clients", type=positive_int, default=50, metavar="N", help="default 50")
     p.add_argument("--weeks", type=positive_int, default=8, metavar="W", help="default 8")
-    p.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    p.add_argument("--seed", type=integer, default=1, metavar="S", help="random seed (default 1)")
     p.add_argument(
         "--start",
         type=day,

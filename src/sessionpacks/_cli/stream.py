@@ -11,10 +11,10 @@ from datetime import date
 from sessionpacks.events import EVENT_TYPES, RecordedEvent
 from sessionpacks.service import PackService
 
-from .base import Subparsers, add_command
+from .base import Subparsers, add_command, add_idempotency_key, keyed
 from .context import Context
 from .render import describe_event, jsonable
-from .values import day, positive_int, whole
+from .values import day, positive_int, shown, whole
 
 __all__ = ["events_after", "register"]
 
@@ -24,11 +24,13 @@ _PAGE = 500
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if len(text) <= 100 else -1.0
     except ValueError:
         value = -1.0
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds from 0 to 3600")
+    if not 0 <= value <= 3600:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} must be a number of seconds from 0 to 3600"
+        )
     return value
 
 
@@ -78,7 +80,7 @@ def events(ctx: Context, args: argparse.Namespace) -> int:
 
 def sweep(ctx: Context, args: argparse.Namespace) -> int:
     as_of: date = args.as_of or ctx.now().astimezone(ctx.repository.practice.zone).date()
-    expired = ctx.service.sweep(as_of)
+    expired = ctx.service.sweep(as_of, **keyed(args))
     lines = [f"Expiry sweep as of {as_of.isoformat()}: {len(expired)} pack(s) expired."]
     lines += [f"  {describe_event(e)}" for e in expired]
     ctx.emit({"as_of": as_of, "events": [_event_data(e) for e in expired]}, lines)
@@ -130,3 +132,4 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="DATE",
         help="the date to sweep as of (default: today in the practice's time zone)",
     )
+    add_idempotency_key(p)

@@ -24,8 +24,23 @@ from sessionpacks.model import (
     Tier,
 )
 
+from .base import reading
 from .store import UsageError
-from .values import MoneyText, amount_of, currency, day, duration, money, period, positive_int
+from .values import (
+    MoneyText,
+    amount_of,
+    currency,
+    day,
+    description,
+    duration,
+    identifier,
+    money,
+    nonblank,
+    pack_name,
+    period,
+    positive_int,
+    shown,
+)
 
 __all__ = ["add_terms_options", "new_terms", "term_changes"]
 
@@ -35,7 +50,7 @@ def tier(text: str) -> tuple[int, MoneyText]:
     number, sep, price = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a tier: write FROM_SESSION=PRICE, e.g. 2=120.00"
+            f"{shown(text)} is not a tier: write FROM_SESSION=PRICE, e.g. 2=120.00"
         )
     return positive_int(number), money(price)
 
@@ -43,8 +58,8 @@ def tier(text: str) -> tuple[int, MoneyText]:
 def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False) -> None:
     """The terms options; when ``editing``, every option is optional and only changes."""
     terms = parser.add_argument_group("terms")
-    terms.add_argument("--name", help="the pack's name, e.g. '10 x Physio'")
-    terms.add_argument("--description", help="a longer description")
+    terms.add_argument("--name", type=pack_name, help="the pack's name, e.g. '10 x Physio'")
+    terms.add_argument("--description", type=description, help="a longer description")
     allowance = terms.add_mutually_exclusive_group()
     allowance.add_argument("--sessions", type=positive_int, metavar="N", help="N sessions")
     allowance.add_argument(
@@ -99,6 +114,7 @@ def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False)
         "--service",
         action="append",
         metavar="ID",
+        type=identifier,
         help="a service the pack covers (repeatable; none: any service)",
     )
     if editing:
@@ -122,6 +138,7 @@ def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False)
     terms.add_argument(
         "--low-balance",
         metavar="AMOUNT",
+        type=nonblank,
         help="emit LowBalance when this much is left: 1 (session), 1h, 50.00"
         + ("; 'none' removes it" if editing else ""),
     )
@@ -143,7 +160,8 @@ def _allowance(args: argparse.Namespace, code: str | None) -> Allowance | None:
     if args.hours is not None:
         return Allowance.hours(args.hours)
     if args.money is not None:
-        return Allowance.money(args.money.resolve(code))
+        with reading("--money"):
+            return Allowance.money(args.money.resolve(code))
     return None
 
 
@@ -151,7 +169,8 @@ def _pricing(
     args: argparse.Namespace, code: str | None, allowance: Allowance | None
 ) -> Pricing | None:
     if args.price is not None:
-        return PerPack(args.price.resolve(code))
+        with reading("--price"):
+            return PerPack(args.price.resolve(code))
     extra: list[tuple[int, MoneyText]] = list(args.tier or [])
     if args.reduced_rate is not None:
         extra.insert(0, (2, args.reduced_rate))
@@ -162,8 +181,10 @@ def _pricing(
             assert isinstance(allowance.amount, Money)
             return PerPack(allowance.amount)
         return None
-    tiers = [Tier(1, args.per_session.resolve(code))]
-    tiers += [Tier(n, price.resolve(code)) for n, price in sorted(extra, key=lambda t: t[0])]
+    with reading("--per-session"):
+        tiers = [Tier(1, args.per_session.resolve(code))]
+    with reading("--reduced-rate/--tier"):
+        tiers += [Tier(n, price.resolve(code)) for n, price in sorted(extra, key=lambda t: t[0])]
     return PerSession(tuple(tiers))
 
 
@@ -179,6 +200,9 @@ def _expiry(args: argparse.Namespace) -> ExpiryRule | None:
     return None
 
 
+_POLICY_OPTIONS = ("late_cancel_notice", "late_cancel", "no_show", "low_balance")
+
+
 def _policies(args: argparse.Namespace, base: Policies, metric: Metric, code: str) -> Policies:
     changes: dict[str, Any] = {}
     if args.late_cancel_notice is not None:
@@ -189,9 +213,10 @@ def _policies(args: argparse.Namespace, base: Policies, metric: Metric, code: st
         changes["no_show_consumes"] = args.no_show == "consumes"
     if args.low_balance is not None:
         text = args.low_balance.strip()
-        changes["low_balance_at"] = (
-            None if text.lower() == "none" else amount_of(metric, text, code)
-        )
+        with reading("--low-balance"):
+            changes["low_balance_at"] = (
+                None if text.lower() == "none" else amount_of(metric, text, code)
+            )
     return attrs.evolve(base, **changes) if changes else base
 
 
@@ -237,9 +262,10 @@ def term_changes(args: argparse.Namespace, base: PackTerms) -> dict[str, Any]:
     elif args.service:
         changes["eligible_services"] = frozenset(args.service)
     metric = (allowance or base.allowance).metric
-    policies = _policies(args, base.policies, metric, code or base.currency)
-    if policies != base.policies:
-        changes["policies"] = policies
+    # Given, not merely different: a retry under the same --idempotency-key must send the
+    # same changes as the first call, though the template already holds them (R27).
+    if any(getattr(args, option) is not None for option in _POLICY_OPTIONS):
+        changes["policies"] = _policies(args, base.policies, metric, code or base.currency)
     if not changes:
         raise UsageError("nothing to change: give at least one terms option")
     return changes
