@@ -80,13 +80,13 @@ def test_rows_come_in_start_order_in_bounded_runs(tmp_path: Path) -> None:
     work.mkdir()
     ordered = list(rows_in_start_order(path, 40, work))
     assert len(list(work.iterdir())) == 8  # 301 rows in runs of at most 40
-    assert ordered[0][1]["appointment_id"] == "BAD"  # unreadable starts first, to be refused
-    keys = [(r["start"], line) for line, r in ordered[1:]]
+    assert ordered[0].row["appointment_id"] == "BAD"  # unreadable starts first, to be refused
+    keys = [(r.row["start"], r.line) for r in ordered[1:]]
     assert keys == sorted(keys)  # by start, ties in file order
-    assert sorted(line for line, _ in ordered) == list(range(2, 303))
+    assert sorted(r.line for r in ordered) == list(range(2, 303))
     in_order = sorted(rows[:7] + rows[8:], key=lambda r: r[3])
     in_place = write_csv(tmp_path / "sorted.csv", in_order)
-    streamed = [(line, r["appointment_id"]) for line, r in rows_in_start_order(in_place, 40, work)]
+    streamed = [(r.line, r.row["appointment_id"]) for r in rows_in_start_order(in_place, 40, work)]
     assert streamed == [(n, r[0]) for n, r in enumerate(in_order, start=2)]
     assert len(list(work.iterdir())) == 8  # a sorted file streams as it is, without new runs
 
@@ -125,9 +125,13 @@ def test_an_import_applies_each_row_once_in_start_order(desk: Desk, tmp_path: Pa
     assert [(r["appointment_id"], r["line"]) for r in first] == [
         ("X1", "10"), ("X2", "11"), ("X3", "12"), ("X4", "13"), ("X5", "14"), ("", "15"),
     ]  # fmt: skip
+    assert [r["field"] for r in first] == [
+        "duration", "price", "status", "pack_id", "appointment.price.currency", "appointment_id",
+    ]  # fmt: skip
     reasons = " | ".join(r["reason"] for r in first)
-    for phrase in ("not a duration", "minor unit", "status='maybe'", "not both", "R4", "empty"):
+    for phrase in ("not a duration", "minor unit", "'maybe' must be", "not both", "R4", "empty"):
         assert phrase in reasons
+    assert summary["refused_by_field"] == dict.fromkeys((r["field"] for r in first), 1)
     packs = desk.json("pack", "list", "C1")
     assert [s["label"] for s in packs[0]["sessions"]] == [
         "Session 1 of 10",

@@ -2,8 +2,9 @@
 
 Import streams: rows are applied in start order one at a time, so memory does not grow with the
 file. A file not sorted by start is sorted on disk first (runs of ``--sort-buffer`` rows, then a
-merge), in bounded memory. Re-running an import applies only what is missing: what the store
-already holds (an appointment already active on a pack) is skipped.
+merge), in bounded memory (:mod:`.csvrows`). Re-running an import applies only what is missing:
+what the store already holds (an appointment already active on a pack) is skipped. A row that
+cannot be read or applied is refused with its line, field and reason, and the import goes on.
 """
 
 from __future__ import annotations
@@ -11,36 +12,37 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import heapq
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import attrs
 
+from sessionpacks._limits import EARLIEST
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import PackOpened
 from sessionpacks.ledger import Mark, PackState
-from sessionpacks.model import Appointment, Money, Preference, PreferPack, PreferTemplate
+from sessionpacks.model import Appointment, Preference, PreferPack, PreferTemplate
 from sessionpacks.resolution import OpenPack, UsePack
 from sessionpacks.service import PackService
 
 from .base import Subparsers, add_command
 from .context import Context
+from .csvrows import Record, RowError, header, records_in_order, work_folder
 from .render import jsonable
+from .signals import Stops, Terminated, stopping_cleanly
 from .store import UsageError
 from .stream import events_after
-from .values import duration, instant, positive_int
+from .values import currency as currency_code
+from .values import cut, duration, identifier, instant, money, path, positive_int, shown
 
-__all__ = ["COLUMNS", "register"]
+__all__ = ["COLUMNS", "RowError", "parse_row", "register", "rows_in_start_order"]
 
 COLUMNS = (
     "appointment_id",
@@ -64,102 +66,36 @@ STATUSES = {
 }
 _MAX_EXAMPLES = 20
 _KEY_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+_INTERNAL = "(row)"
 
-
-class RowError(Exception):
-    """A row that cannot be read; its message names the column and the value."""
+T = TypeVar("T")
 
 
 # Reading rows in start order ---------------------------------------------------------------
 
 
-def _open_csv(path: Path) -> tuple[IO[str], csv.DictReader[str]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        handle.close()
-        raise UsageError(f"{path}: missing column(s) {', '.join(missing)}; see docs/cli.md")
-    return handle, reader
-
-
-def _key(row: dict[str, str]) -> str:
-    """A sortable key: the start in UTC, fixed width; "" for a start that cannot be read."""
+def _key(record: Record) -> str:
+    """A sortable key: the start in UTC, fixed width; "" for a row whose start is unreadable."""
+    if record.problem is not None:
+        return ""
     try:
-        start = instant(row.get("start") or "")
+        start = instant(record.row.get("start") or "")
     except argparse.ArgumentTypeError:
         return ""
     return start.astimezone(UTC).strftime(_KEY_FORMAT)
 
 
-def _is_sorted(path: Path) -> bool:
-    handle, reader = _open_csv(path)
-    with handle:
-        last = ""
-        for row in reader:
-            key = _key(row)
-            if key and key < last:
-                return False
-            last = max(last, key)
-    return True
-
-
-Numbered = tuple[int, dict[str, str]]
-
-
-def _numbered(reader: csv.DictReader[str]) -> Iterator[Numbered]:
-    for row in reader:
-        yield reader.line_num, row
-
-
-def rows_in_start_order(path: Path, buffer: int, workdir: Path) -> Iterator[Numbered]:
+def rows_in_start_order(path: Path, buffer: int, workdir: Path) -> Iterator[Record]:
     """The rows with their line numbers, by start (ties in file order), in bounded memory.
 
     A sorted file is streamed as it is. Otherwise runs of ``buffer`` rows are sorted into
     temporary files in ``workdir`` and merged; rows whose start cannot be read come first.
     """
-    if _is_sorted(path):
-        handle, reader = _open_csv(path)
-        with handle:
-            yield from _numbered(reader)
-        return
-    runs: list[Path] = []
-    handle, reader = _open_csv(path)
-    with handle:
-        chunk: list[tuple[str, int, dict[str, str]]] = []
-        for line, row in _numbered(reader):
-            chunk.append((_key(row), line, row))
-            if len(chunk) >= buffer:
-                runs.append(_write_run(chunk, workdir, len(runs)))
-                chunk = []
-        if chunk:
-            runs.append(_write_run(chunk, workdir, len(runs)))
-    handles = [run.open(newline="", encoding="utf-8") for run in runs]
-    try:
-        streams = [_read_run(h) for h in handles]
-        for _, line, row in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-            yield line, row
-    finally:
-        for h in handles:
-            h.close()
+    header(path, COLUMNS)
+    return records_in_order(path, buffer, workdir, _key)
 
 
-def _write_run(chunk: list[tuple[str, int, dict[str, str]]], workdir: Path, n: int) -> Path:
-    chunk.sort(key=lambda item: (item[0], item[1]))
-    path = workdir / f"run-{n:05d}.jsonl"
-    with path.open("w", encoding="utf-8") as out:
-        for key, line, row in chunk:
-            out.write(json.dumps([key, line, row], ensure_ascii=False) + "\n")
-    return path
-
-
-def _read_run(handle: IO[str]) -> Iterator[tuple[str, int, dict[str, str]]]:
-    for text in handle:
-        key, line, row = json.loads(text)
-        yield key, line, row
-
-
-# Applying one row --------------------------------------------------------------------------
+# Reading one row ---------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -171,42 +107,61 @@ class Row:
 
 
 def _cell(row: dict[str, str], column: str) -> str:
-    value = (row.get(column) or "").strip()
-    if not value and column not in OPTIONAL and column != "status":
-        raise RowError(f"{column} is empty")
-    return value
+    # Spreadsheets pad cells with spaces; an id never has them (R18).
+    return (row.get(column) or "").strip()
+
+
+def _read(row: dict[str, str], column: str, reader: Callable[[str], T]) -> T:
+    """The cell ``column`` read by ``reader``; its refusal as a RowError naming the column."""
+    try:
+        return reader(_cell(row, column))
+    except argparse.ArgumentTypeError as error:
+        raise RowError(column, str(error)) from None
+
+
+def _status(row: dict[str, str]) -> str:
+    text = _cell(row, "status").lower() or "booked"
+    status = STATUSES.get(text)
+    if status is None:
+        raise RowError("status", f"{shown(text)} must be booked, cancelled, late_cancel or no_show")
+    return status
+
+
+def _explicit(row: dict[str, str]) -> Preference | None:
+    pack_id, template_id = _cell(row, "pack_id"), _cell(row, "template_id")
+    if pack_id and template_id:
+        raise RowError("pack_id", "give pack_id or template_id, not both")
+    if pack_id:
+        return PreferPack(_read(row, "pack_id", identifier))
+    if template_id:
+        return PreferTemplate(_read(row, "template_id", identifier))
+    return None
 
 
 def parse_row(line: int, row: dict[str, str]) -> Row:
-    """The appointment, status and explicit pack or template a CSV row describes."""
+    """The appointment, status and explicit pack or template a CSV row describes.
+
+    Raises :class:`RowError` naming the column, or the library's
+    :class:`~sessionpacks.errors.SessionPacksError` naming its field; nothing else.
+    """
+    price = _read(row, "price", money)
+    code = _read(row, "currency", currency_code)
     try:
-        start = instant(_cell(row, "start"))
-        length = duration(_cell(row, "duration"))
+        amount = price.resolve(code)
     except argparse.ArgumentTypeError as error:
-        raise RowError(str(error)) from None
-    try:
-        amount = Decimal(_cell(row, "price"))
-    except InvalidOperation:
-        raise RowError(f"price={row.get('price')!r} is not an amount (e.g. 120.00)") from None
-    status_text = _cell(row, "status").lower() or "booked"
-    status = STATUSES.get(status_text)
-    if status is None:
-        raise RowError(f"status={status_text!r} must be booked, cancelled, late_cancel or no_show")
-    pack_id, template_id = _cell(row, "pack_id"), _cell(row, "template_id")
-    if pack_id and template_id:
-        raise RowError("give pack_id or template_id, not both")
-    explicit: Preference | None = (
-        PreferPack(pack_id) if pack_id else PreferTemplate(template_id) if template_id else None
-    )
+        raise RowError("price", str(error)) from None
     appointment = Appointment(
-        id=_cell(row, "appointment_id"),
-        client_id=_cell(row, "client_id"),
-        service_id=_cell(row, "service_id"),
-        start=start,
-        duration=length,
-        price=Money(amount, _cell(row, "currency").upper()),
+        id=_read(row, "appointment_id", identifier),
+        client_id=_read(row, "client_id", identifier),
+        service_id=_read(row, "service_id", identifier),
+        start=_read(row, "start", instant),
+        duration=_read(row, "duration", duration),
+        price=amount,
     )
-    return Row(line, appointment, status, explicit)
+    return Row(line, appointment, _status(row), _explicit(row))
+
+
+# Applying one row --------------------------------------------------------------------------
 
 
 def _record(service: PackService, row: Row) -> str:
@@ -244,8 +199,9 @@ def apply_row(service: PackService, row: Row) -> tuple[str, str]:
     if row.status == "cancelled":
         if active is None:
             return "skipped", "cancelled and not on a pack: nothing to record"
-        # A cancellation copied from a spreadsheet is taken as made in good time.
-        service.cancel(appointment_id, cancelled_at=datetime.min.replace(tzinfo=UTC))
+        # A cancellation copied from a spreadsheet is taken as made in good time: at the
+        # earliest instant the library accepts (R18), before any appointment.
+        service.cancel(appointment_id, cancelled_at=EARLIEST)
         return "applied", "released"
     why = Mark.LATE_CANCEL if row.status == "late_cancel" else Mark.NO_SHOW
     if active is not None:
@@ -269,6 +225,22 @@ def apply_row(service: PackService, row: Row) -> tuple[str, str]:
     return outcome, "marked"
 
 
+def _parsed(record: Record) -> Row:
+    """The row a record describes, or a RowError: never another exception."""
+    if record.problem is not None:
+        raise record.problem
+    try:
+        return parse_row(record.line, record.row)
+    except (RowError, SessionPacksError):
+        raise
+    except Exception as error:
+        # parse_row raises nothing else (tests/test_cli_boundary.py feeds it any text): this
+        # is a bug in a value reader. Refuse the row, say so, and go on with the others.
+        raise RowError(
+            _INTERNAL, f"cannot be read ({type(error).__name__}); please report this"
+        ) from None
+
+
 # The command -------------------------------------------------------------------------------
 
 
@@ -279,15 +251,21 @@ class Summary:
     no_pack: int = 0
     skipped: int = 0
     refused: int = 0
-    reasons: Counter[str] = attrs.Factory(Counter)
+    by_field: Counter[str] = attrs.Factory(Counter)
     examples: list[dict[str, Any]] = attrs.Factory(list)
 
-    def refuse(self, line: int, row: dict[str, str], reason: str, group: str) -> None:
+    def refuse(self, record: Record, field: str, reason: str) -> None:
         self.refused += 1
-        self.reasons[group] += 1
+        self.by_field[field] += 1
         if len(self.examples) < _MAX_EXAMPLES:
+            appointment_id = record.row.get("appointment_id")
             self.examples.append(
-                {"line": line, "appointment_id": row.get("appointment_id"), "reason": reason}
+                {
+                    "line": record.line,
+                    "appointment_id": None if appointment_id is None else cut(appointment_id),
+                    "field": field,
+                    "reason": reason,
+                }
             )
 
     def data(self) -> dict[str, Any]:
@@ -297,7 +275,7 @@ class Summary:
             "no_pack": self.no_pack,
             "skipped": self.skipped,
             "refused": self.refused,
-            "reasons": dict(self.reasons.most_common()),
+            "refused_by_field": dict(self.by_field.most_common()),
             "examples": self.examples,
         }
 
@@ -309,13 +287,19 @@ class Summary:
             f"  skipped:  {self.skipped} (already in the store, or nothing to record)",
             f"  refused:  {self.refused}",
         ]
-        lines += [f"    {count:>7}  {reason}" for reason, count in self.reasons.most_common()]
+        lines += [f"    {count:>7}  {field}" for field, count in self.by_field.most_common()]
         if self.examples:
             lines.append("First refused rows:")
             lines += [
-                f"  line {e['line']} ({e['appointment_id']}): {e['reason']}" for e in self.examples
+                f"  line {e['line']} ({_ascii(e['appointment_id'] or '')}): {_ascii(e['reason'])}"
+                for e in self.examples
             ]
         return lines
+
+
+def _ascii(text: str) -> str:
+    """``text`` with any byte that was not UTF-8 written as its escape, printable anywhere."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Progress:
@@ -346,67 +330,109 @@ class Progress:
             print(file=self.err)
 
 
-def _group(error: Exception) -> str:
-    if isinstance(error, SessionPacksError):
-        return f"{error.rule or type(error).__name__}: {error.field}"
-    return "unreadable row"
+class _Rejects:
+    """The refused rows, as they were (byte for byte), with their line, field and reason."""
+
+    def __init__(self, handle: TextIO, columns: list[str]) -> None:
+        fields = ["line", "field", "reason", *columns]
+        self.writer = csv.DictWriter(handle, fields, extrasaction="ignore", lineterminator="\n")
+        self.writer.writeheader()
+
+    def write(self, record: Record, field: str, reason: str) -> None:
+        self.writer.writerow({**record.row, "line": record.line, "field": field, "reason": reason})
+
+
+def _import_one(
+    service: PackService, record: Record, summary: Summary, rejects: _Rejects | None
+) -> None:
+    summary.rows += 1
+    try:
+        outcome, _ = apply_row(service, _parsed(record))
+    except RowError as error:
+        field, reason = error.field, str(error)
+    except SessionPacksError as error:
+        field, reason = error.field, str(error)
+    else:
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+        return
+    summary.refuse(record, field, reason)
+    if rejects is not None:
+        rejects.write(record, field, reason)
 
 
 def run_import(ctx: Context, args: argparse.Namespace) -> int:
-    service = ctx.service
     summary = Summary()
     progress = Progress(ctx.err)
     with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sessionpacks-")))
-        rejects = None
-        if args.rejects:
-            handle = stack.enter_context(Path(args.rejects).open("w", newline="", encoding="utf-8"))
-            rejects = _Rejects(handle)
+        stops = stack.enter_context(stopping_cleanly())
+        work = stack.enter_context(work_folder(stops))
         source = _source(args.file, work)
-        for line, raw in rows_in_start_order(source, args.sort_buffer, work):
-            summary.rows += 1
-            try:
-                outcome, _ = apply_row(service, parse_row(line, raw))
-            except (RowError, SessionPacksError) as error:
-                summary.refuse(line, raw, str(error), _group(error))
-                if rejects:
-                    rejects.write(line, raw, str(error))
-            else:
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
-            progress.update(summary)
+        columns = header(source, COLUMNS)  # before anything is written
+        rejects = _rejects(stack, args.rejects, source, columns)
+        try:
+            _import_all(ctx, args, source, work, stops, summary, rejects, progress)
+        except (KeyboardInterrupt, Terminated):
+            progress.done(summary)
+            ctx.emit({**summary.data(), "interrupted": True}, summary.lines())
+            if not ctx.json:  # under --json the summary says so, and main reports the signal
+                ctx.note(
+                    f"import interrupted after {summary.rows} rows; run it again to apply the "
+                    "rest (rows already applied are skipped)"
+                )
+            raise
     progress.done(summary)
     ctx.emit(summary.data(), summary.lines())
     return 1 if summary.refused else 0
 
 
+def _import_all(
+    ctx: Context,
+    args: argparse.Namespace,
+    source: Path,
+    work: Path,
+    stops: Stops,
+    summary: Summary,
+    rejects: _Rejects | None,
+    progress: Progress,
+) -> None:
+    service = ctx.service
+    for record in rows_in_start_order(source, args.sort_buffer, work):
+        with stops.deferred():  # a row is applied whole, or not begun
+            _import_one(service, record, summary, rejects)
+        progress.update(summary)
+
+
+def _rejects(
+    stack: contextlib.ExitStack, name: str | None, source: Path, columns: list[str]
+) -> _Rejects | None:
+    if name is None:
+        return None
+    target = Path(name)
+    if target.exists() and target.resolve() == source.resolve():
+        raise UsageError(f"--rejects {shown(name)} is the file being imported")
+    # surrogateescape: a row refused for a byte that is not UTF-8 is written back as it was.
+    handle = stack.enter_context(
+        target.open("w", newline="", encoding="utf-8", errors="surrogateescape")
+    )
+    return _Rejects(handle, columns)
+
+
 def _source(name: str, work: Path) -> Path:
     """The file to read; standard input (``-``) is spooled to disk so it can be read twice."""
     if name != "-":
-        path = Path(name)
-        if not path.is_file():
-            raise UsageError(f"{name}: no such file")
-        return path
+        source = Path(name)
+        if not source.is_file():
+            raise UsageError(f"{shown(name)}: no such file")
+        return source
     spooled = work / "stdin.csv"
-    with spooled.open("w", encoding="utf-8", newline="") as out:
-        shutil.copyfileobj(sys.stdin, out)
+    binary = getattr(sys.stdin, "buffer", None)
+    with spooled.open("wb") as out:
+        if binary is not None:  # bytes as they are: a byte that is not UTF-8 refuses its row
+            shutil.copyfileobj(binary, out)
+        else:
+            for text in sys.stdin:
+                out.write(text.encode("utf-8", "surrogateescape"))
     return spooled
-
-
-class _Rejects:
-    """The refused rows, as they were, with their line number and the reason."""
-
-    def __init__(self, handle: TextIO) -> None:
-        self.handle = handle
-        self.writer: csv.DictWriter[str] | None = None
-
-    def write(self, line: int, row: dict[str, str], reason: str) -> None:
-        if self.writer is None:
-            fields = ["line", "reason", *(k for k in row if k is not None)]
-            self.writer = csv.DictWriter(
-                self.handle, fields, extrasaction="ignore", lineterminator="\n"
-            )
-            self.writer.writeheader()
-        self.writer.writerow({**row, "line": line, "reason": reason})
 
 
 # Export ------------------------------------------------------------------------------------
@@ -554,7 +580,7 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         run=run_import,
         common=common,
     )
-    p.add_argument("file", metavar="FILE", help="the CSV file, or - for standard input")
+    p.add_argument("file", metavar="FILE", type=path, help="the CSV file, or - for standard input")
     p.add_argument(
         "--sort-buffer",
         type=positive_int,
@@ -562,7 +588,12 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="ROWS",
         help="rows sorted in memory at a time when the file is not sorted (default 100000)",
     )
-    p.add_argument("--rejects", metavar="PATH", help="write refused rows and why to this CSV")
+    p.add_argument(
+        "--rejects",
+        metavar="PATH",
+        type=path,
+        help="write refused rows with their line, field and reason to this CSV",
+    )
     p = add_command(
         top,
         "export",
@@ -580,5 +611,6 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output",
         metavar="PATH",
+        type=path,
         help="a file (a directory for CSV of several kinds); default standard output",
     )
