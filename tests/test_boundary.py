@@ -529,3 +529,102 @@ def test_e23_a_closure_reports_its_releases_and_figures(
     with pytest.raises(RefusedError):
         service.cancel("A1")
     assert service.pack("P") == closure.pack
+
+
+# Fingerprints: equal for calls that mean the same, different for calls that do not ---------
+
+
+def test_fingerprints_tell_apart_what_differs_and_nothing_else() -> None:
+    from sessionpacks._commands import fingerprint
+
+    start = at("2026-03-02T10:00")
+    same_instant = start.astimezone(ZoneInfo("UTC"))
+    assert fingerprint("reschedule", {"start": start}) == fingerprint(
+        "reschedule", {"start": same_instant}
+    )
+    assert fingerprint("adjust", {"amount": 1}) != fingerprint(
+        "adjust", {"amount": timedelta(microseconds=1)}
+    )
+    assert fingerprint("edit", {"a": 1, "b": 2}) == fingerprint("edit", {"b": 2, "a": 1})
+    long = "x" * 100
+    assert fingerprint("edit", {"s": frozenset({long + "1"})}) != fingerprint(
+        "edit", {"s": frozenset({long + "2"})}
+    )
+    assert fingerprint("book", {"a": 1}) != fingerprint("assign", {"a": 1})
+
+
+def test_a_fingerprint_of_a_set_is_the_same_in_every_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from sessionpacks._commands import fingerprint;"
+        "print(fingerprint('edit_template', {'eligible_services': frozenset("
+        "{'physio', 'massage', 'pilates', 'osteo', 'dry-needling'})}))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(seen) == 1, seen
+
+
+def test_a_keyed_reschedule_in_another_offset_is_the_same_call(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(10), pack_id="P")
+    service.assign(appointment("A1", "2026-03-02T10:00"), pack_id="P")
+    moved = service.reschedule("A1", at("2026-03-03T10:00"), idempotency_key="k")
+    utc = at("2026-03-03T10:00").astimezone(ZoneInfo("UTC"))
+    assert service.reschedule("A1", utc, idempotency_key="k") == moved
+
+
+def test_a_keyed_add_to_invoice_writes_its_usage_and_line_in_one_change(
+    service: PackService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.open_pack("C1", terms=terms(10), pack_id="P")
+    commits: list[int] = []
+    real = service.repository.commit
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        commits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service.repository, "commit", counted)
+    line = service.add_to_invoice(appointment("A1", "2026-03-02T10:00"), pack_id="P")
+    assert len(commits) == 1
+    assert line.label == "Session 1 of 10"
+    service.add_to_invoice(appointment("A2", "2026-03-03T10:00"), pack_id="P", idempotency_key="k")
+    with pytest.raises(RefusedError):  # the key names another call: A3 is not recorded either
+        service.add_to_invoice(
+            appointment("A3", "2026-03-04T10:00"), pack_id="P", idempotency_key="k"
+        )
+    assert service.repository.pack_of_appointment("A3") is None
+
+
+def test_an_unkeyed_sweep_expires_each_pack_on_its_own(
+    repo: PackRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionpacks import ExpiresOn
+
+    clock = FixedClock(datetime(2026, 4, 1, 9, tzinfo=SYDNEY))
+    desk = PackService(repo, clock, retries=0)
+    for n in range(3):
+        desk.open_pack("C1", terms=terms(3, expiry=ExpiresOn(date(2026, 3, 1))), pack_id=f"P{n}")
+    real = repo.commit
+
+    def busy_p1(changes: Any, **kwargs: Any) -> Any:
+        if any(c.pack_id == "P1" for c in changes):
+            raise ConcurrencyError("pack_id", "P1", "being written")
+        return real(changes, **kwargs)
+
+    monkeypatch.setattr(repo, "commit", busy_p1)
+    with pytest.raises(ConcurrencyError):
+        desk.sweep(date(2026, 4, 1))
+    assert [repo.load(f"P{n}").expired_on for n in range(3)] == [date(2026, 3, 1), None, None]
+    monkeypatch.setattr(repo, "commit", real)
+    assert [r.event.pack_id for r in desk.sweep(date(2026, 4, 1))] == ["P1", "P2"]

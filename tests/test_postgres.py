@@ -673,3 +673,48 @@ def test_a_value_postgresql_cannot_store_is_named(store: PostgresStore) -> None:
         raise psycopg.DataError("value too long\nDETAIL: something")
     assert (refused.value.field, refused.value.value) == ("pack_id", "P1")
     assert "\n" not in str(refused.value)
+
+
+def test_a_statement_timeout_is_no_lost_connection() -> None:
+    from sessionpacks.errors import ConnectionLostError
+
+    with pytest.raises(StoreError) as failed, _translated("pack_id", "P1"):
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+    assert not isinstance(failed.value, ConnectionLostError)
+    with pytest.raises(ConnectionLostError), _translated("pack_id", "P1"):
+        raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+
+
+def test_advisory_locks_of_two_schemas_do_not_meet(pg_dsn: str, pg_schema: str) -> None:
+    """Two sessionpacks schemas in one database: a commit opening a pack for C1 in one holds
+    no lock the other's commits wait for."""
+    other = f"{pg_schema}_b"
+    try:
+        with (
+            PostgresStore(pg_dsn, schema=pg_schema) as first,
+            PostgresStore(pg_dsn, schema=other) as second,
+        ):
+            one, two = first.practice(PRACTICE, SYDNEY), second.practice(PRACTICE, SYDNEY)
+            with psycopg.connect(pg_dsn) as holder:
+                holder.execute(  # hold C1's lock of the first schema, as an open commit would
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))",
+                    (f"{pg_schema}\x1f{PRACTICE}\x1fC1",),
+                )
+                opened = ops.open_pack("p1", "C1", _terms(3), two.practice, NOW)
+                started = time.monotonic()
+                two.commit([opened], client_packs={"C1": 0})
+                assert time.monotonic() - started < 5
+                waiting = ops.open_pack("p1", "C1", _terms(3), one.practice, NOW)
+                done: list[bool] = []
+                worker = threading.Thread(
+                    target=lambda: done.append(bool(one.commit([waiting], client_packs={"C1": 0})))
+                )
+                worker.start()
+                worker.join(timeout=0.5)
+                assert done == []  # the first schema's commit waits for the lock held above
+            worker.join(timeout=10)
+            assert done == [True]
+    finally:
+        from .pg_support import drop_schema
+
+        drop_schema(pg_dsn, other)

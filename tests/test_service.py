@@ -42,7 +42,7 @@ def event_kinds(service: PackService, since: int = 0) -> list[type]:
 def test_defaults_are_the_system_clock_and_random_pack_ids(repo: InMemoryRepository) -> None:
     service = PackService(repo)
     assert isinstance(service.clock, SystemClock)
-    assert service.retries == 5
+    assert service.retries == 10
     first, second = (service.open_pack("C1", terms=terms(3)) for _ in range(2))
     assert first.pack_id.startswith("pk_")
     assert len(first.pack_id) == 19

@@ -7,10 +7,13 @@ up to ``retries`` times (R16). A refusal raises before anything is written (R17)
 
 from __future__ import annotations
 
+import random
+import time
 import types
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -93,6 +96,18 @@ class Closure:
 
 
 @attrs.frozen
+class _Assigned:
+    """An assignment decided and not yet written: the change to write (``None``: nothing), the
+    state the appointment is then on, and the clients' packs the decision holds on (R13a)."""
+
+    decision: Decision
+    change: ops.Change | None = None
+    pack: PackState | None = None
+    opened: bool = False
+    client_packs: Mapping[str, int] | None = None
+
+
+@attrs.frozen
 class _Plan(Generic[T]):
     """A decided write: how to commit it, and the command's result once its events have
     positions. ``events`` are the events the write will record, for a result stored before
@@ -130,7 +145,7 @@ class PackService:
         repository: PackRepository,
         clock: Clock | None = None,
         *,
-        retries: int = 5,
+        retries: int = 10,
         new_pack_id: Callable[[], str] = _new_id,
     ) -> None:
         if type(retries) is not int or not 0 <= retries <= 10_000:
@@ -145,6 +160,7 @@ class PackService:
         self.clock = clock or SystemClock()
         self.retries = retries
         self._new_pack_id = new_pack_id
+        self._jitter = random.Random()
 
     def _now(self) -> datetime:
         return require_aware("clock.now()", self.clock.now())
@@ -152,11 +168,13 @@ class PackService:
     def _retrying(
         self, attempt: Callable[[], T], again: tuple[type[Exception], ...] = (ConcurrencyError,)
     ) -> T:
-        for _ in range(self.retries):
+        for tried in range(self.retries):
             try:
                 return attempt()
             except again:
-                continue
+                # A random pause, growing with each try, so that writers who collided do not
+                # collide again in lockstep: the one that lost to all the others still wins.
+                time.sleep(self._jitter.uniform(0, min(0.05, 0.001 * 2**tried)))
         return attempt()
 
     def _run(
@@ -481,20 +499,27 @@ class PackService:
         return PreferTemplate(check_id("template_id", template_id))
 
     def _assign(self, appointment: Appointment, explicit: Preference | None) -> _Plan[Assignment]:
+        assigned = self._assignment(appointment, explicit)
+        return self._commit_plan(
+            [] if assigned.change is None else [assigned.change],
+            lambda events: Assignment(
+                appointment.id, assigned.decision, assigned.pack, assigned.opened, events
+            ),
+            assigned.client_packs,
+        )
+
+    def _assignment(self, appointment: Appointment, explicit: Preference | None) -> _Assigned:
         holder = self.repository.pack_of_appointment(appointment.id)
         if holder is not None:
             return self._already(appointment, holder, explicit)
         decision, packs = self._decide(appointment, explicit)
         action = decision.action
         if isinstance(action, NoPack):
-            return self._commit_plan([], lambda _: Assignment(appointment.id, decision))
+            return _Assigned(decision)
         if isinstance(action, OpenPack):
             return self._open_and_use(appointment, decision, action, explicit, len(packs))
         change = ops.use(packs[action.pack_id], appointment, self._now())
-        return self._commit_plan(
-            [change],
-            lambda events: Assignment(appointment.id, decision, change.after, False, events),
-        )
+        return _Assigned(decision, change, change.after)
 
     def _open_and_use(
         self,
@@ -503,25 +528,19 @@ class PackService:
         action: OpenPack,
         explicit: Preference | None,
         seen: int,
-    ) -> _Plan[Assignment]:
+    ) -> _Assigned:
         """Open a pack and use it in one change. A default's decision to open holds only while
         the client has the packs it was made on (R13a); an explicit template always opens."""
         opened = self._open(
             appointment.client_id, action.template_id, None, self._made_pack_id(), False
         )
-        used = ops.use(opened.after, appointment, self._now())
-        merged = ops.Change(
-            None, used.after, opened.entries + used.entries, opened.events + used.events
-        )
-        return self._commit_plan(
-            [merged],
-            lambda events: Assignment(appointment.id, decision, merged.after, True, events),
-            client_packs=None if explicit is not None else {appointment.client_id: seen},
-        )
+        merged = _then(opened, ops.use(opened.after, appointment, self._now()))
+        seen_packs = None if explicit is not None else {appointment.client_id: seen}
+        return _Assigned(decision, merged, merged.after, True, seen_packs)
 
     def _already(
         self, appointment: Appointment, holder: str, explicit: Preference | None
-    ) -> _Plan[Assignment]:
+    ) -> _Assigned:
         """The appointment is active on ``holder``: asking again writes nothing (R6).
 
         The same facts again (R6a) from booking again, or naming its pack or the template its
@@ -546,8 +565,9 @@ class PackService:
                 appointment.id,
                 f"is already active on pack {holder}; move it instead",
             )
-        decision = Decision(UsePack(holder), f"already recorded on pack {holder}")
-        return self._commit_plan([], lambda _: Assignment(appointment.id, decision, pack))
+        return _Assigned(
+            Decision(UsePack(holder), f"already recorded on pack {holder}"), None, pack
+        )
 
     def move(
         self, appointment: Appointment, to_pack_id: str, *, idempotency_key: str | None = None
@@ -593,9 +613,13 @@ class PackService:
             explicit = self._explicit(appointment, pack_id, template_id)
 
         def decide() -> _Plan[InvoiceLine]:
-            # Recording it first is safe to repeat (R6); the key goes with the invoice line.
-            self._write(self._assign(appointment, explicit), None)
-            return self._invoice_plan(appointment.id)
+            # The usage and its line are one change to one pack, so a key covers both (R27).
+            assigned = self._assignment(appointment, explicit)
+            if assigned.pack is None:
+                raise NotFoundError("appointment_id", appointment.id, "is not active on any pack")
+            invoiced, line = ops.issue_invoice(assigned.pack, appointment.id, self._now())
+            change = invoiced if assigned.change is None else _then(assigned.change, invoiced)
+            return self._commit_plan([change], lambda _: line, assigned.client_packs)
 
         arguments = {"appointment": appointment, "explicit": explicit}
         return self._run(idempotency_key, "add_to_invoice", arguments, InvoiceLine, decide)
@@ -771,30 +795,46 @@ class PackService:
         """The expiry sweep: ``PackExpired`` once per expiry for packs with something left.
 
         A sweep as of a date after the practice's today is refused (R12a): it cannot look
-        ahead. Every pack it expires is written in one change.
+        ahead. Each pack is written on its own, so a pack being written meanwhile delays only
+        itself; with an idempotency key the whole sweep is one change, so that the key is
+        stored with all of it (R27).
         """
         check_day("as_of", as_of)
-        zone = self.repository.practice.zone
-
-        def decide() -> _Plan[tuple[RecordedEvent, ...]]:
-            now = self._now()
-            today = now.astimezone(zone).date()
-            if as_of > today:
-                raise RefusedError(
-                    "R12a",
-                    "as_of",
-                    as_of.isoformat(),
-                    f"is after today ({today.isoformat()} in {zone.key}): a sweep cannot "
-                    "look ahead",
-                )
-            changes = [
-                ops.expire(candidate, as_of, now)
-                for candidate in self.repository.expiry_candidates(as_of)
-            ]
-            return self._commit_plan(changes, lambda events: events)
-
         kind = tuple[RecordedEvent, ...]
-        return self._run(idempotency_key, "sweep", {"as_of": as_of}, kind, decide)
+        if idempotency_key is not None:
+            return self._run(
+                idempotency_key, "sweep", {"as_of": as_of}, kind, lambda: self._sweep_plan(as_of)
+            )
+        self._refuse_a_later_day(as_of, self._now())
+        emitted: list[RecordedEvent] = []
+        for candidate in self.repository.expiry_candidates(as_of):
+            plan: Callable[[], _Plan[tuple[RecordedEvent, ...]]] = partial(
+                self._expire_plan, candidate, as_of
+            )
+            swept: tuple[RecordedEvent, ...] = self._run(None, "sweep", {}, kind, plan)
+            emitted.extend(swept)
+        return tuple(emitted)
+
+    def _expire_plan(self, candidate: PackState, as_of: date) -> _Plan[tuple[RecordedEvent, ...]]:
+        change = ops.expire(self.repository.load(candidate.pack_id), as_of, self._now())
+        return self._commit_plan([change], lambda events: events)
+
+    def _sweep_plan(self, as_of: date) -> _Plan[tuple[RecordedEvent, ...]]:
+        now = self._now()
+        self._refuse_a_later_day(as_of, now)
+        changes = [ops.expire(c, as_of, now) for c in self.repository.expiry_candidates(as_of)]
+        return self._commit_plan(changes, lambda events: events)
+
+    def _refuse_a_later_day(self, as_of: date, now: datetime) -> None:
+        zone = self.repository.practice.zone
+        today = now.astimezone(zone).date()
+        if as_of > today:
+            raise RefusedError(
+                "R12a",
+                "as_of",
+                as_of.isoformat(),
+                f"is after today ({today.isoformat()} in {zone.key}): a sweep cannot look ahead",
+            )
 
     # Reading -------------------------------------------------------------------------------
 
@@ -829,6 +869,13 @@ class PackService:
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.repository.events_since(position, limit)
+
+
+def _then(first: ops.Change, second: ops.Change) -> ops.Change:
+    """``first`` and then ``second`` (decided on ``first.after``) as one change to one pack."""
+    return ops.Change(
+        first.before, second.after, first.entries + second.entries, first.events + second.events
+    )
 
 
 def _after(change: ops.Change) -> PackState:

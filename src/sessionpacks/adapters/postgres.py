@@ -217,9 +217,11 @@ _COMMIT_FUNCTION_V2 = """CREATE FUNCTION {schema}.commit_changes(
     BEGIN
         -- R13a: a commit opening a pack for a client, or deciding on a client's packs, holds
         -- that client's advisory lock until it ends, so the next one counts after it. Keyed
-        -- by practice and client (ids hold no control characters): other clients never wait.
+        -- by schema, practice and client (ids hold no control characters): other clients,
+        -- and other schemas of the same database, never wait.
         -- Taken in client order, so two such commits cannot deadlock.
-        PERFORM pg_advisory_xact_lock(hashtextextended(p_practice || E'\x1f' || c, 7))
+        PERFORM pg_advisory_xact_lock(
+            hashtextextended('{schema}' || E'\x1f' || p_practice || E'\x1f' || c, 7))
         FROM (SELECT DISTINCT c FROM (
                   SELECT p_clients[i] AS c FROM generate_subscripts(p_packs, 1) AS i
                   WHERE p_expected[i] = 0
@@ -382,9 +384,8 @@ _COMMANDS = statements(
         first_position bigint NOT NULL,
         PRIMARY KEY (practice_id, key)
     )""",
-    """DROP FUNCTION {schema}.commit_changes(text, text[], integer[], integer[], text[], text[],
-        date[], boolean[], bigint[], date[], text[], integer[], text[], text[], text[], text[],
-        text[], text[], text[], text[], text[])""",
+    # The version 1 function stays beside it (PostgreSQL tells them apart by their arguments),
+    # so processes of the earlier release keep working while a rolling upgrade goes on.
     _COMMIT_FUNCTION_V2,
 )
 
@@ -468,14 +469,29 @@ def _translated(field: str = "database", value: Any = None) -> Iterator[None]:
         raise InvalidValueError(
             field, value, f"PostgreSQL cannot store it: {_first_line(error)}"
         ) from error
-    except psycopg.OperationalError as error:
-        # The server went away (a restart, a killed backend, the network): a write may or may
-        # not have been committed before it did.
-        raise ConnectionLostError(
-            field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
-        ) from error
-    except (psycopg.Error, PoolTimeout) as error:
+    except psycopg.Error as error:
+        if _lost(error):
+            # The server went away (a restart, a killed backend, the network): a write may or
+            # may not have been committed before it did.
+            raise ConnectionLostError(
+                field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
+            ) from error
         raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
+    except PoolTimeout as error:
+        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
+
+
+# SQLSTATEs after which the server may or may not have committed: class 08 (connection
+# exceptions) and the server shutting the session down (57P01-57P03). A statement timeout or a
+# cancel (57014) rolled its transaction back: that outcome is known, so it is no lost connection.
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _lost(error: psycopg.Error) -> bool:
+    state = error.sqlstate
+    if state is None:  # no answer from the server at all: the connection broke
+        return isinstance(error, psycopg.OperationalError)
+    return state.startswith("08") or state in _LOST_STATES
 
 
 def _first_line(error: BaseException) -> str:

@@ -476,8 +476,9 @@ class SqliteStore:
     connection) and between processes opening the same file. Close it, or use it as a context
     manager.
 
-    ``busy_timeout``: seconds a write waits for another writer before it fails with
-    :class:`~sessionpacks.errors.ConcurrencyError`. ``state_cache``: how many decoded pack states
+    ``busy_timeout``: seconds a write waits for another writer before it fails with a
+    :class:`~sessionpacks.errors.StoreError` (not retried: it is the whole wait of one
+    command). ``state_cache``: how many decoded pack states
     to keep (each is reused only while its version is the one stored; 0 keeps none).
     ``migrations``: the schema steps, for tests and tools; a file further along is refused.
     """

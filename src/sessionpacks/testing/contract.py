@@ -806,6 +806,26 @@ class RepositoryContract:
         assert store_repo.events_since(0) == []
         assert store_repo.command("k1") == CommandRecord("k1", "f", "null", 0)
 
+    def test_a_conflicting_commit_does_not_store_its_command(
+        self, store_repo: PackRepository
+    ) -> None:
+        _open(store_repo, "p1", _sessions())
+        for condition in ({}, {"client_packs": {"C1": 0}}):
+            stale = ops.open_pack("p1", "C1", _sessions(), store_repo.practice, _OPENED)
+            with pytest.raises(ConcurrencyError):
+                store_repo.commit([stale], command=CommandRecord("k", "f", "null"), **condition)
+            assert store_repo.command("k") is None
+
+    def test_keys_are_per_practice(self, store_opener: Opener) -> None:
+        one, other = store_opener("keys-a", SYDNEY), store_opener("keys-b", SYDNEY)
+        one.commit([], command=CommandRecord("k", "fa", "null"))
+        assert other.command("k") is None
+        other.commit([], command=CommandRecord("k", "fb", "null"))
+        assert [r.command("k") for r in (one, other)] == [
+            CommandRecord("k", "fa", "null"),
+            CommandRecord("k", "fb", "null"),
+        ]
+
     def test_templates_and_preferences_store_their_command(
         self, store_repo: PackRepository
     ) -> None:
