@@ -715,3 +715,20 @@ def test_the_crash_stream_is_deterministic() -> None:
             command()
     assert first.events_since(0) == second.events_since(0)
     assert len(first.events_since(0)) >= 40
+
+
+def test_a_commit_that_writes_nothing_takes_no_write_lock(path: Path) -> None:
+    with SqliteStore(path, busy_timeout=0.05) as store:
+        repo = store.practice("clinic-1", SYDNEY)
+        service = _service(repo)
+        service.open_pack("C1", terms=_terms(3))
+        appointment = _appointment("a1", 0)
+        service.assign(appointment, pack_id="pk1")
+        other = _raw(path)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+        try:
+            assert repo.commit([]) == ()
+            assert service.assign(appointment, pack_id="pk1").events == ()  # R6: a repeat
+            assert service.book(appointment).events == ()
+        finally:
+            other.execute("ROLLBACK")
