@@ -63,7 +63,7 @@ NOW_TEXT = "2026-02-16T09:00+11:00"
 # The prepared practice ----------------------------------------------------------------------
 
 TEMPLATE_IDS = ("physio10", "hours5", "money500", "single")
-PACK_IDS = ("pk1", "pk2", "pk3", "pk4", "pk5", "pk6", "pkbig")
+PACK_IDS = ("pk1", "pk2", "pk3", "pk4", "pk5", "pk6", "pk7", "pkbig")
 CLIENT_IDS = ("C1", "C2", "C9")
 SERVICE_IDS = ("physio", "massage")
 BIG_PACK = "pkbig"
@@ -122,7 +122,8 @@ def template_terms() -> dict[str, PackTerms]:
 
 
 def populate(service: PackService) -> None:
-    """Templates, packs with usages, an exhausted, a closed and a voided pack, preferences."""
+    """Templates, packs with usages, an exhausted, a closed, a voided and an unused pack,
+    preferences."""
     for template_id, terms in template_terms().items():
         service.add_template(template_id, terms)
     service.open_pack("C1", template_id="physio10", pack_id="pk1", charged_on_open=False)
@@ -139,6 +140,7 @@ def populate(service: PackService) -> None:
     service.close("pk5", "moved away")
     service.open_pack("C1", terms=template_terms()["single"], pack_id="pk6")
     service.void("pk6", "opened in error")
+    service.open_pack("C1", template_id="single", pack_id="pk7")
     big = PackTerms(
         name="Big", allowance=Allowance.sessions(100_000), pricing=PerSession.flat(aud("10"))
     )
