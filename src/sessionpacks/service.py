@@ -339,6 +339,8 @@ class PackService:
         check_id("client_id", client_id)
         if pack_id is not None:
             check_id("pack_id", pack_id)
+        if template_id is not None:
+            check_id("template_id", template_id)
 
         def decide() -> _Plan[PackState]:
             if pack_id is not None:
