@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import select
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -494,6 +495,18 @@ def _lost(error: psycopg.Error) -> bool:
     return state.startswith("08") or state in _LOST_STATES
 
 
+def _alive(connection: Connection) -> bool:
+    """Whether an idle connection is still open: the server says nothing to an idle client,
+    so anything to read on its socket is the server ending it (or the socket closing)."""
+    if connection.closed or connection.broken:
+        return False
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
+
+
 def _first_line(error: BaseException) -> str:
     """The driver's message without its DETAIL, HINT and CONTEXT lines."""
     lines = str(error).strip().splitlines()
@@ -608,6 +621,7 @@ class PostgresStore:
         if max_size < min_size:
             raise InvalidValueError("max_size", max_size, f"must be >= min_size ({min_size})")
         self._schema = schema
+        self._max_size = max_size
         self._sql = _Sql(schema)
         # autocommit: a read is one round trip; writes open their transaction explicitly.
         self._pool: ConnectionPool[Connection] = ConnectionPool(
@@ -616,8 +630,6 @@ class PostgresStore:
             max_size=max_size,
             timeout=timeout,
             kwargs={"autocommit": True},
-            # A connection whose server went away is found and replaced before it is used.
-            check=ConnectionPool.check_connection,
             open=False,
             name=f"sessionpacks-{schema}",
         )
@@ -642,9 +654,27 @@ class PostgresStore:
     @contextmanager
     def connection(self, field: str = "database", value: Any = None) -> Iterator[Connection]:
         """A pooled connection (autocommit), its driver errors translated; ``field`` and
-        ``value`` name what it is used for, in the errors."""
-        with _translated(field, value), self._pool.connection() as connection:
-            yield connection
+        ``value`` name what it is used for, in the errors.
+
+        A connection whose server ended it while it sat in the pool (a restart, a killed
+        backend) is found before it is used, and another is taken in its place."""
+        with _translated(field, value):
+            connection = self._live_connection()
+            try:
+                yield connection
+            finally:
+                self._pool.putconn(connection)
+
+    def _live_connection(self) -> Connection:
+        # The pool's own check costs a round trip per use and, on finding a dead connection,
+        # waits a second or more before the next; a look at the socket costs neither.
+        for _ in range(self._max_size):
+            connection = self._pool.getconn()
+            if _alive(connection):
+                return connection
+            connection.close()  # the pool puts a new connection in its place
+            self._pool.putconn(connection)
+        return self._pool.getconn()
 
     def read(self, sql: bytes, params: Sequence[Any], field: str, value: Any) -> list[Any]:
         """The rows of one read. A read is safe to repeat, so one that lost its connection is
