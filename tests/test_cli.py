@@ -487,8 +487,8 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
         "A-102: Session 2 of 10 on pack PK-0001 (10 x Physio) — preferred pack PK-0001.",
         "C-302: Session 2 of 5 on pack PK-0003: 120.00 AUD",
         "#17 PackExhausted PK-0002 (client ben)",
-        "Task PK-0002#4.2: call Ben Carter",
-        "Task PK-0005#3.1: tell Ben Carter",
+        "Task PK-0002:PackExhausted:3: call Ben Carter",
+        "Task PK-0005:PackExpired:2026-05-03: tell Ben Carter",
         "0 new task(s)",
     ):
         assert phrase in first.out
@@ -498,9 +498,9 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
     assert "Session 1 of 10" in shown.out
     data = cli.raw("demo", "--db", "other.db", "--json")
     assert data.code == 0
-    assert [t["event_id"] for t in data.json()["tasks"]] == [
-        "PK-0002#4.2",
-        "PK-0005#3.1",
+    assert [(t["occurrence"], t["event_id"]) for t in data.json()["tasks"]] == [
+        ("PK-0002:PackExhausted:3", "PK-0002#4.2"),
+        ("PK-0005:PackExpired:2026-05-03", "PK-0005#3.1"),
     ]
     mine = tmp_path / "mine.db"
     made = cli.raw("--db", str(mine), "--timezone", "UTC", "client", "prefer", "C1", "--clear")

@@ -280,11 +280,15 @@ class _Walkthrough:
         self.say(f"{len(self.tasks) - before} new task(s): each event becomes one task, once.")
 
     def read_tasks(self) -> None:
+        # Tasks are keyed by the event's occurrence (R12b): the same thing told twice (a
+        # stream read again, a pack used up again at the same total) is one task.
+        known = {task["occurrence"] for task in self.tasks}
         for recorded in self.desk.events_since(self.position):
             task = _task(recorded, self.desk)
-            if task is not None:
+            if task is not None and task["occurrence"] not in known:
+                known.add(task["occurrence"])
                 self.tasks.append(task)
-                self.say(f"Task {task['event_id']}: {task['task']}")
+                self.say(f"Task {task['occurrence']}: {task['task']}")
             self.position = recorded.position
 
 
@@ -301,7 +305,12 @@ def _task(recorded: RecordedEvent, desk: PackService) -> dict[str, str] | None:
         )
     else:
         return None
-    return {"event_id": event.event_id, "position": str(recorded.position), "task": text}
+    return {
+        "occurrence": event.occurrence,
+        "event_id": event.event_id,
+        "position": str(recorded.position),
+        "task": text,
+    }
 
 
 def fresh_file(path: Path, practice: str, owner: str) -> None:
