@@ -123,22 +123,8 @@ def statements(*sql: str) -> Migration:
 # The whole commit in one statement, so in one round trip and one implicit transaction. Pack
 # rows are written in the order given (the caller sorts them by id), the counter row last: no
 # deadlock between commits. A conflict raises with the field in COLUMN and the value in DETAIL.
-_COMMIT_FUNCTION = """CREATE FUNCTION {schema}.commit_changes(
-        p_practice text,
-        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
-        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
-        p_expired_on date[],
-        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
-        u_released text[], u_appointments text[], u_packs text[],
-        v_ids text[], v_packs text[], v_kinds text[], v_events text[]
-    ) RETURNS bigint LANGUAGE plpgsql AS $body$
-    DECLARE
-        written integer;
-        current_version integer;
-        holder text;
-        base bigint := 0;
-    BEGIN
-        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
+# What both versions of the function write: packs, entries, active usages, events.
+_COMMIT_WRITES = """        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
             IF p_expected[i] = 0 THEN
                 INSERT INTO {schema}.packs (practice_id, pack_id, client_id, version, state,
                                             expiry_date, ended, remaining_units, expired_on)
@@ -193,12 +179,35 @@ _COMMIT_FUNCTION = """CREATE FUNCTION {schema}.commit_changes(
             FROM unnest(v_ids, v_packs, v_kinds, v_events)
                  WITH ORDINALITY AS e(event_id, pack_id, kind, event, n);
         END IF;
-        RETURN base;
+"""
+
+_COMMIT_FUNCTION = (
+    """CREATE FUNCTION {schema}.commit_changes(
+        p_practice text,
+        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
+        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
+        p_expired_on date[],
+        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
+        u_released text[], u_appointments text[], u_packs text[],
+        v_ids text[], v_packs text[], v_kinds text[], v_events text[]
+    ) RETURNS bigint LANGUAGE plpgsql AS $body$
+    DECLARE
+        written integer;
+        current_version integer;
+        holder text;
+        base bigint := 0;
+    BEGIN
+"""
+    + _COMMIT_WRITES
+    + """        RETURN base;
     END
     $body$"""
+)
 
-# V2: the client check (R13a) and the idempotency record (R27) join the one commit call.
-_COMMIT_FUNCTION_V2 = """CREATE FUNCTION {schema}.commit_changes(
+# V2: the client check (R13a) comes first and the idempotency record (R27) last, in the same
+# one call; the writes between are version 1's.
+_COMMIT_FUNCTION_V2 = (
+    """CREATE FUNCTION {schema}.commit_changes(
         p_practice text,
         p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
         p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
@@ -238,62 +247,9 @@ _COMMIT_FUNCTION_V2 = """CREATE FUNCTION {schema}.commit_changes(
                           DETAIL = c_clients[i];
             END IF;
         END LOOP;
-        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
-            IF p_expected[i] = 0 THEN
-                INSERT INTO {schema}.packs (practice_id, pack_id, client_id, version, state,
-                                            expiry_date, ended, remaining_units, expired_on)
-                VALUES (p_practice, p_packs[i], p_clients[i], p_versions[i], p_states[i],
-                        p_expiry_dates[i], p_ended[i], p_remaining[i], p_expired_on[i])
-                ON CONFLICT (practice_id, pack_id) DO NOTHING;
-            ELSE
-                UPDATE {schema}.packs SET client_id = p_clients[i], version = p_versions[i],
-                    state = p_states[i], expiry_date = p_expiry_dates[i], ended = p_ended[i],
-                    remaining_units = p_remaining[i], expired_on = p_expired_on[i]
-                WHERE practice_id = p_practice AND pack_id = p_packs[i]
-                  AND version = p_expected[i];
-            END IF;
-            GET DIAGNOSTICS written = ROW_COUNT;
-            IF written = 0 THEN
-                SELECT version INTO current_version FROM {schema}.packs
-                WHERE practice_id = p_practice AND pack_id = p_packs[i];
-                RAISE EXCEPTION 'is at version %, not %', coalesce(current_version, 0),
-                    p_expected[i]
-                    USING ERRCODE = 'serialization_failure', COLUMN = 'pack_id',
-                          DETAIL = p_packs[i];
-            END IF;
-        END LOOP;
-        INSERT INTO {schema}.entries (practice_id, pack_id, sequence, kind, entry)
-        SELECT p_practice, e.pack_id, e.sequence, e.kind, e.entry
-        FROM unnest(e_packs, e_sequences, e_kinds, e_entries) AS e(pack_id, sequence, kind, entry);
-        -- Releases first, so a move in one commit frees the appointment before it is taken.
-        DELETE FROM {schema}.active_usages
-        WHERE practice_id = p_practice AND appointment_id = ANY (u_released);
-        FOR i IN 1 .. coalesce(array_length(u_appointments, 1), 0) LOOP
-            -- The same pack holding it already is no conflict; another pack is (R6).
-            INSERT INTO {schema}.active_usages (practice_id, appointment_id, pack_id)
-            VALUES (p_practice, u_appointments[i], u_packs[i])
-            ON CONFLICT (practice_id, appointment_id) DO UPDATE SET pack_id = EXCLUDED.pack_id
-            WHERE active_usages.pack_id = EXCLUDED.pack_id;
-            GET DIAGNOSTICS written = ROW_COUNT;
-            IF written = 0 THEN
-                SELECT pack_id INTO holder FROM {schema}.active_usages
-                WHERE practice_id = p_practice AND appointment_id = u_appointments[i];
-                RAISE EXCEPTION 'is active on pack % (R6)', holder
-                    USING ERRCODE = 'unique_violation', COLUMN = 'appointment_id',
-                          DETAIL = u_appointments[i];
-            END IF;
-        END LOOP;
-        IF coalesce(array_length(v_ids, 1), 0) > 0 THEN
-            -- The counter row stays locked until this transaction ends (module docstring).
-            UPDATE {schema}.practices SET last_position = last_position + array_length(v_ids, 1)
-            WHERE practice_id = p_practice
-            RETURNING last_position - array_length(v_ids, 1) INTO base;
-            INSERT INTO {schema}.events (practice_id, position, event_id, pack_id, kind, event)
-            SELECT p_practice, base + e.n, e.event_id, e.pack_id, e.kind, e.event
-            FROM unnest(v_ids, v_packs, v_kinds, v_events)
-                 WITH ORDINALITY AS e(event_id, pack_id, kind, event, n);
-        END IF;
-        IF k_key IS NOT NULL THEN
+"""
+    + _COMMIT_WRITES
+    + """        IF k_key IS NOT NULL THEN
             INSERT INTO {schema}.commands (practice_id, key, fingerprint, result, first_position)
             VALUES (p_practice, k_key, k_fingerprint, k_result, base)
             ON CONFLICT (practice_id, key) DO NOTHING;
@@ -307,6 +263,7 @@ _COMMIT_FUNCTION_V2 = """CREATE FUNCTION {schema}.commit_changes(
         RETURN base;
     END
     $body$"""
+)
 
 
 _V1 = statements(
