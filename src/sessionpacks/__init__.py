@@ -4,7 +4,12 @@ The public API is what this module exports; every other name is private. The dom
 (:mod:`~sessionpacks.model`, :mod:`~sessionpacks.ledger`, :mod:`~sessionpacks.pricing`,
 :mod:`~sessionpacks.operations`, :mod:`~sessionpacks.resolution`) is pure: no I/O, no clock, no
 storage. :class:`PackService` runs the workflows on a :class:`PackRepository`.
+
+``sessionpacks.__version__`` is the installed distribution's version, read from its metadata
+when asked for (it is not in ``__all__``).
 """
+
+from typing import TYPE_CHECKING
 
 from sessionpacks.adapters.clock import FixedClock, SystemClock
 from sessionpacks.adapters.memory import InMemoryStore
@@ -126,3 +131,20 @@ __all__ = [
     "UsePack",
     "replay",
 ]
+
+
+def _lazy_attribute(name: str) -> str:
+    """``__version__``, read from the installed distribution's metadata when asked for."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("sessionpacks")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    __version__: str
+else:
+    # Only at run time: to a type checker the module keeps its exact names, so a misspelt
+    # attribute is still an error rather than a ``str``.
+    __getattr__ = _lazy_attribute

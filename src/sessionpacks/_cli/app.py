@@ -9,6 +9,8 @@ traceback; under ``--json`` each is one JSON object on one line, usage errors in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import signal
 import sqlite3
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+import sessionpacks
 from sessionpacks.errors import SessionPacksError
 
 from . import appointments, packs, stream, transfer
@@ -32,6 +35,12 @@ __all__ = ["build_parser", "main"]
 PROG = "sessionpacks"
 
 
+@functools.cache
+def _version() -> str:
+    """``sessionpacks <version>``, the installed distribution's, read once per process."""
+    return f"{PROG} {sessionpacks.__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     parser = Parser(
@@ -42,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "template list\n\nEvery verb has --help with an example.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=_version(),
+        help="print the installed version (sessionpacks X.Y.Z) and exit",
     )
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo_module.register(top, common)
@@ -155,9 +170,13 @@ def main(
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    # --help and --version print to standard output and raise SystemExit; what they print goes
+    # to ``out`` when one is given.
+    printed = contextlib.redirect_stdout(out) if out is not None else contextlib.nullcontext()
     try:
-        args = parser.parse_args(words)
-    except SystemExit as stop:  # --help
+        with printed:
+            args = parser.parse_args(words)
+    except SystemExit as stop:  # --help, --version
         return stop.code if isinstance(stop.code, int) else 2
     except UsageError as error:
         return _usage(error, parser, _wants_json(words), err or sys.stderr)
