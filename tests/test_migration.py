@@ -12,6 +12,7 @@ import json
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +29,13 @@ __all__ = ["pg_dsn", "pg_schema"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 3, 1, 9, tzinfo=ZoneInfo("Australia/Sydney"))
+
+
+def _read_only() -> Any:
+    """The fixture, opened read-only: a missing file is an error, not a new empty one."""
+    import sqlite3
+
+    return sqlite3.connect(f"file:{FIXTURES / 'release-0.1.0.db'}?mode=ro", uri=True)
 
 
 @pytest.fixture
@@ -107,9 +115,8 @@ def test_an_old_file_takes_new_commands(migrated: SqliteStore) -> None:
 
 
 def test_the_fixture_is_at_the_first_schema_version(tmp_path: Path) -> None:
-    import sqlite3
 
-    with sqlite3.connect(FIXTURES / "release-0.1.0.db") as raw:
+    with _read_only() as raw:
         assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
     assert len(MIGRATIONS) == 2
 
@@ -117,7 +124,6 @@ def test_the_fixture_is_at_the_first_schema_version(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_an_old_postgresql_schema_migrates_the_same(pg_dsn: str, pg_schema: str) -> None:
     """The fixture's rows copied into a schema at version 1, then opened by this release."""
-    import sqlite3
 
     import psycopg
 
@@ -135,7 +141,7 @@ def test_an_old_postgresql_schema_migrates_the_same(pg_dsn: str, pg_schema: str)
         "templates": "practice_id, template_id, version, template",
         "preferences": "practice_id, client_id, preference",
     }
-    with sqlite3.connect(FIXTURES / "release-0.1.0.db") as old, psycopg.connect(pg_dsn) as pg:
+    with _read_only() as old, psycopg.connect(pg_dsn) as pg:
         for table, names in columns.items():
             order = "rowid" if table in ("packs", "templates") else "1"
             rows = old.execute(f"SELECT {names} FROM {table} ORDER BY {order}").fetchall()
