@@ -10,7 +10,7 @@ import pytest
 from sessionpacks import events as ev
 from sessionpacks.adapters.clock import FixedClock, SystemClock
 from sessionpacks.adapters.memory import InMemoryRepository
-from sessionpacks.errors import ConcurrencyError, RefusedError
+from sessionpacks.errors import ConcurrencyError, InvalidValueError, RefusedError
 from sessionpacks.ledger import Invoiced, Mark, PackState, PackStatus, Released, Used
 from sessionpacks.model import (
     Allowance,
@@ -522,3 +522,32 @@ def test_an_expired_first_use_pack_stays_expired_when_its_first_use_is_cancelled
     assert after.status(at("2026-03-02T09:00")) is PackStatus.EXPIRED
     clock.set(at("2026-03-20T09:00"))
     assert service.sweep(date(2026, 3, 20)) == ()
+
+
+# Reads for the command line and hosts ---------------------------------------------------------
+
+
+def test_reads_give_what_the_store_keeps_with_ids_checked(repo: InMemoryRepository) -> None:
+    service = PackService(repo, FixedClock(at("2026-03-02T09:00")))
+    service.add_template("zeta", terms(5, name="Zeta pack"))
+    service.add_template("alpha", terms(3, name="alpha pack"))
+    service.edit_template("alpha", name="Alpha pack")
+    service.set_preference("C1", PreferTemplate("alpha"))
+    booked = service.book(appt("A1", "2026-03-03T09:00"))
+    assert booked.pack is not None
+    pack_id = booked.pack.pack_id
+    assert [t.id for t in service.templates()] == ["alpha", "zeta"]
+    assert service.template("alpha").version == 2
+    assert service.template("alpha", 1).name == "alpha pack"
+    assert service.preference("C1") == PreferTemplate("alpha")
+    assert service.preference("C2") is None
+    assert service.holder("A1") == pack_id
+    assert service.holder("A2") is None
+    assert service.ledger(pack_id) == repo.ledger(pack_id)
+    assert service.practice == repo.practice
+    assert service.today() == date(2026, 3, 2)
+    with pytest.raises(InvalidValueError, match="version"):
+        service.template("alpha", 0)
+    for read in (service.ledger, service.holder, service.template, service.preference):
+        with pytest.raises(InvalidValueError):
+            read("")

@@ -20,7 +20,7 @@ import attrs
 
 from sessionpacks import operations as ops
 from sessionpacks._commands import decode_result, encode_result, fingerprint, numbered
-from sessionpacks._limits import check_day, check_id
+from sessionpacks._limits import check_count, check_day, check_id
 from sessionpacks.adapters.clock import SystemClock
 from sessionpacks.errors import (
     ConcurrencyError,
@@ -30,13 +30,14 @@ from sessionpacks.errors import (
     RefusedError,
 )
 from sessionpacks.events import Event, RecordedEvent
-from sessionpacks.ledger import Mark, PackState, PackStatus, Released
+from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Released
 from sessionpacks.model import (
     Amount,
     Appointment,
     Money,
     PackTemplate,
     PackTerms,
+    Practice,
     Preference,
     PreferPack,
     PreferService,
@@ -871,6 +872,38 @@ class PackService:
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         return self.repository.events_since(position, limit)
+
+    @property
+    def practice(self) -> Practice:
+        """The practice this service keeps packs for (its id and time zone)."""
+        return self.repository.practice
+
+    def today(self) -> date:
+        """The practice's date now, in its own time zone."""
+        return self._now().astimezone(self.practice.zone).date()
+
+    def ledger(self, pack_id: str) -> tuple[Entry, ...]:
+        """Every entry of a pack's ledger, oldest first."""
+        return self.repository.ledger(check_id("pack_id", pack_id))
+
+    def holder(self, appointment_id: str) -> str | None:
+        """The id of the pack that holds a usage of ``appointment_id``, or None (R5)."""
+        return self.repository.pack_of_appointment(check_id("appointment_id", appointment_id))
+
+    def template(self, template_id: str, version: int | None = None) -> PackTemplate:
+        """A template's latest version, or the ``version`` asked for."""
+        check_id("template_id", template_id)
+        if version is not None:
+            check_count("version", version, minimum=1)
+        return self.repository.template(template_id, version)
+
+    def templates(self) -> list[PackTemplate]:
+        """The latest version of every template, by name."""
+        return sorted(self.repository.templates(), key=lambda t: (t.name.casefold(), t.id))
+
+    def preference(self, client_id: str) -> Preference | None:
+        """A client's default (R13), or None."""
+        return self.repository.preference(check_id("client_id", client_id))
 
 
 def _then(first: ops.Change, second: ops.Change) -> ops.Change:
