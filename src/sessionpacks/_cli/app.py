@@ -13,12 +13,12 @@ import contextlib
 import functools
 import json
 import signal
-import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 import sessionpacks
+from sessionpacks import _compose as compose
 from sessionpacks.errors import SessionPacksError
 
 from . import appointments, packs, stream, transfer
@@ -27,7 +27,7 @@ from . import simulate as simulate_module
 from .base import GLOBAL_DEFAULTS, Parser, common_options
 from .context import Context
 from .signals import Terminated
-from .store import UsageError
+from .store import UsageError, usage_error
 from .values import cut, shown
 
 __all__ = ["build_parser", "main"]
@@ -148,20 +148,13 @@ def _interrupted(signum: int, json_mode: bool, err: TextIO) -> int:
 
 def _failure(error: Exception, json_mode: bool, err: TextIO) -> int:
     """The database or the file system failed: exit 1, with what it said."""
-    kind = "DatabaseError" if _database_error(error) else "OSError"
+    kind = "DatabaseError" if compose.is_database_error(error) else "OSError"
     message = str(error)
     if isinstance(error, OSError) and error.filename is not None:
         message = f"{error.strerror or type(error).__name__}: {shown(error.filename)}"
     message = " ".join(cut(word) for word in message.split(" "))
     _write_error(err, json_mode, {"error": kind, "message": message}, f"{PROG}: {message}")
     return 1
-
-
-def _database_error(error: BaseException) -> bool:
-    if isinstance(error, sqlite3.Error):
-        return True
-    psycopg = sys.modules.get("psycopg")
-    return psycopg is not None and isinstance(error, psycopg.Error)
 
 
 def main(
@@ -195,6 +188,8 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
     except (UsageError, argparse.ArgumentTypeError) as error:
         usage = error if isinstance(error, UsageError) else UsageError(str(error))
         return _usage(usage, args.parser, ctx.json, ctx.err)
+    except compose.SetupError as error:  # the store or the practice as the options named it
+        return _usage(usage_error(error), args.parser, ctx.json, ctx.err)
     except SessionPacksError as error:
         return _refusal(error, ctx.json, ctx.err)
     except BrokenPipeError:
@@ -206,6 +201,6 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
     except Exception as error:
         # Anything else is a bug, and stays loud; only the database and the file system may
         # fail on their own.
-        if not _database_error(error) and not isinstance(error, OSError):
+        if not compose.is_database_error(error) and not isinstance(error, OSError):
             raise
         return _failure(error, ctx.json, ctx.err)

@@ -205,7 +205,7 @@ def move(ctx: Context, args: argparse.Namespace) -> int:
     if given:
         appointment = appointment_of(args)
     else:
-        holder = ctx.repository.pack_of_appointment(args.appointment_id)
+        holder = ctx.service.holder(args.appointment_id)
         if holder is None:
             raise NotFoundError(
                 "appointment_id",

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
-from sessionpacks.adapters.clock import FixedClock, SystemClock
-from sessionpacks.ports import Clock, PackRepository
+from sessionpacks import _compose as compose
+from sessionpacks.clock import FixedClock, SystemClock
+from sessionpacks.ports import Clock
 from sessionpacks.service import PackService
 
 from . import store as stores
@@ -28,7 +29,7 @@ class Context:
         self.args = args
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self._store: stores.Store | None = None
+        self._store: compose.Store | None = None
         self._service: PackService | None = None
 
     @property
@@ -40,15 +41,13 @@ class Context:
         return FixedClock(fixed) if fixed is not None else SystemClock()
 
     @property
-    def repository(self) -> PackRepository:
-        return self.service.repository
-
-    @property
     def service(self) -> PackService:
         if self._service is None:
             self._store = stores._open_store(self.args)
-            repository = stores.open_practice(self._store, self.args.practice, self.args.timezone)
-            self._service = PackService(repository, self.clock())
+            args = self.args
+            self._service = compose.open_service(
+                self._store, args.practice, args.timezone, self.clock()
+            )
         return self._service
 
     def now(self) -> datetime:
@@ -67,7 +66,7 @@ class Context:
 
     def close(self) -> None:
         if self._store is not None:
-            stores.close(self._store)
+            compose.close(self._store)
             self._store = None
             self._service = None
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sessionpacks.adapters.clock import FixedClock
-from sessionpacks.errors import SessionPacksError
+from sessionpacks import _compose as compose
+from sessionpacks.clock import FixedClock
 from sessionpacks.events import PackExhausted, PackExpired, RecordedEvent
 from sessionpacks.model import (
     Allowance,
@@ -161,7 +160,7 @@ class _Walkthrough:
                 {"massage"},
             ),
         )
-        for template in sorted(desk.repository.templates(), key=lambda t: t.name):
+        for template in desk.templates():
             self.say(*template_lines(template))
 
     def from_profile(self) -> None:
@@ -257,7 +256,7 @@ class _Walkthrough:
             "His next booking: the preferred pack is used up, so its template opens a new one."
         )
         self.booked(self.desk.book(appointment))
-        self.ben_second = self.desk.repository.pack_of_appointment("B-204")
+        self.ben_second = self.desk.holder("B-204")
 
     def expiry(self) -> None:
         self.at("2026-05-03 07:00")
@@ -317,16 +316,11 @@ def fresh_file(path: Path, practice: str, owner: str) -> None:
     """Delete ``owner``'s file from an earlier run; refuse a file without its ``practice``."""
     if not path.exists():
         return
-    from sessionpacks.adapters.sqlite import SqliteStore
-
-    try:
-        with SqliteStore(path) as store:
-            store.practice(practice)
-    except (SessionPacksError, sqlite3.Error):
+    if not compose.holds_practice(path, practice):
         raise UsageError(
             f"{path} exists and is not a {owner} database; the {owner} deletes only its own "
             "file: choose another --db"
-        ) from None
+        )
     for suffix in ("", "-wal", "-shm", "-journal"):
         sidecar = Path(f"{path}{suffix}")
         if sidecar.exists():
@@ -338,13 +332,13 @@ def demo(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("the demo keeps its data in a SQLite file: give --db PATH, not a URL")
     path = Path(args.db or DEMO_DB).resolve()
     fresh_file(path, DEMO_PRACTICE, "demo")
-    from sessionpacks.adapters.sqlite import SqliteStore
-
     clock = FixedClock(_at("2026-03-02 08:30"))
     counter = itertools.count(1)
-    with SqliteStore(path) as store:
-        repository = store.practice(DEMO_PRACTICE, timezone=ZONE)
-        service = PackService(repository, clock, new_pack_id=lambda: f"PK-{next(counter):04d}")
+    store = compose.open_store(None, path)
+    try:
+        service = compose.open_service(
+            store, DEMO_PRACTICE, ZONE, clock, new_pack_id=lambda: f"PK-{next(counter):04d}"
+        )
         if not ctx.json:
             print(
                 f"sessionpacks demo: a receptionist's walkthrough (practice {DEMO_PRACTICE},"
@@ -354,6 +348,8 @@ def demo(ctx: Context, args: argparse.Namespace) -> int:
             print(f"Data: {path} (deleted and recreated on every run).", file=ctx.out)
         walk = _Walkthrough(ctx, service, clock)
         walk.run()
+    finally:
+        compose.close(store)
     explore = f"sessionpacks --db {path} --practice {DEMO_PRACTICE}"
     if ctx.json:
         ctx.emit(

@@ -40,7 +40,7 @@ def template_add(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def template_edit(ctx: Context, args: argparse.Namespace) -> int:
-    current = ctx.repository.template(args.template_id)
+    current = ctx.service.template(args.template_id)
     changes = term_changes(args, current.terms)
     template = ctx.service.edit_template(args.template_id, **keyed(args), **changes)
     lines = [
@@ -53,7 +53,7 @@ def template_edit(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def template_list(ctx: Context, args: argparse.Namespace) -> int:
-    templates = sorted(ctx.repository.templates(), key=lambda t: (t.name.casefold(), t.id))
+    templates = ctx.service.templates()
     lines = [
         f"{t.id:<16} v{t.version:<3} {t.name}  ({format_amount(t.terms.allowance.amount)})"
         for t in templates
@@ -63,7 +63,7 @@ def template_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def template_show(ctx: Context, args: argparse.Namespace) -> int:
-    template = ctx.repository.template(args.template_id, args.version)
+    template = ctx.service.template(args.template_id, args.version)
     ctx.emit(template, template_lines(template))
     return 0
 
@@ -104,7 +104,7 @@ def pack_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def pack_show(ctx: Context, args: argparse.Namespace) -> int:
     pack = ctx.service.pack(args.pack_id)
-    ledger = ctx.repository.ledger(args.pack_id)
+    ledger = ctx.service.ledger(args.pack_id)
     now = ctx.now()
     lines = [f"{pack_line(pack, now)}", f"  client {pack.client_id}"]
     if pack.template_id:
@@ -183,7 +183,7 @@ def client_prefer(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def client_show(ctx: Context, args: argparse.Namespace) -> int:
-    preference = ctx.repository.preference(args.client_id)
+    preference = ctx.service.preference(args.client_id)
     packs = ctx.service.client_packs(args.client_id)
     now = ctx.now()
     lines = [f"{args.client_id}: {preference_text(preference)}."]

@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from sessionpacks import _compose as compose
 from sessionpacks._limits import LAST_DAY
-from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.clock import FixedClock
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.model import (
     Allowance,
@@ -256,10 +257,11 @@ def simulate(ctx: Context, args: argparse.Namespace) -> int:
         args.db = str(path)
         store, practice, where = stores._open_store(args), SIM_PRACTICE, str(path)
     try:
-        repository = store.practice(practice, timezone="Australia/Sydney")
         clock = FixedClock(datetime.combine(args.start, datetime.min.time(), ZONE))
         counter = itertools.count(1)
-        service = PackService(repository, clock, new_pack_id=lambda: f"sp{next(counter):06d}")
+        service = compose.open_service(
+            store, practice, ZONE.key, clock, new_pack_id=lambda: f"sp{next(counter):06d}"
+        )
         for template_id, terms in TEMPLATES.items():
             service.add_template(template_id, terms)
         sim = Simulation(service, clock, args.seed)
@@ -269,7 +271,7 @@ def simulate(ctx: Context, args: argparse.Namespace) -> int:
             sim.week(monday + timedelta(weeks=week), clients)
         events = _events(service)
     finally:
-        stores.close(store)
+        compose.close(store)
     seconds = time.perf_counter() - started
     _report(ctx, args, sim.tally, events, where, seconds)
     return 0

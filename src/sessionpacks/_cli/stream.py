@@ -79,7 +79,7 @@ def events(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def sweep(ctx: Context, args: argparse.Namespace) -> int:
-    as_of: date = args.as_of or ctx.now().astimezone(ctx.repository.practice.zone).date()
+    as_of: date = args.as_of or ctx.service.today()
     expired = ctx.service.sweep(as_of, **keyed(args))
     lines = [f"Expiry sweep as of {as_of.isoformat()}: {len(expired)} pack(s) expired."]
     lines += [f"  {describe_event(e)}" for e in expired]
