@@ -19,6 +19,7 @@ from sessionpacks.errors import (
     InvalidValueError,
     NotFoundError,
     RefusedError,
+    Rule,
     SessionPacksError,
     StoreError,
 )
@@ -61,6 +62,7 @@ from sessionpacks.model import (
     Service,
     Tier,
 )
+from sessionpacks.operations import AppointmentStatus
 from sessionpacks.ports import Clock, CommandRecord, PackRepository
 from sessionpacks.pricing import InvoiceLine, PackFigures
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
@@ -69,6 +71,7 @@ from sessionpacks.service import Assignment, Closure, PackService
 __all__ = [
     "Allowance",
     "Appointment",
+    "AppointmentStatus",
     "Assignment",
     "Choice",
     "Clock",
@@ -118,6 +121,7 @@ __all__ = [
     "PreferTemplate",
     "RecordedEvent",
     "RefusedError",
+    "Rule",
     "Service",
     "SessionPacksError",
     "SessionUsed",

@@ -1,12 +1,13 @@
 """The one error hierarchy of sessionpacks.
 
 Every error the library raises derives from :class:`SessionPacksError` and carries the
-``field`` and ``value`` at fault, and for a domain refusal the ``rule`` of the spec (``"R5"``).
-A refused operation writes nothing (R17).
+``field`` and ``value`` at fault, and for a domain refusal the :class:`Rule` of the spec
+(``Rule.R5``, equal to ``"R5"``). A refused operation writes nothing (R17).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 __all__ = [
@@ -15,9 +16,54 @@ __all__ = [
     "InvalidValueError",
     "NotFoundError",
     "RefusedError",
+    "Rule",
     "SessionPacksError",
     "StoreError",
 ]
+
+
+class Rule(enum.StrEnum):
+    """A rule of the spec (docs/rules.md), as :attr:`RefusedError.rule` names it.
+
+    A member is its code as a string: ``Rule.R6a == "R6a"``, so a host may compare with
+    either. Only refusals carry a rule; the other rules are here so that a test or a log can
+    name any of them the same way.
+    """
+
+    R1 = "R1"
+    R2 = "R2"
+    R3 = "R3"
+    R4 = "R4"
+    R5 = "R5"
+    R6 = "R6"
+    R6a = "R6a"
+    R7 = "R7"
+    R7a = "R7a"
+    R8 = "R8"
+    R9 = "R9"
+    R10 = "R10"
+    R10a = "R10a"
+    R11 = "R11"
+    R12 = "R12"
+    R12a = "R12a"
+    R12b = "R12b"
+    R13 = "R13"
+    R13a = "R13a"
+    R14 = "R14"
+    R15 = "R15"
+    R15a = "R15a"
+    R16 = "R16"
+    R17 = "R17"
+    R18 = "R18"
+    R19 = "R19"
+    R20 = "R20"
+    R21 = "R21"
+    R22 = "R22"
+    R23 = "R23"
+    R24 = "R24"
+    R25 = "R25"
+    R26 = "R26"
+    R27 = "R27"
 
 
 SHOWN_LENGTH = 80
@@ -60,10 +106,23 @@ class InvalidValueError(SessionPacksError, ValueError):
 
 
 class RefusedError(SessionPacksError):
-    """A well-formed request that a rule of the domain refuses (no sessions left, expired...)."""
+    """A well-formed request that a rule of the domain refuses (no sessions left, expired...).
 
-    def __init__(self, rule: str, field: str, value: Any, message: str) -> None:
-        super().__init__(field, value, message, rule=rule)
+    ``rule`` is a :class:`Rule`; a code given as a bare string (``"R5"``) is taken as its
+    member, and any other string is kept as it is (a host's own refusal).
+    """
+
+    rule: Rule | str
+
+    def __init__(self, rule: Rule | str, field: str, value: Any, message: str) -> None:
+        super().__init__(field, value, message, rule=_as_rule(rule))
+
+
+def _as_rule(code: Rule | str) -> Rule | str:
+    try:
+        return Rule(code)
+    except ValueError:
+        return code
 
 
 class NotFoundError(SessionPacksError, LookupError):

@@ -10,6 +10,9 @@ argument of the wrong type or beyond the limits of R18 raises
 
 from __future__ import annotations
 
+import contextlib
+import enum
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +20,7 @@ import attrs
 
 from sessionpacks import events as ev
 from sessionpacks._limits import INT32_MAX, INT64_MAX, check_count, check_day, check_id, check_text
-from sessionpacks.errors import InvalidValueError, RefusedError
+from sessionpacks.errors import InvalidValueError, RefusedError, Rule
 from sessionpacks.ledger import (
     Adjusted,
     Closed,
@@ -43,6 +46,7 @@ from sessionpacks.model import (
     Money,
     PackTerms,
     PerSession,
+    Policies,
     Practice,
     instant,
     require_aware,
@@ -51,16 +55,22 @@ from sessionpacks.model import (
 from sessionpacks.pricing import InvoiceLine, figures, invoice_line
 
 __all__ = [
+    "AppointmentStatus",
     "Change",
     "adjust",
     "cancel",
     "close",
     "differing_fact",
+    "draws_on",
     "expire",
     "extend",
     "issue_invoice",
     "mark",
+    "may_draw",
+    "move",
+    "open_and_use",
     "open_pack",
+    "record",
     "release",
     "reschedule",
     "unusable_because",
@@ -86,6 +96,24 @@ class Change:
     def expected_version(self) -> int:
         """The version the change was decided on: 0 for a new pack."""
         return 0 if self.before is None else self.before.version
+
+    def then(self, following: Change) -> Change:
+        """This change and then ``following``, decided on this one's ``after``, as one change
+        to the pack: written together or not at all (opening a pack and using it, using and
+        marking, using and invoicing)."""
+        if not isinstance(following, Change):
+            raise InvalidValueError("following", following, "must be a Change")
+        start = following.before
+        if start is None or (start.pack_id, start.version) != (self.pack_id, self.after.version):
+            raise InvalidValueError(
+                "following", following, f"was not decided on this change's state of {self.pack_id}"
+            )
+        return Change(
+            self.before,
+            following.after,
+            self.entries + following.entries,
+            self.events + following.events,
+        )
 
 
 class _Builder:
@@ -289,7 +317,7 @@ def differing_fact(recorded: Appointment, asked: Appointment) -> RefusedError | 
     ):
         if was != now:
             return RefusedError(
-                "R6a",
+                Rule.R6a,
                 f"appointment.{field}",
                 values.get(field, now),
                 f"appointment {asked.id} is recorded with {field} {was_shown}, not "
@@ -298,49 +326,58 @@ def differing_fact(recorded: Appointment, asked: Appointment) -> RefusedError | 
     return None
 
 
-def unusable_because(state: PackState, appointment: Appointment) -> RefusedError | None:
-    """Why ``state`` cannot cover ``appointment`` (R3, R4, R5, R10), or ``None`` if it can."""
-    _state(state)
-    _appointment("appointment", appointment)
-    if state.voided_at is not None or state.closed_at is not None:
-        word = "voided" if state.voided_at is not None else "closed"
-        return RefusedError("R10", "pack_id", state.pack_id, f"the pack is {word}")
-    if appointment.client_id != state.client_id:
-        return RefusedError(
-            "R4",
-            "appointment.client_id",
-            appointment.client_id,
-            f"pack {state.pack_id} belongs to client {state.client_id}",
-        )
-    if not state.terms.covers_service(appointment.service_id):
-        return RefusedError(
-            "R4",
-            "appointment.service_id",
-            appointment.service_id,
-            f"pack {state.pack_id} covers only {sorted(state.terms.eligible_services)}",
-        )
-    if appointment.price.currency != state.terms.currency:
-        return RefusedError(
-            "R4",
-            "appointment.price.currency",
-            appointment.price.currency,
-            f"pack {state.pack_id} is in {state.terms.currency}",
-        )
-    return _invalid_dates(state, appointment) or (
-        RefusedError("R3", "pack_id", state.pack_id, "the pack has nothing left")
-        if state.remaining_units <= 0
-        else None
+def _ended(state: PackState, appointment: Appointment | None = None) -> RefusedError | None:
+    """R10: a closed or voided pack covers nothing more, and its figures never change again."""
+    if state.voided_at is None and state.closed_at is None:
+        return None
+    word = "voided" if state.voided_at is not None else "closed"
+    return RefusedError(Rule.R10, "pack_id", state.pack_id, f"the pack is {word}")
+
+
+def _other_client(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R4: a pack covers only its own client's appointments."""
+    if appointment.client_id == state.client_id:
+        return None
+    return RefusedError(
+        Rule.R4,
+        "appointment.client_id",
+        appointment.client_id,
+        f"pack {state.pack_id} belongs to client {state.client_id}",
     )
 
 
-def _invalid_dates(state: PackState, appointment: Appointment) -> RefusedError | None:
+def _other_service(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R4: only the services the pack lists (no list: any service)."""
+    if state.terms.covers_service(appointment.service_id):
+        return None
+    return RefusedError(
+        Rule.R4,
+        "appointment.service_id",
+        appointment.service_id,
+        f"pack {state.pack_id} covers only {sorted(state.terms.eligible_services)}",
+    )
+
+
+def _other_currency(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R4: money amounts in the pack's currency only."""
+    if appointment.price.currency == state.terms.currency:
+        return None
+    return RefusedError(
+        Rule.R4,
+        "appointment.price.currency",
+        appointment.price.currency,
+        f"pack {state.pack_id} is in {state.terms.currency}",
+    )
+
+
+def _outside_validity(state: PackState, appointment: Appointment) -> RefusedError | None:
     """R5 for one more appointment: on or after the expiry it would have, or, as the first use,
     making the pack expire before a usage already recorded."""
     local = appointment.local_date(state.zone)
     expiry = state.expiry_if_used_on(local)
     if expiry is not None and local >= expiry:
         return RefusedError(
-            "R5",
+            Rule.R5,
             "appointment.start",
             appointment.start.isoformat(),
             f"pack {state.pack_id} expires on {expiry.isoformat()}; the local date "
@@ -353,12 +390,49 @@ def _invalid_dates(state: PackState, appointment: Appointment) -> RefusedError |
         and latest.appointment.local_date(state.zone) >= expiry
     ):
         return RefusedError(
-            "R5",
+            Rule.R5,
             "appointment.start",
             appointment.start.isoformat(),
             f"as the first use it would make pack {state.pack_id} expire on "
             f"{expiry.isoformat()}, before appointment {latest.appointment.id}",
         )
+    return None
+
+
+def _nothing_left(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R3: a pack with nothing left refuses (a short ``hours`` or ``money`` pack covers part)."""
+    if state.remaining_units > 0:
+        return None
+    return RefusedError(Rule.R3, "pack_id", state.pack_id, "the pack has nothing left")
+
+
+# The checks of unusable_because, in the order they are asked: the first refusal wins, so a
+# closed pack says it is closed rather than that it has nothing left.
+_USABILITY_CHECKS: tuple[Callable[[PackState, Appointment], RefusedError | None], ...] = (
+    _ended,
+    _other_client,
+    _other_service,
+    _other_currency,
+    _outside_validity,
+    _nothing_left,
+)
+
+
+def unusable_because(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """Why ``state`` cannot cover ``appointment`` (R3, R4, R5, R10), or ``None`` if it can.
+
+    Named checks are asked in this order, and the first refusal is the answer: the pack is
+    closed or voided (R10); it is another client's (R4); it does not list the service (R4);
+    the price is in another currency (R4); the date is outside its validity (R5); it has
+    nothing left (R3). A new rule is a new check in ``_USABILITY_CHECKS``, placed before the
+    checks whose refusal it should win over.
+    """
+    _state(state)
+    _appointment("appointment", appointment)
+    for check in _USABILITY_CHECKS:
+        refusal = check(state, appointment)
+        if refusal is not None:
+            return refusal
     return None
 
 
@@ -406,16 +480,18 @@ def _require_usage(state: PackState, appointment_id: str) -> Usage:
     usage = state.usage(appointment_id)
     if usage is None:
         raise RefusedError(
-            "R7", "appointment_id", appointment_id, f"has no active usage on pack {state.pack_id}"
+            Rule.R7,
+            "appointment_id",
+            appointment_id,
+            f"has no active usage on pack {state.pack_id}",
         )
     return usage
 
 
 def _require_live(state: PackState) -> None:
-    """R10: a closed or voided pack's figures never change again."""
-    if state.voided_at is not None or state.closed_at is not None:
-        word = "voided" if state.voided_at is not None else "closed"
-        raise RefusedError("R10", "pack_id", state.pack_id, f"the pack is {word}")
+    refusal = _ended(state)
+    if refusal is not None:
+        raise refusal
 
 
 def _live_usage(state: object, appointment_id: str, at: datetime) -> tuple[PackState, Usage]:
@@ -447,7 +523,7 @@ def reschedule(state: PackState, appointment_id: str, start: datetime, at: datet
     after = build.entry(Rescheduled, appointment_id=appointment_id, start=start)
     if _past_expiry(after) is not None:
         raise RefusedError(
-            "R5",
+            Rule.R5,
             "start",
             start.isoformat(),
             f"pack {state.pack_id} is not valid on that date (expiry {after.expiry_date})",
@@ -492,23 +568,227 @@ def cancel(
     state, usage = _live_usage(state, appointment_id, at)
     if usage.mark is not None:
         raise RefusedError(
-            "R7",
+            Rule.R7,
             "appointment_id",
             appointment_id,
             f"is already marked {usage.mark.value} on pack {state.pack_id}",
         )
     policies = state.terms.policies
-    if no_show:
-        consumes, why = policies.no_show_consumes, Mark.NO_SHOW
-    else:
-        if late is None:
-            when = at if cancelled_at is None else cancelled_at
-            late = instant(usage.appointment.start) - instant(when) < policies.late_cancel_notice
-        consumes, why = late and policies.late_cancel_consumes, Mark.LATE_CANCEL
-    if consumes:
-        return mark(state, appointment_id, why, at)
+    if late is None and not no_show:
+        late = _late(policies, usage.appointment, at if cancelled_at is None else cancelled_at)
+    kept = _kept(policies, late=bool(late), no_show=no_show)
+    if kept is not None:
+        return mark(state, appointment_id, kept, at)
     reason = "no-show" if no_show else ("late cancel" if late else "cancelled")
     return release(state, appointment_id, at, reason)
+
+
+# The consume policy (R7): the one place that says whether an appointment that did not happen
+# still draws on its pack. cancel, record and draws_on all ask it.
+
+
+def _late(policies: Policies, appointment: Appointment, cancelled_at: datetime) -> bool:
+    """A cancellation less than the notice window before the start is late."""
+    return instant(appointment.start) - instant(cancelled_at) < policies.late_cancel_notice
+
+
+def _kept(policies: Policies, *, late: bool, no_show: bool) -> Mark | None:
+    """The mark of a usage the policy keeps consumed, or ``None``: it is given back."""
+    if no_show:
+        return Mark.NO_SHOW if policies.no_show_consumes else None
+    return Mark.LATE_CANCEL if late and policies.late_cancel_consumes else None
+
+
+class AppointmentStatus(enum.StrEnum):
+    """What became of an appointment, as the host's records say, for :func:`record`."""
+
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    LATE_CANCEL = "late_cancel"
+    NO_SHOW = "no_show"
+
+    @classmethod
+    def of(cls, value: object) -> AppointmentStatus:
+        """The status ``value`` names: a member, or its value as a string (``"no_show"``)."""
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return cls(value)
+        raise InvalidValueError(
+            "status", value, "must be an AppointmentStatus: booked, cancelled, late_cancel, no_show"
+        )
+
+
+_status = AppointmentStatus.of
+
+
+_MARKS = {AppointmentStatus.LATE_CANCEL: Mark.LATE_CANCEL, AppointmentStatus.NO_SHOW: Mark.NO_SHOW}
+
+
+def _kept_for(
+    terms: PackTerms,
+    appointment: Appointment,
+    status: AppointmentStatus,
+    cancelled_at: datetime | None,
+) -> Mark | None:
+    """The mark an appointment of ``status`` (not booked) keeps on a pack of ``terms``."""
+    policies = terms.policies
+    late = status is AppointmentStatus.LATE_CANCEL or (
+        cancelled_at is not None and _late(policies, appointment, cancelled_at)
+    )
+    return _kept(policies, late=late, no_show=status is AppointmentStatus.NO_SHOW)
+
+
+def _cancelled_at(status: AppointmentStatus, cancelled_at: object) -> datetime | None:
+    if cancelled_at is None:
+        return None
+    if status is not AppointmentStatus.CANCELLED:
+        raise InvalidValueError(
+            "cancelled_at", cancelled_at, f"is for a cancellation, not {status.value}"
+        )
+    return require_aware("cancelled_at", cancelled_at)
+
+
+def may_draw(status: AppointmentStatus, cancelled_at: datetime | None = None) -> bool:
+    """Whether an appointment of ``status`` could draw on any pack (R7): all but a
+    cancellation in good time, which is one without ``cancelled_at``. ``False`` means there
+    is nothing to record, whatever the pack."""
+    status = _status(status)
+    return (
+        status is not AppointmentStatus.CANCELLED or _cancelled_at(status, cancelled_at) is not None
+    )
+
+
+def draws_on(
+    terms: PackTerms,
+    appointment: Appointment,
+    status: AppointmentStatus,
+    cancelled_at: datetime | None = None,
+) -> bool:
+    """Whether an appointment of ``status`` draws on a pack of ``terms`` (R7).
+
+    Booked, always. Late-cancelled or not shown, when the policy keeps such a session. Cancelled,
+    only when ``cancelled_at`` is given, is inside the notice window and the policy keeps a
+    late cancellation; without ``cancelled_at`` a cancellation was made in good time.
+    """
+    if not isinstance(terms, PackTerms):
+        raise InvalidValueError("terms", terms, "must be PackTerms")
+    _appointment("appointment", appointment)
+    status = _status(status)
+    when = _cancelled_at(status, cancelled_at)
+    if status is AppointmentStatus.BOOKED:
+        return True
+    return _kept_for(terms, appointment, status, when) is not None
+
+
+def record(
+    state: PackState,
+    appointment: Appointment,
+    status: AppointmentStatus,
+    at: datetime,
+    *,
+    cancelled_at: datetime | None = None,
+) -> Change:
+    """Record on ``state`` an appointment whose ``status`` the host already knows, as one
+    change (R3 to R7).
+
+    Not on the pack yet: booked, it is used; otherwise it is used and marked when the policy
+    keeps it (:func:`draws_on`), and nothing is written when it does not. Already on the pack:
+    booked again is :func:`use` again (the same facts write nothing, R6, R6a); another status
+    acts on its usage as :func:`cancel` does, and writes nothing when the usage is already
+    marked so.
+    """
+    _state(state)
+    _appointment("appointment", appointment)
+    status = _status(status)
+    when = _cancelled_at(status, cancelled_at)
+    require_aware("recorded_at", at)
+    if status is AppointmentStatus.BOOKED:
+        return use(state, appointment, at)
+    usage = state.usage(appointment.id)
+    if usage is not None:
+        if usage.mark is not None and usage.mark is _MARKS.get(status):
+            return _unchanged(state)
+        return _cancel_as(state, appointment.id, status, at, when)
+    kept = _kept_for(state.terms, appointment, status, when)
+    if kept is None:
+        return _unchanged(state)
+    used = use(state, appointment, at)
+    return used.then(mark(used.after, appointment.id, kept, at))
+
+
+def _cancel_as(
+    state: PackState,
+    appointment_id: str,
+    status: AppointmentStatus,
+    at: datetime,
+    cancelled_at: datetime | None,
+) -> Change:
+    """:func:`cancel` as ``status`` says. A cancellation without its instant was made in good
+    time; with it, lateness is judged from it."""
+    if status is AppointmentStatus.NO_SHOW:
+        return cancel(state, appointment_id, at, no_show=True)
+    if status is AppointmentStatus.LATE_CANCEL:
+        return cancel(state, appointment_id, at, late=True)
+    late = None if cancelled_at is not None else False
+    return cancel(state, appointment_id, at, late=late, cancelled_at=cancelled_at)
+
+
+def open_and_use(
+    pack_id: str,
+    appointment: Appointment,
+    terms: PackTerms,
+    practice: Practice,
+    at: datetime,
+    *,
+    template_id: str | None = None,
+    template_version: int | None = None,
+    status: AppointmentStatus = AppointmentStatus.BOOKED,
+    cancelled_at: datetime | None = None,
+) -> Change:
+    """Open a pack for the appointment's client and :func:`record` the appointment on it, as
+    one change to the new pack (R2, R3, R13): ``PackOpened``, then ``SessionUsed`` and what
+    follows. The pack's price goes on its first session's invoice line (R15).
+
+    Refused (R7) for a status the terms' policy gives back (:func:`draws_on`): there is then
+    nothing to open a pack for.
+    """
+    if not draws_on(terms, appointment, status, cancelled_at):
+        raise RefusedError(
+            Rule.R7,
+            "status",
+            status,
+            f"is not kept by the policy of {terms.name!r}: there is nothing to open a pack for",
+        )
+    opened = open_pack(
+        pack_id,
+        appointment.client_id,
+        terms,
+        practice,
+        at,
+        template_id=template_id,
+        template_version=template_version,
+    )
+    return opened.then(record(opened.after, appointment, status, at, cancelled_at=cancelled_at))
+
+
+def move(
+    source: PackState, target: PackState, appointment: Appointment, at: datetime
+) -> tuple[Change, Change]:
+    """Move ``appointment`` from ``source``, the pack holding it, to ``target``: two changes
+    to commit together (R6). The usage is released from ``source`` (reason ``"moved to
+    <target>"``, with its issued line, R7a) and used on ``target``, re-checked there (R3 to
+    R5). The facts must be those recorded (R6a): a new start is a reschedule."""
+    _state(source)
+    _state(target)
+    _appointment("appointment", appointment)
+    if source.pack_id == target.pack_id:
+        raise InvalidValueError("target", target.pack_id, "is the pack holding it already")
+    recorded = _require_usage(source, appointment.id)
+    refusal = differing_fact(recorded.appointment, appointment)
+    if refusal is not None:
+        raise refusal
+    released = release(source, appointment.id, at, f"moved to {target.pack_id}")
+    return released, use(target, appointment, at)
 
 
 # Changing a pack -----------------------------------------------------------------------------
@@ -549,7 +829,7 @@ def adjust(state: PackState, value: Amount, reason: str, at: datetime) -> Change
     _require_live(state)
     if state.remaining_units + delta < 0:
         raise RefusedError(
-            "R9",
+            Rule.R9,
             "amount",
             value,
             f"a debit may not take pack {state.pack_id} below zero (remaining {state.remaining})",
@@ -571,11 +851,14 @@ def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
     current = state.expiry_date
     if current is None:
         raise RefusedError(
-            "R5", "until", until.isoformat(), f"pack {state.pack_id} has no expiry date to extend"
+            Rule.R5,
+            "until",
+            until.isoformat(),
+            f"pack {state.pack_id} has no expiry date to extend",
         )
     if until <= current:
         raise RefusedError(
-            "R5",
+            Rule.R5,
             "until",
             until.isoformat(),
             f"must be after the current expiry date {current.isoformat()}",
@@ -637,7 +920,7 @@ def void(state: PackState, reason: str, at: datetime) -> Change:
     _require_live(state)
     if state.usages:
         raise RefusedError(
-            "R10",
+            Rule.R10,
             "pack_id",
             state.pack_id,
             f"has {len(state.usages)} active usage(s); release them or close it",

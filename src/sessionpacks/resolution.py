@@ -6,12 +6,13 @@ a :class:`Decision` with its reason and why every other candidate was passed ove
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Any
 
 import attrs
 
-from sessionpacks.errors import RefusedError
+from sessionpacks.errors import InvalidValueError, RefusedError, Rule
 from sessionpacks.ledger import PackState
 from sessionpacks.model import (
     Appointment,
@@ -23,7 +24,7 @@ from sessionpacks.model import (
     PreferTemplate,
     instant,
 )
-from sessionpacks.operations import open_pack, unusable_because
+from sessionpacks.operations import differing_fact, open_pack, unusable_because
 
 __all__ = [
     "Choice",
@@ -32,8 +33,10 @@ __all__ = [
     "OpenPack",
     "PassedOver",
     "UsePack",
+    "already_recorded",
     "choices",
     "resolve",
+    "unpreferable_because",
 ]
 
 
@@ -113,6 +116,17 @@ def template_refusal(
     return unusable_because(trial, appointment)
 
 
+@attrs.frozen
+class _Given:
+    """What a resolution is decided on: the appointment and the client's world around it."""
+
+    appointment: Appointment
+    practice: Practice
+    at: datetime
+    packs: Sequence[PackState]
+    templates: Mapping[str, PackTemplate]
+
+
 def resolve(
     appointment: Appointment,
     *,
@@ -126,45 +140,84 @@ def resolve(
     """Decide which pack covers ``appointment`` (R13). ``packs`` are the client's packs.
 
     An explicit choice wins: an explicit pack that cannot cover the appointment raises its
-    :class:`RefusedError`; an explicit template opens a new pack from it.
+    :class:`RefusedError`; an explicit template opens a new pack from it. Otherwise the
+    client's preference decides. Each kind of choice has its own small function, found in
+    ``_EXPLICIT`` or ``_PREFERRED`` by the choice's class: a new kind is one more function
+    and one more line there.
     """
+    given = _Given(appointment, practice, at, packs, templates)
     if explicit is not None:
-        return _explicit(appointment, explicit, practice, at, packs, templates)
-    if isinstance(preference, PreferPack):
-        pack = next((p for p in packs if p.pack_id == preference.pack_id), None)
-        if pack is None:
-            return Decision(NoPack(), f"preferred pack {preference.pack_id} is not this client's")
-        refusal = unusable_because(pack, appointment)
-        if refusal is None:
-            return Decision(UsePack(pack.pack_id), f"preferred pack {pack.pack_id}")
-        passed = PassedOver(pack.pack_id, refusal.reason)
-        if pack.template_id is None or pack.template_id not in templates:
-            return Decision(NoPack(), f"preferred pack {pack.pack_id} cannot be used", (passed,))
-        # The preferred pack was already passed over: do not list it twice.
-        others = [p for p in packs if p.pack_id != pack.pack_id]
-        found = _from_template(appointment, templates[pack.template_id], practice, at, others)
-        return attrs.evolve(found, passed_over=(passed, *found.passed_over))
-    if isinstance(preference, PreferTemplate):
-        template = templates.get(preference.template_id)
-        if template is None:
-            return Decision(NoPack(), f"preferred template {preference.template_id} does not exist")
-        return _from_template(appointment, template, practice, at, packs)
-    if isinstance(preference, PreferService):
-        return Decision(
-            NoPack(preference.service_id),
-            f"preferred service {preference.service_id}: billed at its price",
-        )
+        return _dispatch(_EXPLICIT, "explicit", explicit)(explicit, given)
+    return _dispatch(_PREFERRED, "preference", preference)(preference, given)
+
+
+_Resolver = Callable[[Any, _Given], Decision]
+
+
+def _dispatch(table: Mapping[type, _Resolver], field: str, choice: object) -> _Resolver:
+    for kind in type(choice).__mro__:
+        if kind in table:
+            return table[kind]
+    raise InvalidValueError(
+        field, choice, "must be PreferService, PreferTemplate, PreferPack or None"
+    )
+
+
+def _find(packs: Sequence[PackState], pack_id: str) -> PackState | None:
+    return next((p for p in packs if p.pack_id == pack_id), None)
+
+
+# The client's preference (R13.2 to R13.4) ---------------------------------------------------
+
+
+def _preferred_pack(preference: PreferPack, given: _Given) -> Decision:
+    """R13.2: the pack if usable; if not, its template as in R13.3; otherwise no pack."""
+    pack = _find(given.packs, preference.pack_id)
+    if pack is None:
+        return Decision(NoPack(), f"preferred pack {preference.pack_id} is not this client's")
+    refusal = unusable_because(pack, given.appointment)
+    if refusal is None:
+        return Decision(UsePack(pack.pack_id), f"preferred pack {pack.pack_id}")
+    passed = PassedOver(pack.pack_id, refusal.reason)
+    if pack.template_id is None or pack.template_id not in given.templates:
+        return Decision(NoPack(), f"preferred pack {pack.pack_id} cannot be used", (passed,))
+    # The preferred pack was already passed over: do not list it twice.
+    others = attrs.evolve(given, packs=[p for p in given.packs if p.pack_id != pack.pack_id])
+    found = _from_template(given.templates[pack.template_id], others)
+    return attrs.evolve(found, passed_over=(passed, *found.passed_over))
+
+
+def _preferred_template(preference: PreferTemplate, given: _Given) -> Decision:
+    """R13.3: the template's usable open packs, expiring first first, or a new one."""
+    template = given.templates.get(preference.template_id)
+    if template is None:
+        return Decision(NoPack(), f"preferred template {preference.template_id} does not exist")
+    return _from_template(template, given)
+
+
+def _preferred_service(preference: PreferService, given: _Given) -> Decision:
+    """R13.4: no pack; billed at the service's price."""
+    return Decision(
+        NoPack(preference.service_id),
+        f"preferred service {preference.service_id}: billed at its price",
+    )
+
+
+def _no_preference(preference: None, given: _Given) -> Decision:
     return Decision(NoPack(), "no explicit choice and no preference")
 
 
-def _from_template(
-    appointment: Appointment,
-    template: PackTemplate,
-    practice: Practice,
-    at: datetime,
-    packs: Sequence[PackState],
-) -> Decision:
-    usable, passed = usable_packs(appointment, packs, template.id)
+_PREFERRED: Mapping[type, _Resolver] = {
+    PreferPack: _preferred_pack,
+    PreferTemplate: _preferred_template,
+    PreferService: _preferred_service,
+    type(None): _no_preference,
+}
+
+
+def _from_template(template: PackTemplate, given: _Given) -> Decision:
+    appointment = given.appointment
+    usable, passed = usable_packs(appointment, given.packs, template.id)
     if usable:
         chosen = usable[0]
         others = [
@@ -175,7 +228,7 @@ def _from_template(
             f"open pack {chosen.pack_id} from template {template.id}",
             (*passed, *others),
         )
-    refusal = template_refusal(template, appointment, practice, at)
+    refusal = template_refusal(template, appointment, given.practice, given.at)
     if refusal is not None:
         return Decision(
             NoPack(), f"template {template.id} cannot cover it: {refusal.reason}", tuple(passed)
@@ -187,38 +240,102 @@ def _from_template(
     )
 
 
-def _explicit(
-    appointment: Appointment,
-    explicit: Preference,
-    practice: Practice,
-    at: datetime,
-    packs: Sequence[PackState],
-    templates: Mapping[str, PackTemplate],
-) -> Decision:
-    if isinstance(explicit, PreferPack):
-        pack = next((p for p in packs if p.pack_id == explicit.pack_id), None)
-        if pack is None:
-            raise RefusedError(
-                "R4",
-                "pack_id",
-                explicit.pack_id,
-                f"is not a pack of client {appointment.client_id}",
-            )
-        refusal = unusable_because(pack, appointment)
-        if refusal is not None and pack.usage(appointment.id) is None:
-            raise refusal
-        return Decision(UsePack(pack.pack_id), f"chosen pack {pack.pack_id}")
-    if isinstance(explicit, PreferTemplate):
-        template = templates.get(explicit.template_id)
-        if template is None:
-            raise RefusedError("R2", "template_id", explicit.template_id, "no such template")
-        refusal = template_refusal(template, appointment, practice, at)
-        if refusal is not None:
-            raise refusal
-        return Decision(
-            OpenPack(template.id), f"chosen template {template.id}: a new pack is opened"
+# An explicit choice on the appointment (R13.1) ----------------------------------------------
+
+
+def _explicit_pack(explicit: PreferPack, given: _Given) -> Decision:
+    """The pack, which must be the client's and usable (unless it already holds the
+    appointment, R6)."""
+    appointment = given.appointment
+    pack = _find(given.packs, explicit.pack_id)
+    if pack is None:
+        raise RefusedError(
+            Rule.R4,
+            "pack_id",
+            explicit.pack_id,
+            f"is not a pack of client {appointment.client_id}",
         )
+    refusal = unusable_because(pack, appointment)
+    if refusal is not None and pack.usage(appointment.id) is None:
+        raise refusal
+    return Decision(UsePack(pack.pack_id), f"chosen pack {pack.pack_id}")
+
+
+def _explicit_template(explicit: PreferTemplate, given: _Given) -> Decision:
+    """A new pack from the template, which must exist and be able to cover the appointment."""
+    template = given.templates.get(explicit.template_id)
+    if template is None:
+        raise RefusedError(Rule.R2, "template_id", explicit.template_id, "no such template")
+    refusal = template_refusal(template, given.appointment, given.practice, given.at)
+    if refusal is not None:
+        raise refusal
+    return Decision(OpenPack(template.id), f"chosen template {template.id}: a new pack is opened")
+
+
+def _explicit_service(explicit: PreferService, given: _Given) -> Decision:
     return Decision(NoPack(explicit.service_id), f"chosen service {explicit.service_id}")
+
+
+_EXPLICIT: Mapping[type, _Resolver] = {
+    PreferPack: _explicit_pack,
+    PreferTemplate: _explicit_template,
+    PreferService: _explicit_service,
+}
+
+
+# An appointment already recorded (R6) and a preferred pack (R4) -----------------------------
+
+
+def already_recorded(
+    holder: PackState,
+    appointment: Appointment,
+    asked: Preference | None = None,
+    *,
+    move: bool = False,
+) -> Decision:
+    """What asking for ``appointment`` means when ``holder`` already holds it (R6, R6a).
+
+    A fact that differs from the recorded one is refused (R6a), naming the first such fact.
+    With the same facts, asking again with no choice, naming ``holder`` or the template it
+    came from is the same request repeated (a retry, a double click): ``UsePack(holder)``,
+    nothing to write. Naming another pack is a move when ``move`` is asked (``UsePack`` of
+    that pack, "moved from" ``holder``), and refused otherwise (R6).
+    """
+    recorded = holder.usage(appointment.id)
+    if recorded is None:
+        raise InvalidValueError(
+            "holder", holder.pack_id, f"does not hold appointment {appointment.id}"
+        )
+    differing = differing_fact(recorded.appointment, appointment)
+    if differing is not None:
+        raise differing
+    here = holder.pack_id
+    if (
+        asked is None
+        or asked == PreferPack(here)
+        or (isinstance(asked, PreferTemplate) and asked.template_id == holder.template_id)
+    ):
+        return Decision(UsePack(here), f"already recorded on pack {here}")
+    if move and isinstance(asked, PreferPack):
+        return Decision(UsePack(asked.pack_id), f"moved from {here}")
+    raise RefusedError(
+        Rule.R6,
+        "appointment.id",
+        appointment.id,
+        f"is already active on pack {here}; move it instead",
+    )
+
+
+def unpreferable_because(client_id: str, pack: PackState) -> RefusedError | None:
+    """Why ``client_id`` may not prefer ``pack`` (R4: it is another client's), or ``None``."""
+    if pack.client_id == client_id:
+        return None
+    return RefusedError(
+        Rule.R4,
+        "preference.pack_id",
+        pack.pack_id,
+        f"belongs to client {pack.client_id}, not {client_id}",
+    )
 
 
 @attrs.frozen

@@ -28,6 +28,7 @@ from sessionpacks.errors import (
     InvalidValueError,
     NotFoundError,
     RefusedError,
+    Rule,
 )
 from sessionpacks.events import Event, RecordedEvent
 from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Released
@@ -45,9 +46,20 @@ from sessionpacks.model import (
     instant,
     require_aware,
 )
+from sessionpacks.operations import AppointmentStatus
 from sessionpacks.ports import Clock, CommandRecord, PackRepository
 from sessionpacks.pricing import InvoiceLine, PackFigures, figures, refundable
-from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack, choices, resolve
+from sessionpacks.resolution import (
+    Choice,
+    Decision,
+    NoPack,
+    OpenPack,
+    UsePack,
+    already_recorded,
+    choices,
+    resolve,
+    unpreferable_because,
+)
 
 __all__ = ["Assignment", "Closure", "PackService"]
 
@@ -109,6 +121,30 @@ class _Assigned:
 
 
 @attrs.frozen
+class _Recorded:
+    """The status an appointment is recorded with (R7): booked, unless a host's records say
+    it was cancelled, cancelled late or not attended."""
+
+    status: AppointmentStatus = AppointmentStatus.BOOKED
+    cancelled_at: datetime | None = None
+
+    def draws_on(self, terms: PackTerms, appointment: Appointment) -> bool:
+        return ops.draws_on(terms, appointment, self.status, self.cancelled_at)
+
+
+_BOOKED = _Recorded()
+
+
+def _given_back(decision: Decision, where: str) -> Decision:
+    """Nothing to record: ``where`` (the pack or template decided on) gives it back (R7)."""
+    return Decision(
+        NoPack(),
+        f"{where} gives such a session back under its policy: nothing to record",
+        decision.passed_over,
+    )
+
+
+@attrs.frozen
 class _Plan(Generic[T]):
     """A decided write: how to commit it, and the command's result once its events have
     positions. ``events`` are the events the write will record, for a result stored before
@@ -121,7 +157,7 @@ class _Plan(Generic[T]):
 
 # Commands that record an appointment: the same facts again return the usage already recorded
 # (R6, R6a), so sending one again after a lost connection cannot record it twice.
-_SAFE_TO_REPEAT = frozenset({"book", "assign", "move", "add_to_invoice", "invoice_line"})
+_SAFE_TO_REPEAT = frozenset({"book", "assign", "move", "add_to_invoice", "invoice_line", "record"})
 
 
 def _new_id() -> str:
@@ -217,7 +253,7 @@ class PackService:
     def _repeat(stored: CommandRecord, digest: str, command: str, kind: type[T]) -> T:
         if stored.fingerprint != digest:
             raise RefusedError(
-                "R27",
+                Rule.R27,
                 "idempotency_key",
                 stored.key,
                 f"was used by another command or other arguments, not this {command}",
@@ -250,7 +286,7 @@ class PackService:
             except NotFoundError:
                 return self._template_plan(template)
             raise RefusedError(
-                "R2", "template_id", template_id, "already exists: edit it to make a new version"
+                Rule.R2, "template_id", template_id, "already exists: edit it to make a new version"
             )
 
         arguments = {"template_id": template_id, "terms": terms}
@@ -295,14 +331,9 @@ class PackService:
 
         def decide() -> _Plan[None]:
             if isinstance(preference, PreferPack):
-                pack = self.repository.load(preference.pack_id)
-                if pack.client_id != client_id:
-                    raise RefusedError(
-                        "R4",
-                        "preference.pack_id",
-                        preference.pack_id,
-                        f"belongs to client {pack.client_id}, not {client_id}",
-                    )
+                refusal = unpreferable_because(client_id, self.repository.load(preference.pack_id))
+                if refusal is not None:
+                    raise refusal
             elif isinstance(preference, PreferTemplate):
                 self.repository.template(preference.template_id)
 
@@ -372,7 +403,7 @@ class PackService:
             self.repository.load(pack_id)
         except NotFoundError:
             return
-        raise RefusedError("R2", "pack_id", pack_id, "already names a pack in this practice")
+        raise RefusedError(Rule.R2, "pack_id", pack_id, "already names a pack in this practice")
 
     def _open(
         self,
@@ -501,75 +532,134 @@ class PackService:
             return PreferPack(check_id("pack_id", pack_id))
         return PreferTemplate(check_id("template_id", template_id))
 
-    def _assign(self, appointment: Appointment, explicit: Preference | None) -> _Plan[Assignment]:
-        assigned = self._assignment(appointment, explicit)
+    def _assign(
+        self,
+        appointment: Appointment,
+        explicit: Preference | None,
+        recorded: _Recorded = _BOOKED,
+    ) -> _Plan[Assignment]:
+        return self._assigned_plan(
+            appointment.id, self._assignment(appointment, explicit, recorded)
+        )
+
+    def _assigned_plan(self, appointment_id: str, assigned: _Assigned) -> _Plan[Assignment]:
         return self._commit_plan(
             [] if assigned.change is None else [assigned.change],
             lambda events: Assignment(
-                appointment.id, assigned.decision, assigned.pack, assigned.opened, events
+                appointment_id, assigned.decision, assigned.pack, assigned.opened, events
             ),
             assigned.client_packs,
         )
 
-    def _assignment(self, appointment: Appointment, explicit: Preference | None) -> _Assigned:
+    def _assignment(
+        self, appointment: Appointment, explicit: Preference | None, recorded: _Recorded = _BOOKED
+    ) -> _Assigned:
+        """What recording ``appointment`` with its status does: on the pack already holding
+        it, or on the pack the domain decides (R6, R13)."""
         holder = self.repository.pack_of_appointment(appointment.id)
         if holder is not None:
-            return self._already(appointment, holder, explicit)
+            return self._held(appointment, holder, explicit, recorded)
+        if not ops.may_draw(recorded.status, recorded.cancelled_at):
+            return _Assigned(Decision(NoPack(), "cancelled in good time: nothing to record"))
         decision, packs = self._decide(appointment, explicit)
         action = decision.action
         if isinstance(action, NoPack):
             return _Assigned(decision)
         if isinstance(action, OpenPack):
-            return self._open_and_use(appointment, decision, action, explicit, len(packs))
-        change = ops.use(packs[action.pack_id], appointment, self._now())
+            seen = None if explicit is not None else {appointment.client_id: len(packs)}
+            return self._open_and_use(appointment, decision, action, recorded, seen)
+        pack = packs[action.pack_id]
+        if not recorded.draws_on(pack.terms, appointment):
+            return _Assigned(_given_back(decision, f"pack {pack.pack_id}"))
+        change = ops.record(
+            pack, appointment, recorded.status, self._now(), cancelled_at=recorded.cancelled_at
+        )
         return _Assigned(decision, change, change.after)
+
+    def _held(
+        self,
+        appointment: Appointment,
+        holder: str,
+        explicit: Preference | None,
+        recorded: _Recorded,
+    ) -> _Assigned:
+        """The appointment is active on ``holder``. Booked, asking again is the same request
+        repeated or refused, as the domain decides (R6, R6a); another status acts on the usage
+        there."""
+        pack = _holding(self.repository.load(holder), appointment.id)
+        if recorded.status is AppointmentStatus.BOOKED:
+            return _Assigned(already_recorded(pack, appointment, explicit), None, pack)
+        change = ops.record(
+            pack, appointment, recorded.status, self._now(), cancelled_at=recorded.cancelled_at
+        )
+        decision = Decision(UsePack(holder), f"{recorded.status.value} on pack {holder}")
+        return _Assigned(decision, change if change.entries else None, change.after)
 
     def _open_and_use(
         self,
         appointment: Appointment,
         decision: Decision,
         action: OpenPack,
-        explicit: Preference | None,
-        seen: int,
+        recorded: _Recorded,
+        seen_packs: Mapping[str, int] | None,
     ) -> _Assigned:
         """Open a pack and use it in one change. A default's decision to open holds only while
         the client has the packs it was made on (R13a); an explicit template always opens."""
-        opened = self._open(
-            appointment.client_id, action.template_id, None, self._made_pack_id(), False
+        template = self.repository.template(action.template_id)
+        if not recorded.draws_on(template.terms, appointment):
+            return _Assigned(_given_back(decision, f"template {template.id}"))
+        change = ops.open_and_use(
+            self._made_pack_id(),
+            appointment,
+            template.terms,
+            self.repository.practice,
+            self._now(),
+            template_id=template.id,
+            template_version=template.version,
+            status=recorded.status,
+            cancelled_at=recorded.cancelled_at,
         )
-        merged = _then(opened, ops.use(opened.after, appointment, self._now()))
-        seen_packs = None if explicit is not None else {appointment.client_id: seen}
-        return _Assigned(decision, merged, merged.after, True, seen_packs)
+        return _Assigned(decision, change, change.after, True, seen_packs)
 
-    def _already(
-        self, appointment: Appointment, holder: str, explicit: Preference | None
-    ) -> _Assigned:
-        """The appointment is active on ``holder``: asking again writes nothing (R6).
+    def record(
+        self,
+        appointment: Appointment,
+        status: AppointmentStatus,
+        *,
+        cancelled_at: datetime | None = None,
+        pack_id: str | None = None,
+        template_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Assignment:
+        """Record an appointment whose status is already known, in one atomic change (R3 to R7):
+        what an import from another system, or a host catching up, does.
 
-        The same facts again (R6a) from booking again, or naming its pack or the template its
-        pack came from, is the same request repeated (a retried call, a double click); other
-        facts are refused; naming another pack is a move.
+        ``booked`` is :meth:`book`, or :meth:`assign` with ``pack_id`` or ``template_id``. A
+        cancellation in good time (no ``cancelled_at``), a late cancellation or a no-show of an
+        appointment not on a pack is used and marked on the pack R13 decides only if its policy
+        keeps such a session, and nothing is recorded otherwise; of an appointment on a pack, it
+        is :meth:`cancel`, :meth:`late_cancel` or :meth:`no_show` there. ``cancelled_at``, for
+        ``cancelled`` only, judges lateness against the notice window. Asking again with the
+        same arguments writes nothing, so it is safe to send again.
         """
-        pack = _holding(self.repository.load(holder), appointment.id)
-        usage = pack.usage(appointment.id)
-        assert usage is not None
-        differing = ops.differing_fact(usage.appointment, appointment)
-        if differing is not None:
-            raise differing
-        repeated = (
-            explicit is None
-            or explicit == PreferPack(holder)
-            or (isinstance(explicit, PreferTemplate) and explicit.template_id == pack.template_id)
-        )
-        if not repeated:
-            raise RefusedError(
-                "R6",
-                "appointment.id",
-                appointment.id,
-                f"is already active on pack {holder}; move it instead",
-            )
-        return _Assigned(
-            Decision(UsePack(holder), f"already recorded on pack {holder}"), None, pack
+        _require("appointment", appointment, Appointment)
+        recorded = _Recorded(AppointmentStatus.of(status), cancelled_at)
+        ops.may_draw(recorded.status, cancelled_at)  # refuses a malformed cancelled_at now
+        explicit = None
+        if pack_id is not None or template_id is not None:
+            explicit = self._explicit(appointment, pack_id, template_id)
+        arguments = {
+            "appointment": appointment,
+            "status": recorded.status.value,
+            "cancelled_at": cancelled_at,
+            "explicit": explicit,
+        }
+        return self._run(
+            idempotency_key,
+            "record",
+            arguments,
+            Assignment,
+            lambda: self._assign(appointment, explicit, recorded),
         )
 
     def move(
@@ -582,17 +672,14 @@ class PackService:
         def decide() -> _Plan[Assignment]:
             holder = self.repository.pack_of_appointment(appointment.id)
             target = self.repository.load(to_pack_id)
-            if holder is None or holder == to_pack_id:
+            if holder is None:
                 return self._assign(appointment, PreferPack(to_pack_id))
-            decision = Decision(UsePack(to_pack_id), f"moved from {holder}")
             source = _holding(self.repository.load(holder), appointment.id)
-            recorded = source.usage(appointment.id)
-            assert recorded is not None
-            differing = ops.differing_fact(recorded.appointment, appointment)
-            if differing is not None:  # a move keeps the facts; a new start is a reschedule
-                raise differing
-            released = ops.release(source, appointment.id, self._now(), f"moved to {to_pack_id}")
-            used = ops.use(target, appointment, self._now())
+            asked = PreferPack(to_pack_id)
+            decision = already_recorded(source, appointment, asked, move=True)
+            if decision.action == UsePack(holder):
+                return self._assigned_plan(appointment.id, _Assigned(decision, None, source))
+            released, used = ops.move(source, target, appointment, self._now())
             return self._commit_plan(
                 [released, used],
                 lambda events: Assignment(appointment.id, decision, used.after, False, events),
@@ -621,7 +708,7 @@ class PackService:
             if assigned.pack is None:
                 raise NotFoundError("appointment_id", appointment.id, "is not active on any pack")
             invoiced, line = ops.issue_invoice(assigned.pack, appointment.id, self._now())
-            change = invoiced if assigned.change is None else _then(assigned.change, invoiced)
+            change = invoiced if assigned.change is None else assigned.change.then(invoiced)
             return self._commit_plan([change], lambda _: line, assigned.client_packs)
 
         arguments = {"appointment": appointment, "explicit": explicit}
@@ -833,7 +920,7 @@ class PackService:
         today = now.astimezone(zone).date()
         if as_of > today:
             raise RefusedError(
-                "R12a",
+                Rule.R12a,
                 "as_of",
                 as_of.isoformat(),
                 f"is after today ({today.isoformat()} in {zone.key}): a sweep cannot look ahead",
@@ -904,13 +991,6 @@ class PackService:
     def preference(self, client_id: str) -> Preference | None:
         """A client's default (R13), or None."""
         return self.repository.preference(check_id("client_id", client_id))
-
-
-def _then(first: ops.Change, second: ops.Change) -> ops.Change:
-    """``first`` and then ``second`` (decided on ``first.after``) as one change to one pack."""
-    return ops.Change(
-        first.before, second.after, first.entries + second.entries, first.events + second.events
-    )
 
 
 def _after(change: ops.Change) -> PackState:

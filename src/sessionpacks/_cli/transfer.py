@@ -24,12 +24,11 @@ from typing import Any, TextIO, TypeVar
 
 import attrs
 
-from sessionpacks._limits import EARLIEST
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import PackOpened
-from sessionpacks.ledger import Mark, PackState
+from sessionpacks.ledger import PackState
 from sessionpacks.model import Appointment, Preference, PreferPack, PreferTemplate
-from sessionpacks.resolution import OpenPack, UsePack
+from sessionpacks.operations import AppointmentStatus
 from sessionpacks.service import PackService
 
 from .base import Subparsers, add_command
@@ -56,14 +55,15 @@ COLUMNS = (
 )
 OPTIONAL = ("pack_id", "template_id")
 STATUSES = {
-    "booked": "booked",
-    "cancelled": "cancelled",
-    "canceled": "cancelled",
-    "late_cancel": "late_cancel",
-    "late-cancel": "late_cancel",
-    "no_show": "no_show",
-    "no-show": "no_show",
+    "booked": AppointmentStatus.BOOKED,
+    "cancelled": AppointmentStatus.CANCELLED,
+    "canceled": AppointmentStatus.CANCELLED,
+    "late_cancel": AppointmentStatus.LATE_CANCEL,
+    "late-cancel": AppointmentStatus.LATE_CANCEL,
+    "no_show": AppointmentStatus.NO_SHOW,
+    "no-show": AppointmentStatus.NO_SHOW,
 }
+_NOTES = {AppointmentStatus.LATE_CANCEL: "marked", AppointmentStatus.NO_SHOW: "marked"}
 _MAX_EXAMPLES = 20
 _KEY_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _INTERNAL = "(row)"
@@ -102,7 +102,7 @@ def rows_in_start_order(path: Path, buffer: int, workdir: Path) -> Iterator[Reco
 class Row:
     line: int
     appointment: Appointment
-    status: str
+    status: AppointmentStatus
     explicit: Preference | None
 
 
@@ -119,7 +119,7 @@ def _read(row: dict[str, str], column: str, reader: Callable[[str], T]) -> T:
         raise RowError(column, str(error)) from None
 
 
-def _status(row: dict[str, str]) -> str:
+def _status(row: dict[str, str]) -> AppointmentStatus:
     text = _cell(row, "status").lower() or "booked"
     status = STATUSES.get(text)
     if status is None:
@@ -164,65 +164,28 @@ def parse_row(line: int, row: dict[str, str]) -> Row:
 # Applying one row --------------------------------------------------------------------------
 
 
-def _record(service: PackService, row: Row) -> str:
-    explicit = row.explicit
-    if isinstance(explicit, PreferPack):
-        assignment = service.assign(row.appointment, pack_id=explicit.pack_id)
-    elif isinstance(explicit, PreferTemplate):
-        assignment = service.assign(row.appointment, template_id=explicit.template_id)
-    else:
-        assignment = service.book(row.appointment)
-    return "applied" if assignment.label is not None else "no_pack"
-
-
-def _consumes(service: PackService, row: Row, why: Mark) -> bool | None:
-    """Whether the pack the row would use keeps a late cancel or no-show; None: no pack."""
-    action = service.decide(row.appointment, row.explicit).action
-    if isinstance(action, UsePack):
-        policies = service.pack(action.pack_id).terms.policies
-    elif isinstance(action, OpenPack):
-        policies = service.repository.template(action.template_id).terms.policies
-    else:
-        return None
-    return policies.late_cancel_consumes if why is Mark.LATE_CANCEL else policies.no_show_consumes
-
-
 def apply_row(service: PackService, row: Row) -> tuple[str, str]:
-    """Apply one row; returns the outcome (applied, no_pack, skipped) and a note."""
-    appointment_id = row.appointment.id
-    holder = service.repository.pack_of_appointment(appointment_id)
-    active: PackState | None = service.pack(holder) if holder else None
-    if row.status == "booked":
-        if active is not None:
-            return "skipped", "already on a pack"
-        return _record(service, row), ""
-    if row.status == "cancelled":
-        if active is None:
-            return "skipped", "cancelled and not on a pack: nothing to record"
-        # A cancellation copied from a spreadsheet is taken as made in good time: at the
-        # earliest instant the library accepts (R18), before any appointment.
-        service.cancel(appointment_id, cancelled_at=EARLIEST)
-        return "applied", "released"
-    why = Mark.LATE_CANCEL if row.status == "late_cancel" else Mark.NO_SHOW
-    if active is not None:
-        usage = active.usage(appointment_id)
-        if usage is not None and usage.mark is why:
-            return "skipped", "already marked"
-        state = (
-            service.late_cancel(appointment_id)
-            if why is Mark.LATE_CANCEL
-            else (service.no_show(appointment_id))
-        )
-        return "applied", "marked" if state.usage(appointment_id) else "released"
-    consumes = _consumes(service, row, why)
-    if not consumes:
-        return "skipped", "nothing to record: no pack keeps it under its policy"
-    outcome = _record(service, row)
-    if why is Mark.LATE_CANCEL:
-        service.late_cancel(appointment_id)
-    else:
-        service.no_show(appointment_id)
-    return outcome, "marked"
+    """Apply one row; returns the outcome (applied, no_pack, skipped) and a note.
+
+    What a status records is the library's decision (:meth:`PackService.record`). The import
+    adds one rule of its own: a ``booked`` row whose appointment is already on a pack is
+    skipped, whatever it says, so that a re-run applies only what is missing.
+    """
+    appointment = row.appointment
+    if row.status is AppointmentStatus.BOOKED and service.holder(appointment.id) is not None:
+        return "skipped", "already on a pack"
+    explicit = row.explicit
+    assignment = service.record(
+        appointment,
+        row.status,
+        pack_id=explicit.pack_id if isinstance(explicit, PreferPack) else None,
+        template_id=explicit.template_id if isinstance(explicit, PreferTemplate) else None,
+    )
+    if assignment.events:
+        return "applied", _NOTES.get(row.status, "") if assignment.label else "released"
+    if row.status is AppointmentStatus.BOOKED and assignment.pack is None:
+        return "no_pack", ""
+    return "skipped", assignment.decision.reason
 
 
 def _parsed(record: Record) -> Row:
@@ -463,7 +426,7 @@ def _records(service: PackService, kind: str, now: datetime) -> Iterator[dict[st
         if kind == "packs":
             yield _pack_record(service.pack(pack_id), now)
         else:
-            for entry in service.repository.ledger(pack_id):
+            for entry in service.ledger(pack_id):
                 yield jsonable(entry)
 
 
