@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionpacks import ports
@@ -30,6 +30,7 @@ from sessionpacks._cli.base import GLOBAL_DEFAULTS, keyed
 from sessionpacks._cli.signals import Stops, Terminated, stopping_cleanly
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.service import PackService
+from sessionpacks.testing.plugin import scaled
 
 from .test_cli import ENV
 
@@ -429,7 +430,7 @@ def test_in_process_standard_input_is_read_too(
     assert desk.json("import", "-")["applied"] == 1
 
 
-@settings(max_examples=300, deadline=None)
+@scaled(1.5, deadline=None)  # 300 under ci
 @given(st.dictionaries(st.sampled_from(HEADER), st.text(max_size=40), max_size=len(HEADER)))
 def test_parse_row_raises_only_its_own_refusals(row: dict[str, str]) -> None:
     with contextlib.suppress(csvrows.RowError, SessionPacksError):
@@ -695,7 +696,7 @@ def test_a_new_practice_writes_through_exactly_the_writing_methods() -> None:
     assert writing == store._NewPractice._WRITES
 
 
-@settings(max_examples=300, deadline=None)
+@scaled(1.5, deadline=None)  # 300 under ci
 @given(st.text(max_size=120))
 def test_the_value_readers_raise_nothing_but_usage_errors(text: str) -> None:
     for reader in sorted(READERS, key=lambda r: r.__name__):

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionpacks import events as ev
@@ -42,6 +42,7 @@ from sessionpacks.model import (
     Practice,
 )
 from sessionpacks.serialization import dumps_event, dumps_state, loads_event, loads_state
+from sessionpacks.testing.plugin import scaled
 
 from .conftest import appt, at, aud, terms
 
@@ -274,7 +275,7 @@ def test_closed_entry_records_when() -> None:
 START = datetime.fromisoformat("2026-02-01T08:00+11:00")
 
 
-@settings(max_examples=60, deadline=None)
+@scaled(0.3, deadline=None)  # 60 under ci
 @given(
     st.lists(
         st.tuples(st.booleans(), st.integers(min_value=0, max_value=6)), min_size=1, max_size=12

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionpacks.errors import InvalidValueError, SessionPacksError
@@ -38,10 +38,11 @@ from sessionpacks.model import (
     require_aware,
     units,
 )
+from sessionpacks.testing.plugin import scaled
 
 from .conftest import appt, aud, terms
 
-MODEST = settings(max_examples=50, deadline=None)
+MODEST = scaled(0.25, deadline=None)  # 50 under ci
 
 
 def refused(call: Any, field: str) -> InvalidValueError:

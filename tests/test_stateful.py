@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -52,6 +52,7 @@ from sessionpacks import (
     UsePack,
 )
 from sessionpacks import strategies as sps
+from sessionpacks.testing.plugin import scaled
 
 ZONE = ZoneInfo("Australia/Sydney")
 CLIENTS = ("C1", "C2")
@@ -884,8 +885,8 @@ class PackMachine(RuleBasedStateMachine):
             assert held == self.ref.active.get(appointment_id)
 
 
-PackMachine.TestCase.settings = settings(
-    max_examples=40,
+PackMachine.TestCase.settings = scaled(
+    0.2,  # 40 runs under ci
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

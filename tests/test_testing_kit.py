@@ -9,13 +9,14 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import run_state_machine_as_test
 
 from sessionpacks import (
@@ -37,6 +38,7 @@ from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord, PackRepository
 from sessionpacks.testing import plugin
 from sessionpacks.testing.plugin import (
+    scaled,
     sessionpacks_clock,
     sessionpacks_practice,
     sessionpacks_repository,
@@ -153,6 +155,39 @@ def test_load_profile_loads_the_chosen_one_and_refuses_an_unknown_name() -> None
         plugin.load_profile({plugin.PROFILE_ENV: "no-such-profile"})
 
 
+@pytest.mark.usefixtures("restore_profile")
+def test_scaled_counts_follow_the_profile_active_when_the_test_runs() -> None:
+    runs: list[int] = []
+    fixed = scaled(0.2, deadline=None, database=None)  # made under whatever profile
+
+    @fixed
+    @given(st.integers())
+    def counted(n: int) -> None:
+        runs.append(n)
+
+    for profile, expected in ((plugin.CI_PROFILE, 40), (plugin.DEV_PROFILE, 5)):
+        settings.load_profile(profile)  # after the test was defined
+        runs.clear()
+        counted()
+        assert (fixed.max_examples, len(runs)) == (expected, expected)  # dev: 4, the minimum 5
+        assert fixed.derandomize is settings.get_profile(profile).derandomize
+        assert fixed.deadline is None  # given: fixed
+    assert scaled(2.5, minimum=500).max_examples == 500  # dev's 50 raised to the minimum
+    assert scaled(0.5, minimum=1).max_examples == 10
+    assert repr(scaled(0.5, deadline=None)) == "scaled(0.5, minimum=5, deadline=None)"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"fraction": 0}, {"fraction": -1.0}, {"minimum": 0}, {"max_examples": 9}, {"deadline": -1}],
+    ids=str,
+)
+def test_scaled_refuses_what_cannot_be_a_count(bad: dict[str, object]) -> None:
+    arguments: dict[str, Any] = {"fraction": 0.5, **bad}
+    with pytest.raises(InvalidArgument):
+        scaled(**arguments)
+
+
 class _Config:
     """What the plugin's hooks read of pytest's config: the --hypothesis-profile option."""
 
@@ -247,7 +282,7 @@ def test_the_fixtures_give_a_working_service(sessionpacks_service: PackService) 
 # Serialization for hosts' stores ------------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None)
+@scaled(0.125, deadline=None)  # 25 under ci
 @given(st.from_type(PackTemplate))
 def test_templates_round_trip(template: PackTemplate) -> None:
     text = ser.dumps_template(template)
@@ -467,8 +502,9 @@ def _machine(make: Callable[[str, str], PackRepository]) -> type[StoreMachine]:
     return Machine
 
 
-_FIND = settings(
-    max_examples=200,
+_FIND = scaled(  # stops at the first failure: the floor of 200 costs nothing then
+    1.0,
+    minimum=200,
     stateful_step_count=25,
     derandomize=True,
     database=None,
@@ -513,7 +549,8 @@ def test_the_machine_opens_and_closes_one_store_per_run() -> None:
             closed.append("closed")
 
     run_state_machine_as_test(
-        Counting, settings=settings(max_examples=5, stateful_step_count=3, database=None)
+        Counting,
+        settings=scaled(0.025, stateful_step_count=3, database=None),  # 5 runs at least
     )
     assert len(opened) == len(closed) >= 5
     assert set(opened) == {"clinic-1 Australia/Sydney"}

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from sessionpacks import operations as ops
@@ -71,6 +71,7 @@ from sessionpacks.model import (
 )
 from sessionpacks.ports import CommandRecord, PackRepository
 from sessionpacks.service import PackService
+from sessionpacks.testing.plugin import scaled
 
 __all__ = ["Opener", "RepositoryContract"]
 
@@ -863,8 +864,8 @@ class RepositoryContract:
 
     # Everything at once, against the reference store ----------------------------------------
 
-    @settings(
-        max_examples=30,
+    @scaled(
+        0.15,  # 30 examples under the ci profile, the minimum of 5 under dev
         deadline=None,
         # Each store's subclass runs this test: differing executors are the point.
         suppress_health_check=[

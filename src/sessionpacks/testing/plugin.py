@@ -18,6 +18,10 @@ Hypothesis's own ``--hypothesis-profile`` option still wins, and a test's own ``
 still overrides a profile for that test. Deadlines are off in both profiles: a store's speed
 is not what these tests judge.
 
+**Scaled counts.** A test that needs more or fewer examples than the profile gives takes
+:func:`scaled` instead of a pinned ``max_examples``: ``@scaled(0.5)`` runs half the active
+profile's examples (10 under dev, 100 under ci), read when the test runs.
+
 **Fixtures.** ``sessionpacks_practice`` (a Sydney practice), ``sessionpacks_clock`` (a
 :class:`~sessionpacks.adapters.clock.FixedClock`), ``sessionpacks_repository`` (that practice
 on a fresh in-memory store; override the fixture to run the same tests on your store) and
@@ -31,6 +35,7 @@ import itertools
 import os
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -50,6 +55,7 @@ __all__ = [
     "chosen_profile",
     "load_profile",
     "register_profiles",
+    "scaled",
     "sessionpacks_clock",
     "sessionpacks_practice",
     "sessionpacks_repository",
@@ -102,6 +108,65 @@ def load_profile(environ: Mapping[str, str] | None = None) -> str:
 
 
 register_profiles()
+
+
+# Counts as a fraction of the active profile ---------------------------------------------------
+
+_SETTING_NAMES = frozenset(
+    name for name, value in vars(settings).items() if isinstance(value, property)
+)
+
+
+class _Scaled(settings):
+    """Settings read from the active profile whenever hypothesis asks: ``max_examples`` as a
+    fraction of the profile's, the values given fixed, everything else the profile's own."""
+
+    def __init__(self, fraction: float, minimum: int, overrides: dict[str, Any]) -> None:
+        super().__init__(**overrides)  # hypothesis checks the values given
+        self._sessionpacks_scale = (fraction, minimum, frozenset(overrides))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name not in _SETTING_NAMES:
+            return super().__getattribute__(name)
+        scale = self.__dict__.get("_sessionpacks_scale")
+        if scale is None or name in scale[2]:  # still being made, or given
+            return super().__getattribute__(name)
+        # The profile, not ``settings.default``: while a test runs, its own settings are the
+        # default.
+        active = settings.get_profile(settings.get_current_profile_name())
+        if name == "max_examples":
+            fraction, minimum, _ = scale
+            return max(minimum, round(active.max_examples * fraction))
+        return getattr(active, name)
+
+    def __repr__(self) -> str:
+        fraction, minimum, given = self._sessionpacks_scale
+        fixed = ", ".join(f"{name}={getattr(self, name)!r}" for name in sorted(given))
+        return f"scaled({fraction!r}, minimum={minimum!r}{', ' if fixed else ''}{fixed})"
+
+
+def scaled(fraction: float, *, minimum: int = 5, **overrides: Any) -> settings:
+    """Hypothesis settings running ``fraction`` of the active profile's ``max_examples``, and
+    never fewer than ``minimum``; use them as ``@settings`` is used.
+
+    ``@scaled(0.2)`` runs 4 examples under ``sessionpacks-dev`` (20), so 5, the minimum, and
+    40 under ``sessionpacks-ci`` (200). The count is worked out when hypothesis reads it, that
+    is when the test runs, so a profile loaded after the test was defined (by
+    ``--hypothesis-profile``, or a conftest that imports the test first) still decides it.
+    ``overrides`` are any other settings (``deadline=None``, ``derandomize=True``,
+    ``stateful_step_count=30``...), fixed for this test; the ones not given are the active
+    profile's, read the same way. A search that stops at its first match (``find``, a state
+    machine expected to fail) costs nothing for a high ``minimum``: give the count it needs to
+    stay reliable there, e.g. ``scaled(2.5, minimum=500)``. As the
+    ``TestCase.settings`` of a state machine they scale its runs the same way.
+    """
+    if not fraction > 0:
+        raise InvalidArgument(f"scaled: fraction={fraction!r} must be more than 0")
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise InvalidArgument(f"scaled: minimum={minimum!r} must be a whole number >= 1")
+    if "max_examples" in overrides:
+        raise InvalidArgument("scaled: give a fraction, not max_examples")
+    return _Scaled(fraction, minimum, overrides)
 
 
 # pytest hooks ---------------------------------------------------------------------------------
