@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime
+import sqlite3
+from contextlib import closing
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,8 +35,6 @@ NOW = datetime(2026, 3, 1, 9, tzinfo=ZoneInfo("Australia/Sydney"))
 
 def _read_only() -> Any:
     """The fixture, opened read-only: a missing file is an error, not a new empty one."""
-    import sqlite3
-
     return sqlite3.connect(f"file:{FIXTURES / 'release-0.1.0.db'}?mode=ro", uri=True)
 
 
@@ -118,7 +118,48 @@ def test_the_fixture_is_at_the_first_schema_version(tmp_path: Path) -> None:
 
     with _read_only() as raw:
         assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
-    assert len(MIGRATIONS) == 2
+    assert len(MIGRATIONS) == 3
+
+
+def _due(store: SqliteStore, day: date) -> tuple[list[str], list[str]]:
+    """The expiry candidates as of ``day``, and the packs the definition says are due."""
+    repo = store.practice("clinic-1")
+    packs = [p for c in ("C1", "C2", "C3", "C4") for p in repo.client_packs(c)]
+    due = sorted(p.pack_id for p in packs if p.due_to_expire(day))
+    return sorted(p.pack_id for p in repo.expiry_candidates(day)), due
+
+
+_SWEEPS = [date(2026, 1, 1), date(2026, 6, 1), date(2027, 6, 1), date(2030, 1, 1)]
+
+
+def test_every_pack_keeps_its_pending_expiry_after_the_upgrade(migrated: SqliteStore) -> None:
+    with closing(sqlite3.connect(migrated.path)) as raw:
+        stored = dict(raw.execute("SELECT pack_id, pending_expiry FROM packs").fetchall())
+    repo = migrated.practice("clinic-1")
+    assert stored
+    for pack_id, pending in stored.items():
+        expected = repo.load(pack_id).pending_expiry
+        assert pending == (None if expected is None else expected.isoformat()), pack_id
+    for day in _SWEEPS:
+        candidates, due = _due(migrated, day)
+        assert candidates == due, day
+    assert any(_due(migrated, day)[1] for day in _SWEEPS)  # the fixture has packs to expire
+
+
+def test_a_file_at_version_2_migrates(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    shutil.copy(FIXTURES / "release-0.1.0.db", path)
+    SqliteStore(path, migrations=MIGRATIONS[:2]).close()
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(packs)")]
+    assert "pending_expiry" not in columns
+    with SqliteStore(path) as store:
+        repo = store.practice("clinic-1")
+        assert repo.check_snapshots() == []
+        for day in _SWEEPS:
+            candidates, due = _due(store, day)
+            assert candidates == due, day
 
 
 @pytest.mark.postgres

@@ -394,17 +394,23 @@ class PackState:
         first = self.first_use
         return self.expiry_if_first_use(day if first is None or day < first else first)
 
-    def due_to_expire(self, as_of: date) -> bool:
-        """An expiry sweep as of ``as_of`` must record this pack's expiry: it is not closed or
-        voided, has something left, reached its expiry date, and that expiry is not recorded."""
+    @property
+    def pending_expiry(self) -> date | None:
+        """The expiry date a sweep has yet to record, or ``None``: the pack's expiry date while
+        it is not closed or voided, has something left and that expiry is not recorded (R12).
+
+        The one definition of "due to expire": :meth:`due_to_expire` compares it with a day,
+        and the SQL stores keep it in a column their expiry query compares the same way."""
         expiry = self.expiry_date
-        return (
-            not self.ended
-            and self.remaining_units > 0
-            and expiry is not None
-            and expiry <= as_of
-            and self.expired_on != expiry
-        )
+        if self.ended or self.remaining_units <= 0 or expiry == self.expired_on:
+            return None
+        return expiry
+
+    def due_to_expire(self, as_of: date) -> bool:
+        """An expiry sweep as of ``as_of`` must record this pack's expiry: its
+        :attr:`pending_expiry` is on or before ``as_of``."""
+        pending = self.pending_expiry
+        return pending is not None and pending <= as_of
 
     def status(self, as_of: datetime) -> PackStatus:
         """The pack's status at the instant ``as_of`` (R11)."""

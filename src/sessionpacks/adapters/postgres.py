@@ -31,10 +31,10 @@ practice that emit events take turns on that row, each for the end of one functi
 practices do not wait for each other. Because the counter is the last lock a commit takes and
 the pack rows are locked in pack id order, commits cannot deadlock on each other.
 
-Driver errors are judged in one place, :func:`_translated`: a uniqueness conflict, a
-serialization failure or a deadlock is a :class:`~sessionpacks.errors.ConcurrencyError` (the
-service layer retries), text PostgreSQL cannot hold is an
-:class:`~sessionpacks.errors.InvalidValueError`, anything else a :class:`StoreError`.
+The schema, the statements and every method but the commit are the SQL core's
+(:mod:`sessionpacks.adapters._sql`); this module holds the pool, the transactions and the
+commit function. Driver errors are judged in one place,
+:func:`~sessionpacks.adapters._sql.postgres_errors.translated`.
 
 JSON is stored as ``text``, not ``jsonb``: the codec writes ASCII-only JSON, which text keeps
 byte for byte, whereas ``jsonb`` refuses ``\\u0000`` and lone surrogates that a Python string
@@ -43,51 +43,35 @@ byte for byte, whereas ``jsonb`` refuses ``\\u0000`` and lone surrogates that a 
 
 from __future__ import annotations
 
-import functools
-import itertools
 import re
 import select
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 from typing import Any
 
+import attrs
 import psycopg
-from psycopg import errors as pgerrors
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
-from sessionpacks._limits import check_id
-from sessionpacks.adapters._codec import (
-    dump_entry,
-    dump_event,
-    dump_preference,
-    dump_state,
-    dump_template,
-    load_entry,
-    load_event,
-    load_preference,
-    load_state,
-    load_template,
+from sessionpacks.adapters._common import appointment_changes, check_distinct
+from sessionpacks.adapters._sql import schema as core_schema
+from sessionpacks.adapters._sql.core import SqlRepository, migrate, open_practice
+from sessionpacks.adapters._sql.dialect import Dialect, postgres
+from sessionpacks.adapters._sql.postgres_errors import translated
+from sessionpacks.adapters._sql.rows import (
+    PROJECTION,
+    PROJECTION_TYPES,
+    Decoded,
+    entry_row,
+    event_row,
+    projection,
 )
-from sessionpacks.adapters._common import (
-    appointment_changes,
-    check_distinct,
-    check_window,
-    command_conflict,
-    with_statuses,
-)
-from sessionpacks.errors import (
-    ConcurrencyError,
-    ConnectionLostError,
-    InvalidValueError,
-    NotFoundError,
-    SessionPacksError,
-    StoreError,
-)
-from sessionpacks.events import Event, RecordedEvent
-from sessionpacks.ledger import Entry, PackState, PackStatus, replay
-from sessionpacks.model import PackTemplate, Practice, Preference
+from sessionpacks.adapters._sql.schema import Statements, statements
+from sessionpacks.adapters._sql.session import Params, Session, Step
+from sessionpacks.errors import ConnectionLostError, InvalidValueError, StoreError
+from sessionpacks.events import RecordedEvent
+from sessionpacks.model import Practice
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 
@@ -101,8 +85,9 @@ __all__ = [
 ]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-Migration = Callable[[Connection, str], None]
-"""One schema step, given a connection inside the upgrade's transaction and the schema name."""
+Migration = Step
+"""One schema step, run inside the upgrade's transaction; ``{schema}`` in a statement of
+:func:`statements` names the schema."""
 
 # pg_advisory_xact_lock(classid, objid): classid says "sessionpacks schema upgrade", objid is
 # hashtext(schema), so upgrades of different schemas do not wait for each other.
@@ -110,37 +95,59 @@ _MIGRATION_LOCK = 0x5E5510
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def statements(*sql: str) -> Migration:
-    """A migration running ``sql`` in order; ``{schema}`` in a statement names the schema."""
+class _Session:
+    """A psycopg connection whose errors name ``field`` and ``value``."""
 
-    def run(connection: Connection, schema: str) -> None:
-        for statement in sql:
-            connection.execute(statement.format(schema=schema).encode())
+    __slots__ = ("connection", "dialect", "field", "value")
 
-    return run
+    def __init__(self, connection: Connection, dialect: Dialect, field: str, value: Any) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.field = field
+        self.value = value
+
+    def about(self, field: str, value: Any) -> _Session:
+        return _Session(self.connection, self.dialect, field, value)
+
+    def rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        with translated(self.field, self.value):
+            return self.connection.execute(sql.encode(), params or None).fetchall()
+
+    def run(self, sql: str, params: Params = ()) -> int:
+        # No parameters, no placeholders: a % in a function body stays as it is.
+        with translated(self.field, self.value):
+            return self.connection.execute(sql.encode(), params or None).rowcount
+
+    def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with translated(self.field, self.value), self.connection.cursor() as cursor:
+            cursor.executemany(sql.encode(), list(rows))
 
 
-# The whole commit in one statement, so in one round trip and one implicit transaction. Pack
+# The commit is one call of commit_changes, so one round trip and one implicit transaction. Pack
 # rows are written in the order given (the caller sorts them by id), the counter row last: no
 # deadlock between commits. A conflict raises with the field in COLUMN and the value in DETAIL.
-# What both versions of the function write: packs, entries, active usages, events.
-_COMMIT_WRITES = """        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
+# Each schema version has its own function (PostgreSQL tells them apart by their arguments);
+# the earlier ones stay, so processes of an earlier release keep working during an upgrade.
+
+
+def _pack_writes(columns: Sequence[tuple[str, str]]) -> str:
+    """The function's loop writing pack rows: each projection column from its argument."""
+    names = ", ".join(column for column, _ in columns)
+    values = ", ".join(f"{argument}[i]" for _, argument in columns)
+    sets = ", ".join(f"{column} = {argument}[i]" for column, argument in columns)
+    return f"""        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
             IF p_expected[i] = 0 THEN
-                INSERT INTO {schema}.packs (practice_id, pack_id, client_id, version, state,
-                                            expiry_date, ended, remaining_units, expired_on)
-                VALUES (p_practice, p_packs[i], p_clients[i], p_versions[i], p_states[i],
-                        p_expiry_dates[i], p_ended[i], p_remaining[i], p_expired_on[i])
+                INSERT INTO {{schema}}.packs (practice_id, pack_id, {names})
+                VALUES (p_practice, p_packs[i], {values})
                 ON CONFLICT (practice_id, pack_id) DO NOTHING;
             ELSE
-                UPDATE {schema}.packs SET client_id = p_clients[i], version = p_versions[i],
-                    state = p_states[i], expiry_date = p_expiry_dates[i], ended = p_ended[i],
-                    remaining_units = p_remaining[i], expired_on = p_expired_on[i]
+                UPDATE {{schema}}.packs SET {sets}
                 WHERE practice_id = p_practice AND pack_id = p_packs[i]
                   AND version = p_expected[i];
             END IF;
             GET DIAGNOSTICS written = ROW_COUNT;
             IF written = 0 THEN
-                SELECT version INTO current_version FROM {schema}.packs
+                SELECT version INTO current_version FROM {{schema}}.packs
                 WHERE practice_id = p_practice AND pack_id = p_packs[i];
                 RAISE EXCEPTION 'is at version %, not %', coalesce(current_version, 0),
                     p_expected[i]
@@ -148,6 +155,11 @@ _COMMIT_WRITES = """        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) 
                           DETAIL = p_packs[i];
             END IF;
         END LOOP;
+"""
+
+
+# What every version writes after the packs: entries, active usages, events.
+_OTHER_WRITES = """\
         INSERT INTO {schema}.entries (practice_id, pack_id, sequence, kind, entry)
         SELECT p_practice, e.pack_id, e.sequence, e.kind, e.entry
         FROM unnest(e_packs, e_sequences, e_kinds, e_entries) AS e(pack_id, sequence, kind, entry);
@@ -181,59 +193,15 @@ _COMMIT_WRITES = """        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) 
         END IF;
 """
 
-_COMMIT_FUNCTION = (
-    """CREATE FUNCTION {schema}.commit_changes(
-        p_practice text,
-        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
-        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
-        p_expired_on date[],
-        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
-        u_released text[], u_appointments text[], u_packs text[],
-        v_ids text[], v_packs text[], v_kinds text[], v_events text[]
-    ) RETURNS bigint LANGUAGE plpgsql AS $body$
-    DECLARE
-        written integer;
-        current_version integer;
-        holder text;
-        base bigint := 0;
-    BEGIN
-"""
-    + _COMMIT_WRITES
-    + """        RETURN base;
-    END
-    $body$"""
-)
-
-# V2: the client check (R13a) comes first and the idempotency record (R27) last, in the same
-# one call; the writes between are version 1's.
-_COMMIT_FUNCTION_V2 = (
-    """CREATE FUNCTION {schema}.commit_changes(
-        p_practice text,
-        p_packs text[], p_expected integer[], p_versions integer[], p_clients text[],
-        p_states text[], p_expiry_dates date[], p_ended boolean[], p_remaining bigint[],
-        p_expired_on date[],
-        e_packs text[], e_sequences integer[], e_kinds text[], e_entries text[],
-        u_released text[], u_appointments text[], u_packs text[],
-        v_ids text[], v_packs text[], v_kinds text[], v_events text[],
-        c_clients text[], c_counts bigint[],
-        k_key text, k_fingerprint text, k_result text
-    ) RETURNS bigint LANGUAGE plpgsql AS $body$
-    DECLARE
-        written integer;
-        current_version integer;
-        holder text;
-        counted bigint;
-        base bigint := 0;
-    BEGIN
-        -- R13a: a commit opening a pack for a client, or deciding on a client's packs, holds
-        -- that client's advisory lock until it ends, so the next one counts after it. Keyed
-        -- by schema, practice and client (ids hold no control characters): other clients,
-        -- and other schemas of the same database, never wait.
-        -- Taken in client order, so two such commits cannot deadlock.
+# R13a: a commit opening a pack for a client, or deciding on a client's packs, holds that
+# client's advisory lock until it ends, so the next one counts after it. Keyed by schema,
+# practice and client (ids hold no control characters): other clients, and other schemas of
+# the same database, never wait. Taken in client order, so two such commits cannot deadlock.
+_CLIENT_CHECK = """\
         PERFORM pg_advisory_xact_lock(
-            hashtextextended('{schema}' || E'\x1f' || p_practice || E'\x1f' || c, 7))
+            hashtextextended('{schema}' || E'\\x1f' || p_practice || E'\\x1f' || c, 7))
         FROM (SELECT DISTINCT c FROM (
-                  SELECT p_clients[i] AS c FROM generate_subscripts(p_packs, 1) AS i
+                  SELECT {clients}[i] AS c FROM generate_subscripts(p_packs, 1) AS i
                   WHERE p_expected[i] = 0
                   UNION SELECT unnest(c_clients)) AS named
               ORDER BY c) AS locked;
@@ -248,8 +216,9 @@ _COMMIT_FUNCTION_V2 = (
             END IF;
         END LOOP;
 """
-    + _COMMIT_WRITES
-    + """        IF k_key IS NOT NULL THEN
+
+# R27: the idempotency record, written last with the position before the first event.
+_COMMAND_RECORD = """        IF k_key IS NOT NULL THEN
             INSERT INTO {schema}.commands (practice_id, key, fingerprint, result, first_position)
             VALUES (p_practice, k_key, k_fingerprint, k_result, base)
             ON CONFLICT (practice_id, key) DO NOTHING;
@@ -260,196 +229,184 @@ _COMMIT_FUNCTION_V2 = (
                           DETAIL = k_key;
             END IF;
         END IF;
-        RETURN base;
+"""
+
+
+def _function(
+    create: str, parameters: Sequence[tuple[str, str]], body: str, clients: str | None
+) -> str:
+    """One version of ``commit_changes``: its arguments, the client check, ``body`` and the
+    command record; ``clients`` names the argument holding each pack's client (``None``:
+    version 1, which has neither the check nor the record)."""
+    check = "" if clients is None else _CLIENT_CHECK.replace("{clients}", clients)
+    arguments = ",\n        ".join(f"{name} {kind}" for name, kind in parameters)
+    return (
+        f"""{create} {{schema}}.commit_changes(
+        {arguments}
+    ) RETURNS bigint LANGUAGE plpgsql AS $body$
+    DECLARE
+        written integer;
+        current_version integer;
+        holder text;
+        counted bigint;
+        base bigint := 0;
+    BEGIN
+"""
+        + check
+        + body
+        + _OTHER_WRITES
+        + ("" if clients is None else _COMMAND_RECORD)
+        + """        RETURN base;
     END
     $body$"""
-)
-
-
-_V1 = statements(
-    """CREATE TABLE {schema}.practices (
-        practice_id text PRIMARY KEY,
-        timezone text NOT NULL,
-        last_position bigint NOT NULL DEFAULT 0 CHECK (last_position >= 0)
-    )""",
-    # "opened" is the order packs were opened in: client_packs() lists them so.
-    """CREATE TABLE {schema}.packs (
-        practice_id text NOT NULL REFERENCES {schema}.practices,
-        pack_id text NOT NULL,
-        opened bigint GENERATED ALWAYS AS IDENTITY,
-        client_id text NOT NULL,
-        version integer NOT NULL CHECK (version >= 1),
-        state text NOT NULL,
-        expiry_date date,
-        ended boolean NOT NULL,
-        remaining_units bigint NOT NULL,
-        expired_on date,
-        PRIMARY KEY (practice_id, pack_id)
-    )""",
-    "CREATE INDEX packs_by_client ON {schema}.packs (practice_id, client_id, opened)",
-    """CREATE INDEX packs_expiring ON {schema}.packs (practice_id, expiry_date)
-        WHERE NOT ended AND remaining_units > 0""",
-    """CREATE TABLE {schema}.entries (
-        practice_id text NOT NULL,
-        pack_id text NOT NULL,
-        sequence integer NOT NULL CHECK (sequence >= 1),
-        kind text NOT NULL,
-        entry text NOT NULL,
-        PRIMARY KEY (practice_id, pack_id, sequence),
-        FOREIGN KEY (practice_id, pack_id) REFERENCES {schema}.packs
-    )""",
-    """CREATE TABLE {schema}.events (
-        practice_id text NOT NULL REFERENCES {schema}.practices,
-        position bigint NOT NULL CHECK (position >= 1),
-        event_id text NOT NULL,
-        pack_id text NOT NULL,
-        kind text NOT NULL,
-        event text NOT NULL,
-        PRIMARY KEY (practice_id, position),
-        UNIQUE (practice_id, event_id)
-    )""",
-    """CREATE TABLE {schema}.active_usages (
-        practice_id text NOT NULL,
-        appointment_id text NOT NULL,
-        pack_id text NOT NULL,
-        PRIMARY KEY (practice_id, appointment_id),
-        FOREIGN KEY (practice_id, pack_id) REFERENCES {schema}.packs
-    )""",
-    # "saved" orders templates() by when each id was first saved, like the reference store.
-    """CREATE TABLE {schema}.templates (
-        practice_id text NOT NULL REFERENCES {schema}.practices,
-        template_id text NOT NULL,
-        version integer NOT NULL CHECK (version >= 1),
-        saved bigint GENERATED ALWAYS AS IDENTITY,
-        template text NOT NULL,
-        PRIMARY KEY (practice_id, template_id, version)
-    )""",
-    """CREATE TABLE {schema}.preferences (
-        practice_id text NOT NULL REFERENCES {schema}.practices,
-        client_id text NOT NULL,
-        preference text NOT NULL,
-        PRIMARY KEY (practice_id, client_id)
-    )""",
-    _COMMIT_FUNCTION,
-)
-
-_COMMANDS = statements(
-    """CREATE TABLE {schema}.commands (
-        practice_id text NOT NULL REFERENCES {schema}.practices,
-        key text NOT NULL,
-        fingerprint text NOT NULL,
-        result text NOT NULL,
-        first_position bigint NOT NULL,
-        PRIMARY KEY (practice_id, key)
-    )""",
-    # The version 1 function stays beside it (PostgreSQL tells them apart by their arguments),
-    # so processes of the earlier release keep working while a rolling upgrade goes on.
-    _COMMIT_FUNCTION_V2,
-)
-
-
-def refold_states(connection: Connection, schema: str) -> None:
-    """Fold every ledger again and store the states: a state an earlier release kept lacks
-    what this one tracks (events fired once per total, R12b; tier places, R7a). The ledgers,
-    and so every figure they give, are untouched."""
-    rows = connection.execute(
-        f"""SELECT practice_id, pack_id, entry FROM {schema}.entries
-            ORDER BY practice_id, pack_id, sequence""".encode()
     )
-    update = f"""UPDATE {schema}.packs SET state = %s, expiry_date = %s, ended = %s,
-                     remaining_units = %s, expired_on = %s
-                 WHERE practice_id = %s AND pack_id = %s""".encode()
-    folded = [
-        (key, replay(load_entry(row[2]) for row in ledger))
-        for key, ledger in itertools.groupby(rows.fetchall(), key=lambda row: (row[0], row[1]))
-    ]
-    for (practice_id, pack_id), state in folded:
-        connection.execute(
-            update,
-            (
-                dump_state(state),
-                state.expiry_date,
-                state.ended,
-                state.remaining_units,
-                state.expired_on,
-                practice_id,
-                pack_id,
-            ),
-        )
 
 
-def _v2(connection: Connection, schema: str) -> None:
-    _COMMANDS(connection, schema)
-    refold_states(connection, schema)
+# Versions 1 and 2 name the projection columns' arguments their own way.
+_V1_COLUMNS = (
+    ("client_id", "p_clients"),
+    ("version", "p_versions"),
+    ("state", "p_states"),
+    ("expiry_date", "p_expiry_dates"),
+    ("ended", "p_ended"),
+    ("remaining_units", "p_remaining"),
+    ("expired_on", "p_expired_on"),
+)
+_V1_ARGUMENTS = (
+    ("p_practice", "text"),
+    ("p_packs", "text[]"),
+    ("p_expected", "integer[]"),
+    ("p_versions", "integer[]"),
+    ("p_clients", "text[]"),
+    ("p_states", "text[]"),
+    ("p_expiry_dates", "date[]"),
+    ("p_ended", "boolean[]"),
+    ("p_remaining", "bigint[]"),
+    ("p_expired_on", "date[]"),
+    ("e_packs", "text[]"),
+    ("e_sequences", "integer[]"),
+    ("e_kinds", "text[]"),
+    ("e_entries", "text[]"),
+    ("u_released", "text[]"),
+    ("u_appointments", "text[]"),
+    ("u_packs", "text[]"),
+    ("v_ids", "text[]"),
+    ("v_packs", "text[]"),
+    ("v_kinds", "text[]"),
+    ("v_events", "text[]"),
+)
+_V2_ARGUMENTS = (
+    *_V1_ARGUMENTS,
+    ("c_clients", "text[]"),
+    ("c_counts", "bigint[]"),
+    ("k_key", "text"),
+    ("k_fingerprint", "text"),
+    ("k_result", "text"),
+)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _v2)
+@attrs.frozen
+class _Commit:
+    """What one commit writes, in the order ``commit_changes`` takes it: packs by id."""
+
+    practice_id: str
+    packs: list[Change]
+    columns: list[tuple[Any, ...]]  # each pack's projection
+    entries: list[tuple[str, int, str, str]]
+    released: list[str]
+    used: dict[str, str]
+    events: list[tuple[str, str, str, str]]
+    client_packs: Mapping[str, int]
+    command: CommandRecord | None
+
+
+def _projected(index: int) -> Callable[[_Commit], list[Any]]:
+    return lambda commit: [columns[index] for columns in commit.columns]
+
+
+def _field(rows: str, index: int) -> Callable[[_Commit], list[Any]]:
+    return lambda commit: [row[index] for row in getattr(commit, rows)]
+
+
+def _kept(name: str) -> Callable[[_Commit], Any]:
+    return lambda commit: None if commit.command is None else getattr(commit.command, name)
+
+
+_PG = postgres("schema")  # for the type names only: they do not depend on the schema
+
+# The arguments of commit_changes (version 3), their types and where each value comes from:
+# the function's signature, the call (by name) and its values are all made from this list.
+_ARGUMENTS: tuple[tuple[str, str, Callable[[_Commit], Any]], ...] = (
+    ("p_practice", "text", lambda commit: commit.practice_id),
+    ("p_packs", "text[]", lambda commit: [change.pack_id for change in commit.packs]),
+    ("p_expected", "integer[]", lambda commit: [c.expected_version for c in commit.packs]),
+    *(
+        (f"p_{column}", _PG.render(kind) + "[]", _projected(index))
+        for index, (column, kind) in enumerate(zip(PROJECTION, PROJECTION_TYPES, strict=True))
+    ),
+    ("e_packs", "text[]", _field("entries", 0)),
+    ("e_sequences", "integer[]", _field("entries", 1)),
+    ("e_kinds", "text[]", _field("entries", 2)),
+    ("e_entries", "text[]", _field("entries", 3)),
+    ("u_released", "text[]", lambda commit: commit.released),
+    ("u_appointments", "text[]", lambda commit: sorted(commit.used)),
+    ("u_packs", "text[]", lambda commit: [commit.used[a] for a in sorted(commit.used)]),
+    ("v_ids", "text[]", _field("events", 0)),
+    ("v_packs", "text[]", _field("events", 1)),
+    ("v_kinds", "text[]", _field("events", 2)),
+    ("v_events", "text[]", _field("events", 3)),
+    ("c_clients", "text[]", lambda commit: sorted(commit.client_packs)),
+    ("c_counts", "bigint[]", lambda c: [c.client_packs[k] for k in sorted(c.client_packs)]),
+    ("k_key", "text", _kept("key")),
+    ("k_fingerprint", "text", _kept("fingerprint")),
+    ("k_result", "text", _kept("result")),
+)
+
+_V1_FUNCTION = _function("CREATE FUNCTION", _V1_ARGUMENTS, _pack_writes(_V1_COLUMNS), None)
+_V2_FUNCTION = _function("CREATE FUNCTION", _V2_ARGUMENTS, _pack_writes(_V1_COLUMNS), "p_clients")
+# From version 3 the earlier functions write pending_expiry too, as their expiry date: no later
+# than the pending one, so the expiry query finds their packs and the definition decides.
+_EARLIER = (*_V1_COLUMNS, ("pending_expiry", "p_expiry_dates"))
+_COMMIT_FUNCTION = _function(
+    "CREATE FUNCTION",
+    [(name, kind) for name, kind, _ in _ARGUMENTS],
+    _pack_writes([(column, f"p_{column}") for column in PROJECTION]),
+    "p_client_id",
+)
+"""The commit function this release calls (schema version 3)."""
+
+
+def _v1(session: Session) -> None:
+    core_schema.V1(session)
+    statements(_V1_FUNCTION)(session)
+
+
+def _v2(session: Session) -> None:
+    core_schema.V2(session)
+    statements(_V2_FUNCTION)(session)
+
+
+def _v3(session: Session) -> None:
+    core_schema.V3(session)
+    statements(
+        _function("CREATE OR REPLACE FUNCTION", _V1_ARGUMENTS, _pack_writes(_EARLIER), None),
+        _function("CREATE OR REPLACE FUNCTION", _V2_ARGUMENTS, _pack_writes(_EARLIER), "p_clients"),
+        _COMMIT_FUNCTION,
+    )(session)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
-# What a uniqueness conflict on each constraint means, for ConcurrencyError's field.
-_CONFLICTS = {
-    "packs_pkey": "pack_id",
-    "entries_pkey": "pack_id",
-    "active_usages_pkey": "appointment_id",
-    "templates_pkey": "template.version",
-    "events_pkey": "position",
-    "events_practice_id_event_id_key": "event_id",
-    "practices_pkey": "practice_id",
-    "commands_pkey": "idempotency_key",
-}
-_RACES = (
-    pgerrors.UniqueViolation,
-    pgerrors.SerializationFailure,
-    pgerrors.DeadlockDetected,
-    pgerrors.LockNotAvailable,
-)
 
-
-@contextmanager
-def _translated(field: str = "database", value: Any = None) -> Iterator[None]:
-    """Turn driver errors into the library's: the one place they are judged. ``field`` and
-    ``value`` name what the statement was about, for errors that do not say it themselves."""
-    try:
-        yield
-    except SessionPacksError:
-        raise
-    except _RACES as error:
-        diag = error.diag
-        if diag.column_name is not None:  # raised by commit_changes: field, value, message
-            raise ConcurrencyError(
-                diag.column_name, diag.message_detail, diag.message_primary or ""
-            ) from error
-        field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or field)
-        raise ConcurrencyError(
-            field, diag.message_detail, f"conflicts with a concurrent write ({error.sqlstate})"
-        ) from error
-    except (psycopg.DataError, UnicodeEncodeError) as error:
-        raise InvalidValueError(
-            field, value, f"PostgreSQL cannot store it: {_first_line(error)}"
-        ) from error
-    except psycopg.Error as error:
-        if _lost(error):
-            # The server went away (a restart, a killed backend, the network): a write may or
-            # may not have been committed before it did.
-            raise ConnectionLostError(
-                field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
-            ) from error
-        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
-    except PoolTimeout as error:
-        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
-
-
-# SQLSTATEs after which the server may or may not have committed: class 08 (connection
-# exceptions) and the server shutting the session down (57P01-57P03). A statement timeout or a
-# cancel (57014) rolled its transaction back: that outcome is known, so it is no lost connection.
-_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
-
-
-def _lost(error: psycopg.Error) -> bool:
-    state = error.sqlstate
-    if state is None:  # no answer from the server at all: the connection broke
-        return isinstance(error, psycopg.OperationalError)
-    return state.startswith("08") or state in _LOST_STATES
+def _commit_call(schema: str) -> str:
+    """``SELECT commit_changes(name => value, ...)``: each argument matched by its name; arrays
+    go in binary (``%b``)."""
+    named = (
+        f"{name} => %({name}){'b' if kind.endswith('[]') else 's'}::{kind}"
+        for name, kind, _ in _ARGUMENTS
+    )
+    return f"SELECT {schema}.commit_changes({', '.join(named)})"
 
 
 def _alive(connection: Connection) -> bool:
@@ -462,93 +419,6 @@ def _alive(connection: Connection) -> bool:
     except (OSError, ValueError, psycopg.Error):
         return False
     return not readable
-
-
-def _first_line(error: BaseException) -> str:
-    """The driver's message without its DETAIL, HINT and CONTEXT lines."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-# Decoding is a pure function of the stored text and its results are immutable: a workflow that
-# reads the same pack twice (client_packs, then load) or every template on each booking decodes
-# each version once. Keyed by the text itself, so a new version is a new key.
-_state = functools.lru_cache(maxsize=1024)(load_state)
-_template = functools.lru_cache(maxsize=1024)(load_template)
-_preference = functools.lru_cache(maxsize=1024)(load_preference)
-
-
-def _storable(field: str, value: str) -> str:
-    """``value`` if PostgreSQL text can hold it: a string without NUL or lone surrogates."""
-    if not isinstance(value, str):
-        raise InvalidValueError(field, value, "must be a string")
-    if "\x00" in value or (not value.isascii() and not _encodes(value)):
-        raise InvalidValueError(field, value, "PostgreSQL text cannot hold NUL or lone surrogates")
-    return value
-
-
-def _encodes(value: str) -> bool:
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _migrate(connection: Connection, schema: str, migrations: Sequence[Migration]) -> int:
-    """Bring ``schema`` to ``len(migrations)``; returns the version it found (under the lock).
-
-    An advisory lock serialises concurrent first opens: the second waits, then finds the
-    schema up to date.
-    """
-    known = len(migrations)
-    before = _schema_version(connection, schema)
-    _refuse_newer(before, known, schema)
-    if before == known:
-        return before
-    with connection.transaction():
-        connection.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, schema)
-        )
-        if not _exists(connection, "SELECT 1 FROM pg_namespace WHERE nspname = %s", schema):
-            connection.execute(f"CREATE SCHEMA {schema}".encode())
-        connection.execute(
-            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_version (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now())""".encode()
-        )
-        current = _schema_version(connection, schema)
-        _refuse_newer(current, known, schema)
-        for number in range(current + 1, known + 1):
-            migrations[number - 1](connection, schema)
-            connection.execute(
-                f"INSERT INTO {schema}.schema_version (version) VALUES (%s)".encode(), (number,)
-            )
-    return current
-
-
-def _exists(connection: Connection, sql: str, *params: Any) -> bool:
-    return connection.execute(sql.encode(), params).fetchone() is not None
-
-
-def _schema_version(connection: Connection, schema: str) -> int:
-    found = connection.execute("SELECT to_regclass(%s)", (f"{schema}.schema_version",)).fetchone()
-    if found is None or found[0] is None:
-        return 0
-    row = connection.execute(
-        f"SELECT coalesce(max(version), 0) FROM {schema}.schema_version".encode()
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _refuse_newer(version: int, known: int, schema: str) -> None:
-    if version > known:
-        raise StoreError(
-            "schema_version",
-            version,
-            f"schema {schema} was written by a newer release of sessionpacks (version "
-            f"{version}); this one knows versions up to {known}: upgrade sessionpacks",
-        )
 
 
 class PostgresStore:
@@ -579,7 +449,9 @@ class PostgresStore:
             raise InvalidValueError("max_size", max_size, f"must be >= min_size ({min_size})")
         self._schema = schema
         self._max_size = max_size
-        self._sql = _Sql(schema)
+        self._sql = Statements(postgres(schema))
+        self.decoded = Decoded(4096)
+        """Decoded states, shared by the store's repositories."""
         # autocommit: a read is one round trip; writes open their transaction explicitly.
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             dsn,
@@ -591,10 +463,15 @@ class PostgresStore:
             name=f"sessionpacks-{schema}",
         )
         try:
-            with _translated():
+            with translated():
                 self._pool.open()
             with self.connection() as connection:
-                self._migrated_from = _migrate(connection, schema, migrations)
+                self._migrated_from = migrate(
+                    _Session(connection, self._sql.dialect, "schema", schema),
+                    lambda: self._upgrade(connection),
+                    migrations,
+                    f"schema {schema}",
+                )
         except BaseException:
             self._pool.close()
             raise
@@ -615,7 +492,7 @@ class PostgresStore:
 
         A connection whose server ended it while it sat in the pool (a restart, a killed
         backend) is found before it is used, and another is taken in its place."""
-        with _translated(field, value):
+        with translated(field, value):
             connection = self._live_connection()
             try:
                 yield connection
@@ -633,7 +510,7 @@ class PostgresStore:
             self._pool.putconn(connection)
         return self._pool.getconn()
 
-    def read(self, sql: bytes, params: Sequence[Any], field: str, value: Any) -> list[Any]:
+    def read(self, sql: bytes, params: Params, field: str, value: Any) -> list[Any]:
         """The rows of one read. A read is safe to repeat, so one that lost its connection is
         sent once more on another (the pool checks a connection before handing it out)."""
         try:
@@ -645,24 +522,35 @@ class PostgresStore:
 
     def practice(self, practice_id: str, timezone: str | None = None) -> PostgresRepository:
         """A repository bound to ``practice_id``; ``timezone`` is required the first time."""
-        check_id("practice_id", practice_id)
-        _storable("practice_id", practice_id)
-        with self.connection() as connection:
-            stored = self._timezone(connection, practice_id)
-            if stored is None:
-                if timezone is None:
-                    raise NotFoundError(
-                        "practice_id", practice_id, "is a new practice: give its timezone"
-                    )
-                Practice(practice_id, timezone)  # refuses a bad id or zone before writing
-                connection.execute(self._sql.add_practice, (practice_id, timezone))
-                stored = self._timezone(connection, practice_id)
-                assert stored is not None
-        return PostgresRepository(self, self._sql, Practice(practice_id, stored))
+        with self.connection("practice_id", practice_id) as connection:
+            session = _Session(connection, self._sql.dialect, "practice_id", practice_id)
+            # autocommit: the insert is a transaction of its own
+            practice = open_practice(session, lambda: nullcontext(session), practice_id, timezone)
+        return PostgresRepository(self, self._sql, practice)
 
-    def _timezone(self, connection: Connection, practice_id: str) -> str | None:
-        row = connection.execute(self._sql.timezone, (practice_id,)).fetchone()
-        return None if row is None else str(row[0])
+    @contextmanager
+    def _upgrade(self, connection: Connection) -> Iterator[Session]:
+        """The upgrade's transaction. An advisory lock serialises concurrent first opens: the
+        second waits, then finds the schema up to date."""
+        session = _Session(connection, self._sql.dialect, "schema", self._schema)
+        with connection.transaction():
+            session.run(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self._schema)
+            )
+            # Checked first: CREATE SCHEMA IF NOT EXISTS wants the CREATE right even then.
+            if not session.rows("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)):
+                session.run(f"CREATE SCHEMA {self._schema}")
+            yield session
+
+    @contextmanager
+    def transaction(self, field: str, value: Any, *setup: str) -> Iterator[Session]:
+        """A transaction on one pooled connection, ``setup`` its first statements; errors
+        name ``field`` and ``value``."""
+        with self.connection(field, value) as connection, connection.transaction():
+            session = _Session(connection, self._sql.dialect, field, value)
+            for statement in setup:
+                session.run(statement)
+            yield session
 
     def close(self) -> None:
         """Close the pool; the store and its repositories are unusable afterwards."""
@@ -680,253 +568,35 @@ class PostgresStore:
         self.close()
 
 
-class _Sql:
-    """Every statement, with the schema written in once (it is a checked identifier)."""
-
-    def __init__(self, schema: str) -> None:
-        s = schema
-        self.add_practice = _q(
-            f"""INSERT INTO {s}.practices (practice_id, timezone) VALUES (%s, %s)
-                ON CONFLICT (practice_id) DO NOTHING"""
-        )
-        self.timezone = _q(f"SELECT timezone FROM {s}.practices WHERE practice_id = %s")
-        self.load = _q(f"SELECT state FROM {s}.packs WHERE practice_id = %s AND pack_id = %s")
-        self.version = _q(f"SELECT version FROM {s}.packs WHERE practice_id = %s AND pack_id = %s")
-        self.ledger = _q(
-            f"""SELECT entry FROM {s}.entries WHERE practice_id = %s AND pack_id = %s
-                ORDER BY sequence"""
-        )
-        self.client_packs = _q(
-            f"""SELECT state FROM {s}.packs WHERE practice_id = %s AND client_id = %s
-                ORDER BY opened"""
-        )
-        self.holder = _q(
-            f"""SELECT pack_id FROM {s}.active_usages
-                WHERE practice_id = %s AND appointment_id = %s"""
-        )
-        # The WHERE repeats the partial index's condition so the planner can use it.
-        self.expiry_candidates = _q(
-            f"""SELECT state FROM {s}.packs
-                WHERE practice_id = %s AND NOT ended AND remaining_units > 0
-                  AND expiry_date <= %s AND expired_on IS DISTINCT FROM expiry_date
-                ORDER BY opened"""
-        )
-        self.events_since = _q(
-            f"""SELECT position, event FROM {s}.events WHERE practice_id = %s AND position > %s
-                ORDER BY position LIMIT %s"""
-        )
-        # Named arguments: each array is matched by name, not by its place among 26.
-        self.commit = _q(
-            f"SELECT {s}.commit_changes("
-            + ", ".join(_placeholder(name, cast) for name, cast in _COMMIT_PARAMETERS)
-            + ")"
-        )
-        self.record_command = _q(
-            f"""INSERT INTO {s}.commands (practice_id, key, fingerprint, result, first_position)
-                VALUES (%s, %s, %s, %s, 0) ON CONFLICT (practice_id, key) DO NOTHING"""
-        )
-        self.command = _q(
-            f"""SELECT key, fingerprint, result, first_position FROM {s}.commands
-                WHERE practice_id = %s AND key = %s"""
-        )
-        self.latest_template_version = _q(
-            f"""SELECT coalesce(max(version), 0) FROM {s}.templates
-                WHERE practice_id = %s AND template_id = %s"""
-        )
-        self.save_template = _q(
-            f"""INSERT INTO {s}.templates (practice_id, template_id, version, template)
-                SELECT %(practice)s, %(id)s, %(version)s, %(template)s
-                WHERE (SELECT coalesce(max(version), 0) FROM {s}.templates
-                       WHERE practice_id = %(practice)s AND template_id = %(id)s)
-                      = %(version)s - 1"""
-        )
-        self.latest_template = _q(
-            f"""SELECT template FROM {s}.templates WHERE practice_id = %s AND template_id = %s
-                ORDER BY version DESC LIMIT 1"""
-        )
-        self.template_version = _q(
-            f"""SELECT template FROM {s}.templates
-                WHERE practice_id = %s AND template_id = %s AND version = %s"""
-        )
-        self.templates = _q(
-            f"""SELECT template FROM (
-                    SELECT DISTINCT ON (template_id) template,
-                           min(saved) OVER (PARTITION BY template_id) AS first
-                    FROM {s}.templates WHERE practice_id = %s
-                    ORDER BY template_id, version DESC) AS latest
-                ORDER BY first"""
-        )
-        self.set_preference = _q(
-            f"""INSERT INTO {s}.preferences (practice_id, client_id, preference)
-                VALUES (%s, %s, %s)
-                ON CONFLICT (practice_id, client_id) DO UPDATE
-                SET preference = EXCLUDED.preference"""
-        )
-        self.clear_preference = _q(
-            f"DELETE FROM {s}.preferences WHERE practice_id = %s AND client_id = %s"
-        )
-        self.preference = _q(
-            f"SELECT preference FROM {s}.preferences WHERE practice_id = %s AND client_id = %s"
-        )
-        self.all_entries = _q(
-            f"""SELECT pack_id, entry FROM {s}.entries WHERE practice_id = %s
-                ORDER BY pack_id, sequence"""
-        )
-        self.all_states = _q(f"SELECT pack_id, state FROM {s}.packs WHERE practice_id = %s")
-        self.all_active = _q(
-            f"SELECT appointment_id, pack_id FROM {s}.active_usages WHERE practice_id = %s"
-        )
-
-
-def _q(sql: str) -> bytes:
-    # psycopg takes a statement built at run time as bytes (its typed API wants a literal str).
-    return sql.encode()
-
-
-# The parameters of commit_changes (V2) and their casts; arrays go in binary (``%b``).
-_COMMIT_PARAMETERS = (
-    ("p_practice", "::text"),
-    *(
-        (name, f"::{kind}[]")
-        for name, kind in (
-            ("p_packs", "text"),
-            ("p_expected", "integer"),
-            ("p_versions", "integer"),
-            ("p_clients", "text"),
-            ("p_states", "text"),
-            ("p_expiry_dates", "date"),
-            ("p_ended", "boolean"),
-            ("p_remaining", "bigint"),
-            ("p_expired_on", "date"),
-            ("e_packs", "text"),
-            ("e_sequences", "integer"),
-            ("e_kinds", "text"),
-            ("e_entries", "text"),
-            ("u_released", "text"),
-            ("u_appointments", "text"),
-            ("u_packs", "text"),
-            ("v_ids", "text"),
-            ("v_packs", "text"),
-            ("v_kinds", "text"),
-            ("v_events", "text"),
-            ("c_clients", "text"),
-            ("c_counts", "bigint"),
-        )
-    ),
-    ("k_key", "::text"),
-    ("k_fingerprint", "::text"),
-    ("k_result", "::text"),
-)
-
-
-def _placeholder(name: str, cast: str) -> str:
-    return f"{name} => %({name}){'b' if cast.endswith('[]') else 's'}{cast}"
-
-
-def _commit_parameters(
-    practice_id: str,
-    writing: list[Change],
-    used: dict[str, str],
-    released: set[str],
-    events: list[Event],
-    client_packs: Mapping[str, int],
-    command: CommandRecord | None,
-) -> dict[str, Any]:
-    """The arguments of ``commit_changes``: packs sorted by id (the order their rows lock)."""
-    packs = sorted(writing, key=lambda change: change.pack_id)
-    states = [change.after for change in packs]
-    entries = [entry for change in writing for entry in change.entries]
-    appointments = sorted(used)
-    clients = sorted(client_packs)
-    return {
-        "p_practice": practice_id,
-        "p_packs": [change.pack_id for change in packs],
-        "p_expected": [change.expected_version for change in packs],
-        "p_versions": [state.version for state in states],
-        "p_clients": [state.client_id for state in states],
-        "p_states": [dump_state(state) for state in states],
-        "p_expiry_dates": [state.expiry_date for state in states],
-        "p_ended": [state.ended for state in states],
-        "p_remaining": [state.remaining_units for state in states],
-        "p_expired_on": [state.expired_on for state in states],
-        "e_packs": [entry.pack_id for entry in entries],
-        "e_sequences": [entry.sequence for entry in entries],
-        "e_kinds": [type(entry).__name__ for entry in entries],
-        "e_entries": [dump_entry(entry) for entry in entries],
-        "u_released": sorted(released),
-        "u_appointments": appointments,
-        "u_packs": [used[appointment_id] for appointment_id in appointments],
-        "v_ids": [event.event_id for event in events],
-        "v_packs": [event.pack_id for event in events],
-        "v_kinds": [type(event).__name__ for event in events],
-        "v_events": [dump_event(event) for event in events],
-        "c_clients": clients,
-        "c_counts": [client_packs[client_id] for client_id in clients],
-        "k_key": None if command is None else command.key,
-        "k_fingerprint": None if command is None else command.fingerprint,
-        "k_result": None if command is None else command.result,
-    }
-
-
-class PostgresRepository:
+class PostgresRepository(SqlRepository):
     """One practice's view of a :class:`PostgresStore`; every statement is scoped to it."""
 
-    def __init__(self, store: PostgresStore, sql: _Sql, practice: Practice) -> None:
+    def __init__(self, store: PostgresStore, sql: Statements, practice: Practice) -> None:
+        super().__init__(practice, sql, store.decoded)
         self._store = store
-        self._sql = sql
-        self._practice = practice
-        self._id = practice.id
+        self._commit = _commit_call(store.schema).encode()
 
-    @property
-    def practice(self) -> Practice:
-        return self._practice
+    def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self._store.read(sql.encode(), params, field, value)
 
-    def _rows(self, field: str, sql: bytes, *params: Any) -> list[tuple[Any, ...]]:
-        """A read of this practice's rows; ``field`` names its first parameter, for errors."""
-        value = params[0] if params else self._id
-        return self._store.read(sql, (self._id, *params), field, value)
+    def _writing(self, field: str, value: Any) -> AbstractContextManager[Session]:
+        return self._store.transaction(field, value)
 
-    # Reading -------------------------------------------------------------------------------
-
-    def load(self, pack_id: str) -> PackState:
-        rows = self._rows("pack_id", self._sql.load, _storable("pack_id", pack_id))
-        if not rows:
-            raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
-        return _state(rows[0][0])
-
-    def ledger(self, pack_id: str) -> tuple[Entry, ...]:
-        rows = self._rows("pack_id", self._sql.ledger, _storable("pack_id", pack_id))
-        if not rows:
-            raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
-        return tuple(load_entry(row[0]) for row in rows)
-
-    def client_packs(
-        self,
-        client_id: str,
-        *,
-        statuses: Collection[PackStatus] | None = None,
-        as_of: datetime | None = None,
-    ) -> list[PackState]:
-        rows = self._rows("client_id", self._sql.client_packs, _storable("client_id", client_id))
-        return with_statuses((_state(row[0]) for row in rows), statuses, as_of)
-
-    def pack_of_appointment(self, appointment_id: str) -> str | None:
-        rows = self._rows(
-            "appointment_id", self._sql.holder, _storable("appointment_id", appointment_id)
+    def _snapshot(self, field: str, value: Any) -> AbstractContextManager[Session]:
+        # REPEATABLE READ: every statement sees the database as the first one did.
+        return self._store.transaction(
+            field, value, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
         )
-        return str(rows[0][0]) if rows else None
 
-    def expiry_candidates(self, as_of: date) -> list[PackState]:
-        if type(as_of) is not date:
-            raise InvalidValueError("as_of", as_of, "must be a date")
-        return [_state(row[0]) for row in self._rows("as_of", self._sql.expiry_candidates, as_of)]
+    def _exclusive(self, field: str, value: Any) -> AbstractContextManager[Session]:
+        # Commits write packs first, so taking that lock first cannot deadlock with one; reads
+        # go on. Every practice's writers wait: a rebuild is a repair, not a routine.
+        tables = ", ".join(
+            f"{self._store.schema}.{t}" for t in ("packs", "entries", "active_usages")
+        )
+        return self._store.transaction(field, value, f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
 
-    def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
-        check_window(position, limit)
-        rows = self._rows("position", self._sql.events_since, position, limit)
-        return [RecordedEvent(row[0], load_event(row[1])) for row in rows]
-
-    # Writing -------------------------------------------------------------------------------
+    # The commit --------------------------------------------------------------------------------
 
     def commit(
         self,
@@ -938,139 +608,41 @@ class PostgresRepository:
         writing = check_distinct(changes)
         if not writing and command is None:
             return ()
-        used, released = appointment_changes(writing)
-        for change in writing:
-            _storable("pack_id", change.pack_id)
-            _storable("client_id", change.after.client_id)
-        for appointment_id in used.keys() | released:
-            _storable("appointment_id", appointment_id)
-        for client_id in client_packs or {}:
-            _storable("client_id", client_id)
-        events = [event for change in writing for event in change.events]
-        parameters = _commit_parameters(
-            self._id, writing, used, released, events, client_packs or {}, command
-        )
+        commit = self._prepare(writing, client_packs or {}, command)
+        arguments = {name: value(commit) for name, _, value in _ARGUMENTS}
         first = writing[0].pack_id if writing else self._id
         with self._store.connection("pack_id" if writing else "practice_id", first) as connection:
-            row = connection.execute(self._sql.commit, parameters).fetchone()
+            row = connection.execute(self._commit, arguments).fetchone()
+        for change, columns in zip(commit.packs, commit.columns, strict=True):
+            self._decoded.remember(columns[PROJECTION.index("state")], change.after)
         base = 0 if row is None else int(row[0])
+        events = [event for change in writing for event in change.events]
         return tuple(RecordedEvent(base + n, event) for n, event in enumerate(events, start=1))
 
-    # Templates and preferences -------------------------------------------------------------
-
-    def command(self, key: str) -> CommandRecord | None:
-        rows = self._rows("idempotency_key", self._sql.command, _storable("idempotency_key", key))
-        return CommandRecord(*rows[0]) if rows else None
-
-    def _record(self, connection: Connection, command: CommandRecord | None) -> None:
-        if command is None:
-            return
-        recorded = connection.execute(
-            self._sql.record_command,
-            (
-                self._id,
-                _storable("idempotency_key", command.key),
-                command.fingerprint,
-                command.result,
-            ),
+    def _prepare(
+        self, writing: list[Change], client_packs: Mapping[str, int], command: CommandRecord | None
+    ) -> _Commit:
+        """The commit's values, every id checked storable; packs sorted by id (the order their
+        rows lock)."""
+        used, released = appointment_changes(writing)
+        for change in writing:
+            self._text("pack_id", change.pack_id)
+            self._text("client_id", change.after.client_id)
+        for appointment_id in used.keys() | released:
+            self._text("appointment_id", appointment_id)
+        for client_id in client_packs:
+            self._text("client_id", client_id)
+        if command is not None:
+            self._text("idempotency_key", command.key)
+        packs = sorted(writing, key=lambda change: change.pack_id)
+        return _Commit(
+            practice_id=self._id,
+            packs=packs,
+            columns=[projection(self._sql.dialect, change.after) for change in packs],
+            entries=[entry_row(entry) for change in writing for entry in change.entries],
+            released=sorted(released),
+            used=used,
+            events=[event_row(event) for change in writing for event in change.events],
+            client_packs=client_packs,
+            command=command,
         )
-        if recorded.rowcount != 1:
-            raise command_conflict(command.key)
-
-    def save_template(
-        self, template: PackTemplate, *, command: CommandRecord | None = None
-    ) -> None:
-        if not isinstance(template, PackTemplate):
-            raise InvalidValueError("template", template, "must be a PackTemplate")
-        _storable("template.id", template.id)
-        with (
-            self._store.connection("template.id", template.id) as connection,
-            connection.transaction(),
-        ):
-            self._record(connection, command)
-            # Conditional on the latest version; two writers of one version: the primary key.
-            saved = connection.execute(
-                self._sql.save_template,
-                {
-                    "practice": self._id,
-                    "id": template.id,
-                    "version": template.version,
-                    "template": dump_template(template),
-                },
-            )
-            if saved.rowcount != 1:
-                row = connection.execute(
-                    self._sql.latest_template_version, (self._id, template.id)
-                ).fetchone()
-                raise ConcurrencyError(
-                    "template.version",
-                    template.version,
-                    f"template {template.id} is at version {row[0] if row else 0}",
-                )
-
-    def template(self, template_id: str, version: int | None = None) -> PackTemplate:
-        _storable("template_id", template_id)
-        if version is None:
-            rows = self._rows("template_id", self._sql.latest_template, template_id)
-        else:
-            rows = self._rows("version", self._sql.template_version, template_id, version)
-        if rows:
-            return _template(rows[0][0])
-        if version is not None and self._rows(
-            "template_id", self._sql.latest_template, template_id
-        ):
-            raise NotFoundError("version", version, f"template {template_id} has no such version")
-        raise NotFoundError("template_id", template_id, "no such template in this practice")
-
-    def templates(self) -> list[PackTemplate]:
-        return [_template(row[0]) for row in self._rows("practice_id", self._sql.templates)]
-
-    def set_preference(
-        self,
-        client_id: str,
-        preference: Preference | None,
-        *,
-        command: CommandRecord | None = None,
-    ) -> None:
-        _storable("client_id", client_id)
-        with self._store.connection("client_id", client_id) as connection, connection.transaction():
-            self._record(connection, command)
-            if preference is None:
-                connection.execute(self._sql.clear_preference, (self._id, client_id))
-            else:
-                connection.execute(
-                    self._sql.set_preference, (self._id, client_id, dump_preference(preference))
-                )
-
-    def preference(self, client_id: str) -> Preference | None:
-        rows = self._rows("client_id", self._sql.preference, _storable("client_id", client_id))
-        return _preference(rows[0][0]) if rows else None
-
-    # The folded state is derived: it can always be checked against the ledger --------------
-
-    def check_snapshots(self) -> list[str]:
-        """Pack ids whose stored state or active usages differ from the replay of their ledger
-        (a state without a ledger counts too); empty when the store is sound. Reads in one
-        REPEATABLE READ transaction, so concurrent commits do not show as differences."""
-        with (
-            self._store.connection("practice_id", self._id) as connection,
-            connection.transaction(),
-        ):
-            connection.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            entries = connection.execute(self._sql.all_entries, (self._id,)).fetchall()
-            states = connection.execute(self._sql.all_states, (self._id,)).fetchall()
-            active = connection.execute(self._sql.all_active, (self._id,)).fetchall()
-        ledgers: dict[str, list[Entry]] = {}
-        for pack_id, entry in entries:
-            ledgers.setdefault(pack_id, []).append(load_entry(entry))
-        replayed = {pack_id: replay(ledger) for pack_id, ledger in ledgers.items()}
-        stored = {pack_id: load_state(state) for pack_id, state in states}
-        differing = {p for p in stored.keys() | replayed.keys() if stored.get(p) != replayed.get(p)}
-        expected = {u.appointment.id: s.pack_id for s in replayed.values() for u in s.usages}
-        actual = dict(active)
-        for appointment_id in expected.keys() | actual.keys():
-            if expected.get(appointment_id) != actual.get(appointment_id):
-                differing.update(
-                    p for p in (expected.get(appointment_id), actual.get(appointment_id)) if p
-                )
-        return sorted(differing)

@@ -1,0 +1,146 @@
+"""How SQLite and PostgreSQL spell the same schema and statements.
+
+The core writes its SQL once with ``?`` placeholders and ``{token}`` fields; :meth:`Dialect.render`
+turns that text into one dialect's. The tokens say where the two differ: types (SQLite keeps dates
+as ISO text and booleans as integers), the column that orders packs and templates as they were
+stored (SQLite's ``rowid``, PostgreSQL's identity columns), PostgreSQL's schema prefix and
+foreign keys, SQLite's ``WITHOUT ROWID`` tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import attrs
+
+from sessionpacks.errors import InvalidValueError
+
+__all__ = ["SQLITE", "Dialect", "postgres"]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _any_text(field: str, value: str) -> str:
+    return value
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Dialect:
+    """One database's spelling of the core's SQL, and how it takes dates and booleans.
+
+    ``tokens`` fill the ``{name}`` fields of the core's text; ``marker`` replaces its ``?``
+    placeholders; ``no_limit`` is the ``LIMIT`` value meaning none; ``day``, ``flag`` and
+    ``instant`` turn a ``date | None``, a ``bool`` and a ``datetime`` into what the driver
+    stores (and reads back, so a stored value compares equal to a derived one); ``text``
+    refuses an id the database cannot hold (raising :class:`InvalidValueError`).
+    """
+
+    name: str
+    tokens: Mapping[str, str]
+    marker: str
+    no_limit: int | None
+    day: Callable[[date | None], Any]
+    flag: Callable[[bool], Any]
+    instant: Callable[[datetime], Any]
+    text: Callable[[str, str], str]
+
+    def render(self, sql: str) -> str:
+        """``sql`` in this dialect: its ``{token}`` fields filled, its ``?`` placeholders
+        written as the driver's."""
+        return sql.format_map(self.tokens).replace("?", self.marker)
+
+
+SQLITE = Dialect(
+    name="SQLite",
+    tokens={
+        "s": "",
+        "schema": "main",
+        "bigint": "INTEGER",
+        "date": "TEXT",
+        "bool": "INTEGER",
+        "timestamp": "TEXT",
+        # packs and templates are rowid tables: the rowid is the order they were stored in
+        "opened": "rowid",
+        "saved": "rowid",
+        "opened_column": "",
+        "saved_column": "",
+        "by_client": "practice_id, client_id",
+        "pack_key": "UNIQUE",
+        "template_key": "UNIQUE",
+        "practice_ref": "",
+        "pack_ref": "",
+        "nonnegative": "",
+        "without_rowid": " WITHOUT ROWID",
+        "has_version_table": (
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ),
+    },
+    marker="?",
+    no_limit=-1,
+    day=_iso,
+    flag=int,
+    instant=_iso,
+    text=_any_text,
+)
+"""SQLite: one file, no schema prefix; dates as ISO text, booleans as 0 and 1."""
+
+
+def postgres(schema: str) -> Dialect:
+    """PostgreSQL with every table in ``schema`` (a checked lower-case identifier)."""
+    return Dialect(
+        name="PostgreSQL",
+        tokens={
+            "s": f"{schema}.",
+            "schema": schema,
+            "bigint": "bigint",
+            "date": "date",
+            "bool": "boolean",
+            "timestamp": "timestamptz",
+            "opened": "opened",
+            "saved": "saved",
+            "opened_column": "opened bigint GENERATED ALWAYS AS IDENTITY,",
+            "saved_column": "saved bigint GENERATED ALWAYS AS IDENTITY,",
+            "by_client": "practice_id, client_id, opened",
+            "pack_key": "PRIMARY KEY",
+            "template_key": "PRIMARY KEY",
+            "practice_ref": f" REFERENCES {schema}.practices",
+            "pack_ref": f",\n        FOREIGN KEY (practice_id, pack_id) REFERENCES {schema}.packs",
+            "nonnegative": " CHECK (last_position >= 0)",
+            "without_rowid": "",
+            "has_version_table": (
+                "SELECT 1 FROM pg_catalog.pg_tables"
+                f" WHERE schemaname = '{schema}' AND tablename = 'schema_version'"
+            ),
+        },
+        marker="%s",
+        no_limit=None,
+        day=_same,
+        flag=bool,
+        instant=_same,
+        text=postgres_text,
+    )
+
+
+def postgres_text(field: str, value: str) -> str:
+    """``value`` if PostgreSQL text can hold it: a string without NUL or lone surrogates."""
+    if not isinstance(value, str):
+        raise InvalidValueError(field, value, "must be a string")
+    if "\x00" in value or (not value.isascii() and not _encodes(value)):
+        raise InvalidValueError(field, value, "PostgreSQL text cannot hold NUL or lone surrogates")
+    return value
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,291 @@
+"""The schema, step by step, and every statement the core runs, written once for both dialects.
+
+The steps are history: a database at version N has had the first N applied, so a step's text
+never changes once released. ``{s}`` is the table prefix (PostgreSQL's schema), the other
+fields are :class:`~sessionpacks.adapters._sql.dialect.Dialect` tokens.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from sessionpacks.adapters._codec import load_entry
+from sessionpacks.adapters._sql.dialect import Dialect
+from sessionpacks.adapters._sql.rows import PROJECTION, projection
+from sessionpacks.adapters._sql.session import Session, Step
+from sessionpacks.ledger import replay
+
+__all__ = ["V1", "V2", "V3", "Statements", "refold_states", "statements"]
+
+
+def statements(*sql: str) -> Step:
+    """A step running ``sql`` statements in order, each rendered in the session's dialect
+    (``{s}`` and ``{schema}`` name PostgreSQL's schema; write a literal brace twice)."""
+
+    def run(session: Session) -> None:
+        for statement in sql:
+            session.run(session.dialect.render(statement))
+
+    return run
+
+
+V1 = statements(
+    """CREATE TABLE {s}practices (
+        practice_id text PRIMARY KEY,
+        timezone text NOT NULL,
+        last_position {bigint} NOT NULL DEFAULT 0{nonnegative}
+    ){without_rowid}""",
+    # {opened}: the order packs were opened in, which client_packs() lists them in.
+    """CREATE TABLE {s}packs (
+        practice_id text NOT NULL{practice_ref},
+        pack_id text NOT NULL,
+        {opened_column}
+        client_id text NOT NULL,
+        version integer NOT NULL CHECK (version >= 1),
+        state text NOT NULL,
+        expiry_date {date},
+        ended {bool} NOT NULL,
+        remaining_units {bigint} NOT NULL,
+        expired_on {date},
+        {pack_key} (practice_id, pack_id)
+    )""",
+    "CREATE INDEX packs_by_client ON {s}packs ({by_client})",
+    """CREATE INDEX packs_expiring ON {s}packs (practice_id, expiry_date)
+        WHERE NOT ended AND remaining_units > 0""",
+    """CREATE TABLE {s}entries (
+        practice_id text NOT NULL,
+        pack_id text NOT NULL,
+        sequence integer NOT NULL CHECK (sequence >= 1),
+        kind text NOT NULL,
+        entry text NOT NULL,
+        PRIMARY KEY (practice_id, pack_id, sequence){pack_ref}
+    ){without_rowid}""",
+    """CREATE TABLE {s}events (
+        practice_id text NOT NULL{practice_ref},
+        position {bigint} NOT NULL CHECK (position >= 1),
+        event_id text NOT NULL,
+        pack_id text NOT NULL,
+        kind text NOT NULL,
+        event text NOT NULL,
+        PRIMARY KEY (practice_id, position),
+        UNIQUE (practice_id, event_id)
+    ){without_rowid}""",
+    """CREATE TABLE {s}active_usages (
+        practice_id text NOT NULL,
+        appointment_id text NOT NULL,
+        pack_id text NOT NULL,
+        PRIMARY KEY (practice_id, appointment_id){pack_ref}
+    ){without_rowid}""",
+    # {saved}: templates() lists ids in the order first saved, like the reference store.
+    """CREATE TABLE {s}templates (
+        practice_id text NOT NULL{practice_ref},
+        template_id text NOT NULL,
+        version integer NOT NULL CHECK (version >= 1),
+        {saved_column}
+        template text NOT NULL,
+        {template_key} (practice_id, template_id, version)
+    )""",
+    """CREATE TABLE {s}preferences (
+        practice_id text NOT NULL{practice_ref},
+        client_id text NOT NULL,
+        preference text NOT NULL,
+        PRIMARY KEY (practice_id, client_id)
+    ){without_rowid}""",
+)
+"""Version 1 (release 0.1.0): the ledger, the folded states, usages, events, templates."""
+
+# R27: a command's idempotency key, its fingerprint and result, written with its changes.
+_COMMANDS = statements(
+    """CREATE TABLE {s}commands (
+        practice_id text NOT NULL{practice_ref},
+        key text NOT NULL,
+        fingerprint text NOT NULL,
+        result text NOT NULL,
+        first_position {bigint} NOT NULL,
+        PRIMARY KEY (practice_id, key)
+    ){without_rowid}""",
+)
+
+
+def refold_states(session: Session, columns: tuple[str, ...] = PROJECTION) -> None:
+    """Fold every ledger again and store the states with ``columns`` of their projection:
+    a state an earlier release kept lacks what this one tracks (events fired once per total,
+    R12b; tier places, R7a). The ledgers, and so every figure they give, are untouched."""
+    dialect = session.dialect
+    update = dialect.render(
+        f"UPDATE {{s}}packs SET {', '.join(f'{c} = ?' for c in columns)}"
+        " WHERE practice_id = ? AND pack_id = ?"
+    )
+    rows = session.rows(
+        dialect.render(
+            "SELECT practice_id, pack_id, entry FROM {s}entries"
+            " ORDER BY practice_id, pack_id, sequence"
+        )
+    )
+    for (practice_id, pack_id), ledger in groupby(rows, key=lambda row: (row[0], row[1])):
+        state = replay(load_entry(row[2]) for row in ledger)
+        values = dict(zip(PROJECTION, projection(dialect, state), strict=True))
+        session.run(update, (*(values[c] for c in columns), practice_id, pack_id))
+
+
+def _v2(session: Session) -> None:
+    _COMMANDS(session)
+    refold_states(session, PROJECTION[: PROJECTION.index("pending_expiry")])
+
+
+V2 = _v2
+"""Version 2: the ``commands`` table (R27), and every state folded again."""
+
+_PENDING = statements(
+    "ALTER TABLE {s}packs ADD COLUMN pending_expiry {date}",
+    # The expiry query compares pending_expiry alone; 0.1.0's index served its own query.
+    "DROP INDEX {s}packs_expiring",
+    """CREATE INDEX packs_pending_expiry ON {s}packs (practice_id, pending_expiry)
+        WHERE pending_expiry IS NOT NULL""",
+)
+
+
+def _v3(session: Session) -> None:
+    _PENDING(session)
+    refold_states(session)
+
+
+V3 = _v3
+"""Version 3: ``packs.pending_expiry``, the date an expiry sweep has yet to record (R12),
+filled from the ledgers, with the index the expiry query reads."""
+
+
+class Statements:
+    """Every statement of the core in one dialect, rendered once."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        r = dialect.render
+        columns = ", ".join(PROJECTION)
+        marks = ", ".join("?" for _ in PROJECTION)
+        self.version_table = r(
+            """CREATE TABLE IF NOT EXISTS {s}schema_version (
+                version integer PRIMARY KEY, applied_at {timestamp} NOT NULL)"""
+        )
+        self.has_version_table = r("{has_version_table}")
+        self.schema_version = r("SELECT coalesce(max(version), 0) FROM {s}schema_version")
+        self.add_version = r("INSERT INTO {s}schema_version (version, applied_at) VALUES (?, ?)")
+        self.timezone = r("SELECT timezone FROM {s}practices WHERE practice_id = ?")
+        self.add_practice = r(
+            """INSERT INTO {s}practices (practice_id, timezone) VALUES (?, ?)
+               ON CONFLICT (practice_id) DO NOTHING"""
+        )
+        self.load = r("SELECT state FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
+        self.version = r("SELECT version FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
+        self.ledger = r(
+            """SELECT entry FROM {s}entries WHERE practice_id = ? AND pack_id = ?
+               ORDER BY sequence"""
+        )
+        self.client_packs = r(
+            """SELECT state FROM {s}packs WHERE practice_id = ? AND client_id = ?
+               ORDER BY {opened}"""
+        )
+        self.count_client = r(
+            "SELECT count(*) FROM {s}packs WHERE practice_id = ? AND client_id = ?"
+        )
+        self.holder = r(
+            "SELECT pack_id FROM {s}active_usages WHERE practice_id = ? AND appointment_id = ?"
+        )
+        # The partial index's condition follows from the comparison (NULL is never <=).
+        self.expiry_candidates = r(
+            """SELECT state FROM {s}packs WHERE practice_id = ? AND pending_expiry <= ?
+               ORDER BY {opened}"""
+        )
+        self.events_since = r(
+            """SELECT position, event FROM {s}events WHERE practice_id = ? AND position > ?
+               ORDER BY position LIMIT ?"""
+        )
+        self.command = r(
+            """SELECT key, fingerprint, result, first_position FROM {s}commands
+               WHERE practice_id = ? AND key = ?"""
+        )
+        self.record_command = r(
+            """INSERT INTO {s}commands (practice_id, key, fingerprint, result, first_position)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT (practice_id, key) DO NOTHING"""
+        )
+        self.latest_template_version = r(
+            """SELECT coalesce(max(version), 0) FROM {s}templates
+               WHERE practice_id = ? AND template_id = ?"""
+        )
+        # Conditional on the latest version; two writers of one version meet the key.
+        self.save_template = r(
+            """INSERT INTO {s}templates (practice_id, template_id, version, template)
+               SELECT ?, ?, ?, ?
+               WHERE (SELECT coalesce(max(version), 0) FROM {s}templates
+                      WHERE practice_id = ? AND template_id = ?) = ?"""
+        )
+        self.latest_template = r(
+            """SELECT template FROM {s}templates WHERE practice_id = ? AND template_id = ?
+               ORDER BY version DESC LIMIT 1"""
+        )
+        self.template_version = r(
+            """SELECT template FROM {s}templates
+               WHERE practice_id = ? AND template_id = ? AND version = ?"""
+        )
+        self.templates = r(
+            """SELECT t.template FROM {s}templates AS t
+               JOIN (SELECT template_id, max(version) AS latest, min({saved}) AS first
+                     FROM {s}templates WHERE practice_id = ? GROUP BY template_id) AS h
+                 ON t.template_id = h.template_id AND t.version = h.latest
+               WHERE t.practice_id = ?
+               ORDER BY h.first"""
+        )
+        self.set_preference = r(
+            """INSERT INTO {s}preferences (practice_id, client_id, preference) VALUES (?, ?, ?)
+               ON CONFLICT (practice_id, client_id) DO UPDATE
+               SET preference = excluded.preference"""
+        )
+        self.clear_preference = r(
+            "DELETE FROM {s}preferences WHERE practice_id = ? AND client_id = ?"
+        )
+        self.preference = r(
+            "SELECT preference FROM {s}preferences WHERE practice_id = ? AND client_id = ?"
+        )
+        self.all_entries = r(
+            """SELECT pack_id, entry FROM {s}entries WHERE practice_id = ?
+               ORDER BY pack_id, sequence"""
+        )
+        self.all_packs = r(f"SELECT pack_id, {columns} FROM {{s}}packs WHERE practice_id = ?")
+        self.all_active = r(
+            "SELECT appointment_id, pack_id FROM {s}active_usages WHERE practice_id = ?"
+        )
+        self.insert_pack = r(
+            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns})
+                VALUES (?, ?, {marks})"""
+        )
+        self.update_pack = r(
+            f"""UPDATE {{s}}packs SET {", ".join(f"{c} = ?" for c in PROJECTION)}
+                WHERE practice_id = ? AND pack_id = ? AND version = ?"""
+        )
+        self.put_pack = r(
+            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns})
+                VALUES (?, ?, {marks})
+                ON CONFLICT (practice_id, pack_id) DO UPDATE SET
+                {", ".join(f"{c} = excluded.{c}" for c in PROJECTION)}"""
+        )
+        self.delete_pack = r("DELETE FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
+        self.clear_active = r("DELETE FROM {s}active_usages WHERE practice_id = ?")
+        self.release = r(
+            "DELETE FROM {s}active_usages WHERE practice_id = ? AND appointment_id = ?"
+        )
+        self.take = r(
+            """INSERT INTO {s}active_usages (practice_id, appointment_id, pack_id)
+               VALUES (?, ?, ?)"""
+        )
+        self.add_entry = r(
+            """INSERT INTO {s}entries (practice_id, pack_id, sequence, kind, entry)
+               VALUES (?, ?, ?, ?, ?)"""
+        )
+        self.add_event = r(
+            """INSERT INTO {s}events (practice_id, position, event_id, pack_id, kind, event)
+               VALUES (?, ?, ?, ?, ?, ?)"""
+        )
+        self.advance = r(
+            """UPDATE {s}practices SET last_position = last_position + ?
+               WHERE practice_id = ? RETURNING last_position"""
+        )
