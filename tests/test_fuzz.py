@@ -56,6 +56,7 @@ import sessionpacks
 from sessionpacks import (
     Allowance,
     Appointment,
+    AppointmentStatus,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
     ExpiresOn,
@@ -476,6 +477,8 @@ VALID: dict[str, Strategy] = {
     "cancelled_at": st.none() | instants(),
     "start": instants(),
     "why": sample(*Mark),
+    "status": sample(*AppointmentStatus, "booked", "no_show"),
+    "version": st.none() | st.integers(1, 3),
     "amount": valid_amounts(),
     "until": days(date(2026, 2, 17), date(2027, 12, 31)),
     "reason": sample("goodwill", "correction", "goodwill", ""),
@@ -497,6 +500,10 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("add_to_invoice", "template_id"): st.none() | sample(*TEMPLATE_IDS),
     ("add_template", "template_id"): sample("t-new", "t-other", *TEMPLATE_IDS),
     ("edit_template", "template_id"): sample(*TEMPLATE_IDS),
+    ("record", "pack_id"): st.none() | sample("pk1", "pk3", "pk7", *PACK_IDS),
+    ("record", "template_id"): st.none() | sample(*TEMPLATE_IDS),
+    # A cancellation's instant is for a cancelled status only: mostly left out.
+    ("record", "cancelled_at"): weighted((3, st.none()), (1, instants())),
 }
 EXTREMES: dict[str, Strategy] = {
     **dict.fromkeys(
@@ -525,7 +532,11 @@ EXTREMES: dict[str, Strategy] = {
     "reason": sample(HUGE, "x" * 1_001, "\x00", "\ud800", "\x1b[2J", " "),
     "position": sample(-1, 2**63, 10**20, -(2**63), True),
     "limit": sample(0, -1, 2**63, 10**20, True),
+    "version": sample(0, -1, 2**31, 2**63, True, "1", 1.0),
     "why": sample("late_cancel", "no_show", Metric.SESSIONS, 0),
+    "status": sample(
+        "BOOKED", "canceled", "late-cancel", "", "\x00", "\ud800", Mark.NO_SHOW, Metric.SESSIONS, 0
+    ),
     "timezone": TIMEZONES,
 }
 
@@ -778,7 +789,7 @@ NOT_CONSTRUCTORS = {
         ),
         "results and ledger values: made by the library",
     ),
-    **dict.fromkeys(("Mark", "Metric", "PackStatus"), "enums"),
+    **dict.fromkeys(("AppointmentStatus", "Mark", "Metric", "PackStatus", "Rule"), "enums"),
     **dict.fromkeys(("Clock", "PackRepository"), "protocols"),
     "SystemClock": "takes no arguments",
     "CommandRecord": "a store's record of an idempotent command (R27): made by the service",
@@ -1500,16 +1511,9 @@ class CliCall:
     checks_store: bool
 
 
-@st.composite
-def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
-    leaves = cli_leaves()
-    words = draw(sample(*leaves))
-    parser = leaves[words]
-    rate = draw(sample(0, 1, 1, 2, 4))  # in ten: none, one or several hostile values
-    hostile_any = False
-    options: list[str] = []
-    positionals: list[str] = []
-    # Of each group of exclusive options one at most, unless several on purpose (1 in 10).
+def _excluded(draw: st.DrawFn, parser: argparse.ArgumentParser) -> set[int]:
+    """Of each group of exclusive options one at most, unless several on purpose (1 in 10):
+    the ids of the actions left out."""
     excluded: set[int] = set()
     for group in parser._mutually_exclusive_groups:
         members = group._group_actions
@@ -1517,6 +1521,35 @@ def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
         if members and one_only:
             keep: int = draw(st.integers(0, len(members) - 1))
             excluded |= {id(a) for i, a in enumerate(members) if i != keep}
+    return excluded
+
+
+def _option(
+    draw: st.DrawFn, world: CliWorld, action: argparse.Action, rate: int
+) -> tuple[list[str], bool]:
+    """The words of one option (none if left out), and whether a value of it is hostile."""
+    flag = draw(sample(*action.option_strings))
+    if action.nargs == 0:
+        return ([flag] if draw(st.integers(0, 9)) < 3 else []), False
+    words: list[str] = []
+    hostile_any = False
+    present = draw(st.integers(0, 19)) < (19 if action.required else 8)
+    repeats = draw(st.integers(1, 2)) if isinstance(action, argparse._AppendAction) else 1
+    for _ in range(repeats if present else 0):
+        value, bad = cli_value(world, action, draw, rate)
+        hostile_any |= bad
+        words += [f"{flag}={value}"] if draw(st.booleans()) else [flag, value]
+    return words, hostile_any
+
+
+def _verb_arguments(
+    draw: st.DrawFn, world: CliWorld, parser: argparse.ArgumentParser, rate: int
+) -> tuple[list[str], list[str], bool]:
+    """Options and positionals for one verb, and whether any value is hostile."""
+    hostile_any = False
+    options: list[str] = []
+    positionals: list[str] = []
+    excluded = _excluded(draw, parser)
     for action in parser._actions:
         if action.dest in GLOBAL_DEFAULTS or isinstance(action, argparse._HelpAction):
             continue
@@ -1529,20 +1562,17 @@ def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
             positionals.append(value)
             hostile_any |= bad
             continue
-        flag = draw(sample(*action.option_strings))
-        if action.nargs == 0:
-            if draw(st.integers(0, 9)) < 3:
-                options.append(flag)
-            continue
-        present = draw(st.integers(0, 19)) < (19 if action.required else 8)
-        repeats = draw(st.integers(1, 2)) if isinstance(action, argparse._AppendAction) else 1
-        for _ in range(repeats if present else 0):
-            value, bad = cli_value(world, action, draw, rate)
-            hostile_any |= bad
-            options += [f"{flag}={value}"] if draw(st.booleans()) else [flag, value]
+        words, bad = _option(draw, world, action, rate)
+        options += words
+        hostile_any |= bad
+    return options, positionals, hostile_any
+
+
+def _common_options(draw: st.DrawFn, db: Path) -> tuple[list[str], bool]:
+    """The options every verb takes: the store, practice, zone, clock and --json."""
     common: list[str] = ["--db", str(db)]
     practice = draw(CLI_PRACTICES)
-    hostile_any |= practice != PRACTICE
+    hostile_any = practice != PRACTICE
     common += [f"--practice={practice}"]
     zone = draw(CLI_ZONES)
     if zone is not None:
@@ -1554,6 +1584,16 @@ def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
         hostile_any |= now != NOW_TEXT
     if draw(st.booleans()):
         common.append("--json")
+    return common, hostile_any
+
+
+@st.composite
+def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
+    leaves = cli_leaves()
+    words = draw(sample(*leaves))
+    rate = draw(sample(0, 1, 1, 2, 4))  # in ten: none, one or several hostile values
+    options, positionals, hostile_verb = _verb_arguments(draw, world, leaves[words], rate)
+    common, hostile_common = _common_options(draw, db)
     before = draw(st.booleans())
     separator = ["--"] if positionals and draw(st.integers(0, 3)) == 0 else []
     argv = [
@@ -1566,6 +1606,7 @@ def cli_calls(draw: st.DrawFn, world: CliWorld, db: Path) -> CliCall:
     ]
     if "--follow" in argv:  # never poll for ever
         argv += ["--max-polls", "1", "--interval", "0"]
+    hostile_any = hostile_verb or hostile_common
     return CliCall(words, argv, hostile_any, checks_store=words != "import")
 
 

@@ -764,6 +764,169 @@ def test_a_released_session_line_is_credited_and_frees_the_lowest_tier() -> None
     assert (two.amount, three.amount) == (aud(120), aud(150))
 
 
+# Recording with a status, opening and using, moving (R2, R6, R7) ----------------------------
+
+
+Status = ops.AppointmentStatus
+KEEPS_BOTH = Policies(late_cancel_consumes=True, no_show_consumes=True)
+
+
+@pytest.mark.parametrize(
+    ("policies", "status", "cancelled_at", "draws"),
+    [
+        (Policies(), Status.BOOKED, None, True),
+        (Policies(), Status.LATE_CANCEL, None, False),
+        (Policies(), Status.NO_SHOW, None, False),
+        (KEEPS_BOTH, Status.LATE_CANCEL, None, True),
+        (KEEPS_BOTH, Status.NO_SHOW, None, True),
+        (KEEPS_BOTH, Status.CANCELLED, None, False),  # without its instant: in good time
+        (KEEPS_BOTH, Status.CANCELLED, "2026-02-01T10:00", False),  # 24 h before: in time
+        (KEEPS_BOTH, Status.CANCELLED, "2026-02-01T10:01", True),
+        (Policies(), Status.CANCELLED, "2026-02-02T09:00", False),
+    ],
+)
+def test_draws_on_is_the_consume_policy(
+    policies: Policies, status: ops.AppointmentStatus, cancelled_at: str | None, draws: bool
+) -> None:
+    when = None if cancelled_at is None else at(cancelled_at)
+    assert ops.draws_on(terms(3, policies=policies), appt("A1"), status, when) is draws
+    state = opened(3, policies=policies)
+    change = ops.record(state, appt("A1"), status, NOW, cancelled_at=when)
+    assert bool(change.entries) is draws
+    assert ops.may_draw(status, when) is (status is not Status.CANCELLED or when is not None)
+
+
+def test_record_uses_and_marks_in_one_change() -> None:
+    change = ops.record(opened(3, policies=KEEPS_BOTH), appt("A1"), Status.NO_SHOW, NOW)
+    assert [type(e) for e in change.entries] == [Used, Marked]
+    assert kinds(change) == [ev.SessionUsed, ev.UsageMarked]
+    assert (change.expected_version, change.after.version) == (1, 3)
+    usage = change.after.usage("A1")
+    assert usage is not None
+    assert usage.mark is Mark.NO_SHOW
+    again = ops.record(change.after, appt("A1"), "no_show", NOW)  # type: ignore[arg-type]
+    assert again.entries == ()
+    with pytest.raises(RefusedError) as marked:
+        ops.record(change.after, appt("A1"), Status.LATE_CANCEL, NOW)
+    assert marked.value.rule == "R7"
+
+
+def test_record_acts_on_a_usage_already_on_the_pack() -> None:
+    state = used(opened(3, policies=KEEPS_BOTH), "A1", "A2", "A3")
+    booked = ops.record(state, appt("A1", "2026-02-02T10:00"), Status.BOOKED, NOW)
+    assert booked.entries == ()
+    released = ops.record(state, appt("A1"), Status.CANCELLED, NOW)
+    assert [type(e) for e in released.entries] == [Released]
+    late = ops.record(state, appt("A2"), Status.CANCELLED, NOW, cancelled_at=at("2026-02-03T09:00"))
+    assert [type(e) for e in late.entries] == [Marked]
+    shown = ops.record(state, appt("A3"), Status.NO_SHOW, NOW)
+    assert [type(e) for e in shown.entries] == [Marked]
+
+
+def test_open_and_use_is_one_change_to_a_new_pack() -> None:
+    change = ops.open_and_use(
+        "pk9", appt("A1"), terms(3), SYDNEY, NOW, template_id="T", template_version=2
+    )
+    assert change.before is None
+    assert [type(e) for e in change.entries] == [Opened, Used]
+    assert kinds(change) == [ev.PackOpened, ev.SessionUsed]
+    state = change.after
+    assert (state.pack_id, state.client_id, state.template_id, state.template_version) == (
+        "pk9",
+        "C1",
+        "T",
+        2,
+    )
+    assert not state.charged_on_open  # the price goes on the first session's line
+    assert state.label("A1") == "Session 1 of 3"
+    marked = ops.open_and_use(
+        "pk9", appt("A1"), terms(3, policies=KEEPS_BOTH), SYDNEY, NOW, status=Status.LATE_CANCEL
+    )
+    assert kinds(marked) == [ev.PackOpened, ev.SessionUsed, ev.UsageMarked]
+    with pytest.raises(RefusedError) as given_back:
+        ops.open_and_use("pk9", appt("A1"), terms(3), SYDNEY, NOW, status=Status.NO_SHOW)
+    assert (given_back.value.rule, given_back.value.field) == ("R7", "status")
+
+
+def test_move_releases_from_the_holder_and_uses_the_target() -> None:
+    source = used(opened(3), "A1")
+    target = ops.open_pack("pk2", "C1", terms(5), SYDNEY, NOW).after
+    released, moved = ops.move(source, target, appt("A1", "2026-02-02T10:00"), NOW)
+    assert (released.pack_id, moved.pack_id) == ("pk1", "pk2")
+    (entry,) = released.entries
+    assert isinstance(entry, Released)
+    assert entry.reason == "moved to pk2"
+    assert moved.after.label("A1") == "Session 1 of 5"
+    with pytest.raises(RefusedError) as differs:
+        ops.move(source, target, appt("A1", "2026-02-05T10:00"), NOW)
+    assert (differs.value.rule, differs.value.field) == ("R6a", "appointment.start")
+    with pytest.raises(InvalidValueError) as same:
+        ops.move(source, source, appt("A1", "2026-02-02T10:00"), NOW)
+    assert same.value.field == "target"
+    with pytest.raises(RefusedError) as absent:
+        ops.move(target, source, appt("A7"), NOW)
+    assert absent.value.rule == "R7"
+
+
+def test_then_joins_two_changes_decided_one_on_the_other() -> None:
+    first = ops.use(opened(3), appt("A1"), NOW)
+    second = ops.use(first.after, appt("A2", "2026-02-03T10:00"), NOW)
+    joined = first.then(second)
+    assert (joined.before, joined.after) == (first.before, second.after)
+    assert joined.entries == first.entries + second.entries
+    assert joined.events == first.events + second.events
+    for stale in (
+        ops.use(opened(3), appt("A2"), NOW),
+        ops.open_pack("pk1", "C1", terms(3), SYDNEY, NOW),
+    ):
+        with pytest.raises(InvalidValueError) as wrong:
+            first.then(stale)
+        assert wrong.value.field == "following"
+    with pytest.raises(InvalidValueError):
+        first.then("change")  # type: ignore[arg-type]
+
+
+def test_appointment_status_of_takes_a_member_or_its_value() -> None:
+    assert ops.AppointmentStatus.of("late_cancel") is Status.LATE_CANCEL
+    assert ops.AppointmentStatus.of(Status.NO_SHOW) is Status.NO_SHOW
+    for bad in ("late-cancel", "BOOKED", "", None, Mark.NO_SHOW, 1):
+        with pytest.raises(InvalidValueError) as wrong:
+            ops.AppointmentStatus.of(bad)
+        assert wrong.value.field == "status"
+
+
+def test_unusable_because_asks_named_checks_in_order() -> None:
+    assert [check.__name__ for check in ops._USABILITY_CHECKS] == [
+        "_ended",
+        "_other_client",
+        "_other_service",
+        "_other_currency",
+        "_outside_validity",
+        "_nothing_left",
+    ]
+    spent = used(opened(1, services=["physio"]), "A1")
+    closed = ops.close(spent, "", NOW).after
+    foreign = appt("A2", client="C2", service="massage", price=Money("10.00", "USD"))
+    # Every check would refuse; the first in the order wins, and so on down the list.
+    expected = [
+        (closed, "R10", "pack_id"),
+        (spent, "R4", "appointment.client_id"),
+    ]
+    for state, rule, field in expected:
+        refusal = ops.unusable_because(state, foreign)
+        assert refusal is not None
+        assert (refusal.rule, refusal.field) == (rule, field)
+    refusal = ops.unusable_because(spent, attrs.evolve(foreign, client_id="C1"))
+    assert refusal is not None
+    assert refusal.field == "appointment.service_id"
+    refusal = ops.unusable_because(spent, appt("A2", price=Money("10.00", "USD")))
+    assert refusal is not None
+    assert refusal.field == "appointment.price.currency"
+    refusal = ops.unusable_because(spent, appt("A2"))
+    assert refusal is not None
+    assert refusal.rule == "R3"
+
+
 # Arguments (R17, R18) -------------------------------------------------------------------------
 
 
@@ -798,6 +961,21 @@ UNCHECKED: Any = ops
         (lambda s: UNCHECKED.use(s, appt("A2"), at("2200-01-01T00:00+00:00")), "recorded_at", None),
         (lambda s: UNCHECKED.issue_invoice(s, "", NOW), "appointment_id", ""),
         (lambda s: UNCHECKED.unusable_because(s, None), "appointment", None),
+        (lambda s: UNCHECKED.record(s, appt("A2"), "maybe", NOW), "status", "maybe"),
+        (lambda s: UNCHECKED.record(s, "A2", "booked", NOW), "appointment", "A2"),
+        (
+            lambda s: UNCHECKED.record(s, appt("A2"), "booked", NOW, cancelled_at=NOW),
+            "cancelled_at",
+            None,
+        ),
+        (
+            lambda s: UNCHECKED.record(s, appt("A2"), "cancelled", NOW, cancelled_at="x"),
+            "cancelled_at",
+            "x",
+        ),
+        (lambda s: UNCHECKED.record(s, appt("A2"), "booked", "now"), "recorded_at", "now"),
+        (lambda s: UNCHECKED.draws_on(s, appt("A2"), "booked"), "terms", None),
+        (lambda s: UNCHECKED.move(s, "pk2", appt("A1"), NOW), "state", "pk2"),
         (lambda s: UNCHECKED.close(s.pack_id, "x", NOW), "state", "pk1"),
         (lambda s: UNCHECKED.use(None, appt("A2"), NOW), "state", None),
     ],

@@ -5,8 +5,10 @@ SessionPacksError, names the field and value at fault, and the repository is exa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from sessionpacks.errors import (
     InvalidValueError,
     NotFoundError,
     RefusedError,
+    Rule,
     SessionPacksError,
 )
 from sessionpacks.ledger import Mark
@@ -29,11 +32,13 @@ from sessionpacks.model import (
     PreferService,
     PreferTemplate,
 )
+from sessionpacks.operations import AppointmentStatus
 from sessionpacks.service import PackService
 
 from .conftest import appt, at, snapshot, terms
 
 NAIVE = datetime(2026, 2, 20, 10)
+LATER = at("2026-02-20T10:00")
 
 
 @pytest.fixture
@@ -81,6 +86,8 @@ def refused(
     error = caught.value
     assert isinstance(error, SessionPacksError)
     assert (error.field, error.value, error.rule) == (field, value, rule)
+    if rule is not None:  # the library's refusals name their rule by the enum
+        assert isinstance(error.rule, Rule)
     assert f"{field}={repr(value)[:77]}" in str(error)  # long values are cut to 80 (R18)
     assert error.reason
     assert snapshot(world.repository) == before
@@ -493,7 +500,52 @@ SETUP: dict[str, Case] = {
     ),
 }
 
-ALL = {**USING, **USAGES, **PACKS, **SETUP}
+RECORDING: dict[str, Case] = {
+    "record a status that is none": (
+        lambda s: s.record(appt("A9"), "maybe"),  # type: ignore[arg-type]
+        InvalidValueError,
+        "status",
+        "maybe",
+        None,
+    ),
+    "record a cancellation instant for a no-show": (
+        lambda s: s.record(appt("A9"), AppointmentStatus.NO_SHOW, cancelled_at=LATER),
+        InvalidValueError,
+        "cancelled_at",
+        LATER,
+        None,
+    ),
+    "record a naive cancellation instant": (
+        lambda s: s.record(appt("A9"), AppointmentStatus.CANCELLED, cancelled_at=NAIVE),
+        InvalidValueError,
+        "cancelled_at",
+        NAIVE,
+        None,
+    ),
+    "record a late cancel on a closed pack": (
+        lambda s: s.record(appt("A9"), AppointmentStatus.LATE_CANCEL, pack_id="pk4"),
+        RefusedError,
+        "pack_id",
+        "pk4",
+        "R10",
+    ),
+    "record a booking again with another start": (
+        lambda s: s.record(appt("A1", "2026-02-02T11:00"), AppointmentStatus.BOOKED),
+        RefusedError,
+        "appointment.start",
+        "2026-02-02T11:00:00+11:00",
+        "R6a",
+    ),
+    "record a booking again on another pack": (
+        lambda s: s.record(appt("A1", "2026-02-02T10:00"), AppointmentStatus.BOOKED, pack_id="pk7"),
+        RefusedError,
+        "appointment.id",
+        "A1",
+        "R6",
+    ),
+}
+
+ALL = {**USING, **USAGES, **PACKS, **SETUP, **RECORDING}
 
 
 @pytest.mark.parametrize("case", ALL.values(), ids=ALL.keys())
@@ -550,3 +602,33 @@ def test_an_operation_refuses_a_naive_instant(world: PackService) -> None:
     with pytest.raises(InvalidValueError) as start:
         ops.reschedule(state, "A1", NAIVE, at("2026-02-20T10:00"))
     assert start.value.field == "start"
+
+
+# Rule codes (R17) ---------------------------------------------------------------------------
+
+
+def test_a_rule_is_its_code_as_a_string() -> None:
+    assert Rule.R6a == "R6a"
+    assert Rule("R12a") is Rule.R12a
+    error = RefusedError("R5", "start", "x", "not valid")
+    assert error.rule is Rule.R5
+    assert str(error).startswith("R5: start='x'")
+    assert RefusedError(Rule.R27, "k", "x", "used").rule == "R27"
+    assert RefusedError("H1", "k", "x", "a host's own rule").rule == "H1"
+
+
+def test_every_rule_of_the_spec_has_a_member() -> None:
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    written = set(re.findall(r"\bR\d+[a-z]?\b", spec))
+    assert written <= {rule.value for rule in Rule}
+
+
+def test_no_rule_code_is_written_as_a_bare_string_in_the_library() -> None:
+    source = Path(ops.__file__).resolve().parent
+    bare = re.compile(r"""RefusedError\(\s*["']R\d""")
+    found = [
+        str(path.relative_to(source))
+        for path in source.rglob("*.py")
+        if "testing" not in path.parts and bare.search(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from sessionpacks import operations as ops
-from sessionpacks.errors import RefusedError
+from sessionpacks.errors import InvalidValueError, RefusedError, Rule
 from sessionpacks.ledger import PackState
 from sessionpacks.model import (
     Allowance,
@@ -30,8 +31,10 @@ from sessionpacks.resolution import (
     OpenPack,
     PassedOver,
     UsePack,
+    already_recorded,
     choices,
     resolve,
+    unpreferable_because,
 )
 
 from .conftest import appt, at, aud, terms
@@ -255,3 +258,77 @@ def test_a_pack_an_earlier_first_use_would_expire_is_passed_over_for_a_new_one()
     )
     assert decision.action == OpenPack("M")
     assert [p.candidate for p in decision.passed_over] == ["pk1"]
+
+
+# Dispatch by kind of choice -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["preference", "explicit"])
+def test_an_unknown_kind_of_choice_is_refused_naming_it(field: str) -> None:
+    choice: Any = {field: "pk1"}  # as a host without a type checker may pass it
+    with pytest.raises(InvalidValueError) as bad:
+        resolve(appt("A1"), practice=SYDNEY, at=NOW, packs=[], templates={}, **choice)
+    assert (bad.value.field, bad.value.value) == (field, "pk1")
+
+
+def test_a_subclass_of_a_kind_of_choice_resolves_as_that_kind() -> None:
+    @attrs.frozen
+    class Favourite(PreferTemplate):
+        pass
+
+    decision = decide(appt("A1"), [], Favourite("T"))
+    assert decision.action == OpenPack("T")
+
+
+# An appointment already recorded (R6, R6a) ---------------------------------------------------
+
+
+HELD = appt("A1")
+
+
+def holding() -> PackState:
+    return ops.use(pack("pk1", PHYSIO), HELD, NOW).after
+
+
+@pytest.mark.parametrize(
+    "asked", [None, PreferPack("pk1"), PreferTemplate("T")], ids=["again", "pack", "template"]
+)
+def test_asking_again_for_a_recorded_appointment_is_a_repeat(asked: Preference | None) -> None:
+    decision = already_recorded(holding(), HELD, asked)
+    assert decision == Decision(UsePack("pk1"), "already recorded on pack pk1")
+    assert already_recorded(holding(), HELD, asked, move=True) == decision
+
+
+def test_another_pack_for_a_recorded_appointment_is_a_move_or_refused() -> None:
+    moved = already_recorded(holding(), HELD, PreferPack("pk2"), move=True)
+    assert moved == Decision(UsePack("pk2"), "moved from pk1")
+    for asked in (PreferPack("pk2"), PreferTemplate("Y"), PreferService("physio")):
+        with pytest.raises(RefusedError) as refused:
+            already_recorded(holding(), HELD, asked)
+        assert (refused.value.rule, refused.value.field) == (Rule.R6, "appointment.id")
+    with pytest.raises(RefusedError) as not_a_pack:
+        already_recorded(holding(), HELD, PreferTemplate("Y"), move=True)
+    assert not_a_pack.value.rule == "R6"
+
+
+def test_other_facts_for_a_recorded_appointment_are_refused_first() -> None:
+    other = attrs.evolve(HELD, duration=timedelta(minutes=30))
+    for asked in (None, PreferPack("pk2")):
+        with pytest.raises(RefusedError) as refused:
+            already_recorded(holding(), other, asked, move=True)
+        assert (refused.value.rule, refused.value.field) == ("R6a", "appointment.duration")
+
+
+def test_already_recorded_needs_the_pack_that_holds_it() -> None:
+    with pytest.raises(InvalidValueError) as wrong:
+        already_recorded(pack("pk2"), HELD)
+    assert (wrong.value.field, wrong.value.value) == ("holder", "pk2")
+
+
+def test_a_client_may_prefer_only_their_own_pack() -> None:
+    own = pack("pk1")
+    assert unpreferable_because("C1", own) is None
+    refusal = unpreferable_because("C2", own)
+    assert refusal is not None
+    assert (refusal.rule, refusal.field, refusal.value) == ("R4", "preference.pack_id", "pk1")
+    assert "belongs to client C1, not C2" in refusal.reason

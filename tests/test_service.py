@@ -10,7 +10,7 @@ import pytest
 from sessionpacks import events as ev
 from sessionpacks.adapters.clock import FixedClock, SystemClock
 from sessionpacks.adapters.memory import InMemoryRepository
-from sessionpacks.errors import ConcurrencyError, InvalidValueError, RefusedError
+from sessionpacks.errors import ConcurrencyError, InvalidValueError, RefusedError, Rule
 from sessionpacks.ledger import Invoiced, Mark, PackState, PackStatus, Released, Used
 from sessionpacks.model import (
     Allowance,
@@ -25,7 +25,7 @@ from sessionpacks.model import (
     PreferService,
     PreferTemplate,
 )
-from sessionpacks.operations import use
+from sessionpacks.operations import AppointmentStatus, use
 from sessionpacks.resolution import NoPack, OpenPack, UsePack
 from sessionpacks.service import PackService
 
@@ -551,3 +551,136 @@ def test_reads_give_what_the_store_keeps_with_ids_checked(repo: InMemoryReposito
     for read in (service.ledger, service.holder, service.template, service.preference):
         with pytest.raises(InvalidValueError):
             read("")
+
+
+# Recording an appointment with its status -------------------------------------------------
+
+
+KEEPS = Policies(late_cancel_consumes=True, no_show_consumes=False)
+
+
+def test_record_booked_is_a_booking_and_again_writes_nothing(service: PackService) -> None:
+    service.add_template("t", terms(5))
+    service.set_preference("C1", PreferTemplate("t"))
+    first = service.record(appt("A1"), AppointmentStatus.BOOKED)
+    assert (first.opened, first.label, first.decision.action) == (
+        True,
+        "Session 1 of 5",
+        OpenPack("t"),
+    )
+    assert [type(e.event) for e in first.events] == [ev.PackOpened, ev.SessionUsed]
+    before = snapshot(service.repository)
+    again = service.record(appt("A1"), "booked")  # type: ignore[arg-type]
+    assert (again.events, again.label) == ((), "Session 1 of 5")
+    assert snapshot(service.repository) == before
+    with pytest.raises(RefusedError) as differs:
+        service.record(appt("A1", price="99.00"), AppointmentStatus.BOOKED)
+    assert (differs.value.rule, differs.value.field) == ("R6a", "appointment.price")
+
+
+def test_record_a_late_cancel_opens_uses_and_marks_in_one_change(service: PackService) -> None:
+    service.add_template("t", terms(5, policies=KEEPS))
+    service.set_preference("C1", PreferTemplate("t"))
+    recorded = service.record(appt("A1"), AppointmentStatus.LATE_CANCEL)
+    assert [type(e.event) for e in recorded.events] == [
+        ev.PackOpened,
+        ev.SessionUsed,
+        ev.UsageMarked,
+    ]
+    assert recorded.pack is not None
+    assert service.pack("pk1").version == recorded.pack.version == 3
+    usage = service.pack("pk1").usage("A1")
+    assert usage is not None
+    assert usage.mark is Mark.LATE_CANCEL
+    before = snapshot(service.repository)
+    assert service.record(appt("A1"), AppointmentStatus.LATE_CANCEL).events == ()
+    assert snapshot(service.repository) == before  # already marked so: nothing written
+    with pytest.raises(RefusedError) as marked:
+        service.record(appt("A1"), AppointmentStatus.NO_SHOW)
+    assert marked.value.rule == "R7"
+
+
+def test_record_what_the_policy_gives_back_records_nothing(service: PackService) -> None:
+    service.add_template("t", terms(5, policies=KEEPS))
+    service.open_pack("C1", template_id="t")
+    service.set_preference("C1", PreferTemplate("t"))
+    before = snapshot(service.repository)
+    shown = service.record(appt("A1"), AppointmentStatus.NO_SHOW)
+    assert (shown.events, shown.pack, shown.decision.action) == ((), None, NoPack())
+    assert "pack pk1 gives such a session back" in shown.decision.reason
+    good_time = service.record(appt("A2"), AppointmentStatus.CANCELLED)
+    assert good_time.decision.reason == "cancelled in good time: nothing to record"
+    assert snapshot(service.repository) == before
+    service.set_preference("C1", PreferService("physio"))
+    assert service.record(appt("A3"), AppointmentStatus.LATE_CANCEL).decision.action == NoPack(
+        "physio"
+    )
+
+
+def test_record_a_template_that_gives_it_back_opens_nothing(service: PackService) -> None:
+    service.add_template("t", terms(5))
+    shown = service.record(appt("A1"), AppointmentStatus.NO_SHOW, template_id="t")
+    assert (shown.events, shown.opened) == ((), False)
+    assert "template t gives such a session back" in shown.decision.reason
+    assert service.client_packs("C1") == []
+
+
+def test_record_a_cancellation_with_its_instant_judges_lateness(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(5, policies=KEEPS))
+    early, late = at("2026-01-30T09:00"), at("2026-02-02T08:00")
+    kept = service.record(appt("A1"), AppointmentStatus.CANCELLED, cancelled_at=late, pack_id="pk1")
+    assert kept.label == "Session 1 of 5"
+    assert (
+        service.record(
+            appt("A2"), AppointmentStatus.CANCELLED, cancelled_at=early, pack_id="pk1"
+        ).events
+        == ()
+    )
+    with pytest.raises(InvalidValueError) as wrong:
+        service.record(appt("A3"), AppointmentStatus.NO_SHOW, cancelled_at=late)
+    assert wrong.value.field == "cancelled_at"
+
+
+def test_record_a_status_of_an_appointment_on_a_pack_acts_on_its_usage(
+    service: PackService,
+) -> None:
+    service.open_pack("C1", terms=terms(5, policies=KEEPS))
+    service.assign(appt("A1"), pack_id="pk1")
+    service.assign(appt("A2", "2026-02-03T10:00"), pack_id="pk1")
+    service.assign(appt("A3", "2026-02-04T10:00"), pack_id="pk1")
+    released = service.record(appt("A1"), AppointmentStatus.CANCELLED)
+    assert (released.label, released.decision.reason) == (None, "cancelled on pack pk1")
+    assert [type(e.event) for e in released.events] == [ev.UsageReleased]
+    marked = service.record(appt("A2", "2026-02-03T10:00"), AppointmentStatus.LATE_CANCEL)
+    assert marked.label == "Session 1 of 5"
+    shown = service.record(appt("A3", "2026-02-04T10:00"), AppointmentStatus.NO_SHOW)
+    assert shown.label is None  # this policy gives a no-show back
+    assert service.holder("A1") is None
+    assert service.holder("A3") is None
+
+
+def test_record_is_idempotent_with_a_key_and_refuses_bad_status(service: PackService) -> None:
+    service.open_pack("C1", terms=terms(5, policies=KEEPS))
+    first = service.record(
+        appt("A1"), AppointmentStatus.LATE_CANCEL, pack_id="pk1", idempotency_key="k1"
+    )
+    again = service.record(
+        appt("A1"), AppointmentStatus.LATE_CANCEL, pack_id="pk1", idempotency_key="k1"
+    )
+    assert again == first
+    assert len(service.ledger("pk1")) == 3
+    with pytest.raises(RefusedError) as other:
+        service.record(appt("A1"), AppointmentStatus.NO_SHOW, pack_id="pk1", idempotency_key="k1")
+    assert other.value.rule == "R27"
+    for status in ("canceled", "", None, Mark.NO_SHOW):
+        with pytest.raises(InvalidValueError) as bad:
+            service.record(appt("A9"), status)  # type: ignore[arg-type]
+        assert bad.value.field == "status"
+
+
+def test_set_preference_of_another_clients_pack_is_refused(service: PackService) -> None:
+    service.open_pack("C2", terms=terms(5))
+    with pytest.raises(RefusedError) as foreign:
+        service.set_preference("C1", PreferPack("pk1"))
+    assert (foreign.value.rule, foreign.value.field) == (Rule.R4, "preference.pack_id")
+    assert service.preference("C1") is None

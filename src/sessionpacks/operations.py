@@ -653,9 +653,8 @@ def may_draw(status: AppointmentStatus, cancelled_at: datetime | None = None) ->
     cancellation in good time, which is one without ``cancelled_at``. ``False`` means there
     is nothing to record, whatever the pack."""
     status = _status(status)
-    return (
-        status is not AppointmentStatus.CANCELLED or _cancelled_at(status, cancelled_at) is not None
-    )
+    when = _cancelled_at(status, cancelled_at)
+    return status is not AppointmentStatus.CANCELLED or when is not None
 
 
 def draws_on(
