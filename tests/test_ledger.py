@@ -235,6 +235,21 @@ def test_first_use_and_expiry_by_rule() -> None:
     assert opened().expiry_date is None
 
 
+def test_pending_expiry_is_what_a_sweep_has_yet_to_record() -> None:
+    state = opened(2, expiry=ExpiresOn(date(2026, 4, 16)))
+    assert state.pending_expiry == date(2026, 4, 16)
+    assert not state.due_to_expire(date(2026, 4, 15))
+    assert state.due_to_expire(date(2026, 4, 16))
+    expired = ops.expire(state, date(2026, 4, 16), NOW).after
+    assert expired.pending_expiry is None  # recorded
+    assert not expired.due_to_expire(date(2030, 1, 1))
+    assert ops.close(state, "", NOW).after.pending_expiry is None
+    assert ops.void(state, "typo", NOW).after.pending_expiry is None
+    assert opened().pending_expiry is None  # no expiry rule
+    once = opened(1, expiry=ExpiresOn(date(2026, 4, 16)))
+    assert ops.use(once, appt("A1"), NOW).after.pending_expiry is None  # nothing left
+
+
 def test_opened_on_is_the_practice_local_date() -> None:
     late_utc = datetime.fromisoformat("2026-01-31T14:00+00:00")
     state = ops.open_pack("pk1", "C1", terms(3), SYDNEY, late_utc).after

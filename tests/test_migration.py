@@ -163,15 +163,18 @@ def test_a_file_at_version_2_migrates(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_an_old_postgresql_schema_migrates_the_same(pg_dsn: str, pg_schema: str) -> None:
-    """The fixture's rows copied into a schema at version 1, then opened by this release."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_postgresql_schema_migrates_the_same(
+    pg_dsn: str, pg_schema: str, version: int
+) -> None:
+    """The fixture's rows copied into a schema at ``version``, then opened by this release."""
 
     import psycopg
 
     from sessionpacks.adapters.postgres import MIGRATIONS as PG_MIGRATIONS
     from sessionpacks.adapters.postgres import PostgresStore
 
-    PostgresStore(pg_dsn, schema=pg_schema, migrations=PG_MIGRATIONS[:1]).close()
+    PostgresStore(pg_dsn, schema=pg_schema, migrations=PG_MIGRATIONS[:version]).close()
     columns = {
         "practices": "practice_id, timezone, last_position",
         "packs": "practice_id, pack_id, client_id, version, state, expiry_date, ended,"
@@ -195,9 +198,13 @@ def test_an_old_postgresql_schema_migrates_the_same(pg_dsn: str, pg_schema: str)
                 )
     old_figures = json.loads((FIXTURES / "release-0.1.0.json").read_text())
     with PostgresStore(pg_dsn, schema=pg_schema) as store:
-        assert store.migrated_from == 1
+        assert store.migrated_from == version
         repo = store.practice("clinic-1")
         assert repo.check_snapshots() == []
+        packs = [p for c in ("C1", "C2", "C3", "C4") for p in repo.client_packs(c)]
+        for day in _SWEEPS:
+            due = sorted(p.pack_id for p in packs if p.due_to_expire(day))
+            assert sorted(p.pack_id for p in repo.expiry_candidates(day)) == due, day
         for pack_id, written in old_figures.items():
             if pack_id != "_events":
                 state = repo.load(pack_id)

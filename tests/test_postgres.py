@@ -10,18 +10,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 
 from sessionpacks import operations as ops
 from sessionpacks.adapters._codec import dump_state
-from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters._sql.dialect import postgres
 from sessionpacks.adapters._sql.postgres_errors import translated as _translated
 from sessionpacks.adapters._sql.schema import Statements
+from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.postgres import (
     _COMMIT_FUNCTION,
     MIGRATIONS,
@@ -34,7 +35,7 @@ from sessionpacks.adapters.postgres import (
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError
 from sessionpacks.events import PackExhausted, RecordedEvent, SessionUsed
 from sessionpacks.ledger import PackState, replay
-from sessionpacks.model import Allowance, Money, PackTerms, PerSession
+from sessionpacks.model import Allowance, ExpiresOn, Money, PackTerms, PerSession
 from sessionpacks.service import PackService
 
 from .pg_support import (
@@ -611,6 +612,69 @@ def test_check_snapshots_finds_what_differs_from_the_ledgers(
             f"UPDATE {schema}.active_usages SET pack_id = 'Q' WHERE appointment_id = 'A1'".encode()
         )
     assert repo.check_snapshots() == ["P", "Q"]
+
+
+def test_rebuild_snapshots_rewrites_what_differs_from_the_ledgers(
+    store: PostgresStore, repo: PostgresRepository
+) -> None:
+    opened = _open(repo, "P", 3)
+    used = repo.commit([ops.use(opened, appointment("A1"), NOW)])
+    assert used
+    _open(repo, "Q", 3)
+    _open(store.practice("practice-b", SYDNEY), "P", 3)  # another practice: left alone
+    assert repo.rebuild_snapshots() == []
+    s = store.schema
+    with store.connection() as connection:
+        connection.execute(
+            f"UPDATE {s}.packs SET state = %s WHERE pack_id = 'P' AND practice_id = %s".encode(),
+            (dump_state(opened), PRACTICE),
+        )
+        connection.execute(f"UPDATE {s}.active_usages SET pack_id = 'Q'".encode())
+        connection.execute(  # a row with no ledger behind it
+            f"""INSERT INTO {s}.packs (practice_id, pack_id, client_id, version, state, ended,
+                    remaining_units)
+                SELECT practice_id, 'ghost', client_id, version, state, ended, remaining_units
+                FROM {s}.packs WHERE practice_id = %s AND pack_id = 'Q'""".encode(),
+            (PRACTICE,),
+        )
+    assert repo.check_snapshots() == ["P", "Q", "ghost"]
+    assert repo.rebuild_snapshots() == ["P", "Q", "ghost"]
+    assert repo.check_snapshots() == []
+    assert repo.load("P") == replay(repo.ledger("P"))
+    assert repo.pack_of_appointment("A1") == "P"
+    with pytest.raises(NotFoundError):
+        repo.load("ghost")
+    assert store.practice("practice-b").check_snapshots() == []
+
+
+def test_a_stale_pending_expiry_is_found_and_the_sweep_still_decides(
+    store: PostgresStore, repo: PostgresRepository
+) -> None:
+    """A writer of an earlier release (its commit function) stores the expiry date as the
+    pending one: the expiry query finds the pack, and the definition leaves it out."""
+    fixed = attrs.evolve(_terms(3), expiry=ExpiresOn(date(2026, 4, 16)))
+    state = ops.open_pack("P", "C1", fixed, repo.practice, NOW).after
+    repo.commit([ops.open_pack("P", "C1", fixed, repo.practice, NOW)])
+    repo.commit([ops.close(state, "done", NOW)])
+    assert repo.expiry_candidates(date(2026, 5, 1)) == []
+    with store.connection() as connection:
+        connection.execute(f"UPDATE {store.schema}.packs SET pending_expiry = expiry_date".encode())
+    assert repo.expiry_candidates(date(2026, 5, 1)) == []
+    assert repo.check_snapshots() == ["P"]
+    assert repo.rebuild_snapshots() == ["P"]
+
+
+def test_the_earlier_commit_functions_stay_and_write_a_pending_expiry(
+    store: PostgresStore, pg_dsn: str
+) -> None:
+    with _raw(pg_dsn) as connection:
+        bodies = connection.execute(
+            """SELECT prosrc FROM pg_proc JOIN pg_namespace ON pronamespace = pg_namespace.oid
+               WHERE nspname = %s AND proname = 'commit_changes'""",
+            (store.schema,),
+        ).fetchall()
+    assert len(bodies) == len(MIGRATIONS)
+    assert all("pending_expiry" in body for (body,) in bodies)
 
 
 def test_malformed_arguments_are_refused(repo: PostgresRepository) -> None:

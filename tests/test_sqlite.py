@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import multiprocessing
 import random
 import sqlite3
@@ -26,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionpacks import operations as ops
-from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters._sql.rows import Decoded
 from sessionpacks.adapters._sql.sqlite_errors import translate
+from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.adapters.sqlite import (
     MIGRATIONS,
@@ -227,7 +228,7 @@ def test_a_decoded_state_is_kept_by_its_text(repo: SqliteRepository) -> None:
     small = Decoded(1)
     small.remember("first", older)
     small.remember("second", newer)
-    with pytest.raises(ValueError):  # "first" fell out, so it is decoded (and is no JSON)
+    with pytest.raises(json.JSONDecodeError):  # "first" fell out: decoded, and it is no JSON
         small.state("first")
 
 

@@ -47,16 +47,15 @@ import re
 import select
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from types import TracebackType
 from typing import Any
 
 import attrs
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from sessionpacks.adapters._common import appointment_changes, check_distinct
+from sessionpacks.adapters._common import appointment_changes
 from sessionpacks.adapters._sql import schema as core_schema
-from sessionpacks.adapters._sql.core import SqlRepository, migrate, open_practice
+from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import Dialect, postgres
 from sessionpacks.adapters._sql.postgres_errors import translated
 from sessionpacks.adapters._sql.rows import (
@@ -421,7 +420,7 @@ def _alive(connection: Connection) -> bool:
     return not readable
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """A PostgreSQL database holding any number of practices, through a connection pool.
 
     Opening creates or upgrades the tables in ``schema``. Safe to share between threads; each
@@ -556,17 +555,6 @@ class PostgresStore:
         """Close the pool; the store and its repositories are unusable afterwards."""
         self._pool.close()
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class PostgresRepository(SqlRepository):
     """One practice's view of a :class:`PostgresStore`; every statement is scoped to it."""
@@ -574,7 +562,7 @@ class PostgresRepository(SqlRepository):
     def __init__(self, store: PostgresStore, sql: Statements, practice: Practice) -> None:
         super().__init__(practice, sql, store.decoded)
         self._store = store
-        self._commit = _commit_call(store.schema).encode()
+        self._call = _commit_call(store.schema).encode()
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._store.read(sql.encode(), params, field, value)
@@ -598,21 +586,17 @@ class PostgresRepository(SqlRepository):
 
     # The commit --------------------------------------------------------------------------------
 
-    def commit(
+    def _commit(
         self,
-        changes: Sequence[Change],
-        *,
-        client_packs: Mapping[str, int] | None = None,
-        command: CommandRecord | None = None,
+        writing: list[Change],
+        client_packs: Mapping[str, int],
+        command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        writing = check_distinct(changes)
-        if not writing and command is None:
-            return ()
-        commit = self._prepare(writing, client_packs or {}, command)
+        commit = self._prepare(writing, client_packs, command)
         arguments = {name: value(commit) for name, _, value in _ARGUMENTS}
         first = writing[0].pack_id if writing else self._id
         with self._store.connection("pack_id" if writing else "practice_id", first) as connection:
-            row = connection.execute(self._commit, arguments).fetchone()
+            row = connection.execute(self._call, arguments).fetchone()
         for change, columns in zip(commit.packs, commit.columns, strict=True):
             self._decoded.remember(columns[PROJECTION.index("state")], change.after)
         base = 0 if row is None else int(row[0])

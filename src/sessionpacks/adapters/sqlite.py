@@ -33,15 +33,13 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from types import TracebackType
 from typing import Any
 
 from sessionpacks.adapters._common import (
     appointment_changes,
-    check_distinct,
     client_conflict,
 )
-from sessionpacks.adapters._sql.core import SqlRepository, migrate, open_practice
+from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
 from sessionpacks.adapters._sql.rows import Decoded, entry_row, event_row, projection
 from sessionpacks.adapters._sql.schema import V1, V2, V3, Statements, statements
@@ -211,7 +209,7 @@ def _set_wal(session: _Session) -> None:
         raise StoreError("path", session.value, f"cannot use WAL mode (journal mode is {mode})")
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """A SQLite file holding any number of practices; :meth:`practice` hands out a handle.
 
     Opening creates or upgrades the schema. Safe to share between threads (each gets its own
@@ -276,17 +274,6 @@ class SqliteStore:
         """Close every connection; the store and its repositories are unusable afterwards."""
         self._connections.close()
 
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class SqliteRepository(SqlRepository):
     """One practice's view of a :class:`SqliteStore`; every statement is scoped to it."""
@@ -310,21 +297,17 @@ class SqliteRepository(SqlRepository):
 
     # The commit --------------------------------------------------------------------------------
 
-    def commit(
+    def _commit(
         self,
-        changes: Sequence[Change],
-        *,
-        client_packs: Mapping[str, int] | None = None,
-        command: CommandRecord | None = None,
+        writing: list[Change],
+        client_packs: Mapping[str, int],
+        command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        writing = check_distinct(changes)
-        if not writing and command is None:
-            return ()
         used, released = appointment_changes(writing)
         # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's packs
         # inside the transaction is race-free (R13a).
         with _transaction(self._connections.get(), "practice_id", self._id) as session:
-            for client_id, seen in (client_packs or {}).items():
+            for client_id, seen in client_packs.items():
                 self._check_client(session, client_id, seen)
             written = [(self._write_pack(session, change), change.after) for change in writing]
             self._move_usages(session, used, released)

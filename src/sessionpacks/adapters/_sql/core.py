@@ -12,11 +12,17 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from itertools import groupby
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sessionpacks._limits import check_id
 from sessionpacks.adapters._codec import dump_preference, dump_template, load_entry, load_event
-from sessionpacks.adapters._common import check_window, command_conflict, with_statuses
+from sessionpacks.adapters._common import (
+    check_distinct,
+    check_window,
+    command_conflict,
+    with_statuses,
+)
 from sessionpacks.adapters._sql import rows
 from sessionpacks.adapters._sql.rows import PROJECTION, Decoded, projection
 from sessionpacks.adapters._sql.schema import Statements
@@ -25,9 +31,10 @@ from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundErr
 from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
+from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 
-__all__ = ["SqlRepository", "migrate", "open_practice"]
+__all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice"]
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 """A store's write transaction on one connection: the session inside it, committed at exit."""
@@ -89,6 +96,25 @@ def open_practice(
     return Practice(practice_id, str(stored[0][0]))
 
 
+class SqlStore(ABC):
+    """A store to close, or to use as a context manager."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection; the store and its repositories are unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class SqlRepository(ABC):
     """One practice's view of a SQL store: every statement is scoped to it. Subclasses give
     the driver's transactions (the four hooks) and the commit."""
@@ -119,6 +145,27 @@ class SqlRepository(ABC):
     @abstractmethod
     def _exclusive(self, field: str, value: Any) -> AbstractContextManager[Session]:
         """A write transaction no commit runs beside, from its first read on."""
+
+    @abstractmethod
+    def _commit(
+        self,
+        writing: list[Change],
+        client_packs: Mapping[str, int],
+        command: CommandRecord | None,
+    ) -> tuple[RecordedEvent, ...]:
+        """Write the changes that write something, and ``command``, in one transaction."""
+
+    def commit(
+        self,
+        changes: Sequence[Change],
+        *,
+        client_packs: Mapping[str, int] | None = None,
+        command: CommandRecord | None = None,
+    ) -> tuple[RecordedEvent, ...]:
+        writing = check_distinct(changes)
+        if not writing and command is None:
+            return ()
+        return self._commit(writing, client_packs or {}, command)
 
     def _rows(self, field: str, value: Any, sql: str, *params: Any) -> list[Any]:
         return self._read(field, value, sql, (self._id, *params))
