@@ -1,9 +1,11 @@
 """Idempotency keys (R27): what a keyed command is, and its result as stored JSON text.
 
 A command's *fingerprint* says which command ran with which arguments, so that the same key
-sent with other arguments can be refused. Its *result* is stored as JSON text beside its writes
-and decoded when a retry with the same key comes in; the events in it are numbered from 1, and
-the store's ``first_position`` turns them back into stream positions.
+sent with other arguments can be refused. It has a form of its own (``fp1``), apart from the
+encoding of values, so that no change to that encoding changes a stored fingerprint. Its
+*result* is stored as JSON text beside its writes and decoded when a retry with the same key
+comes in; the events in it are numbered from 1, and the store's ``first_position`` turns them
+back into stream positions.
 """
 
 from __future__ import annotations
@@ -16,31 +18,16 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.strategies import configure_tagged_union
 
-from sessionpacks.adapters._codec import _make_converter as _store_converter
+from sessionpacks._encoding import dump, load
 from sessionpacks.errors import shown
 from sessionpacks.events import Event, RecordedEvent
 from sessionpacks.model import instant
 from sessionpacks.ports import CommandRecord
-from sessionpacks.resolution import NoPack, OpenPack, UsePack
 
 __all__ = ["decode_result", "encode_result", "fingerprint", "numbered"]
 
 T = TypeVar("T")
-
-
-def _make_converter() -> cattrs.Converter:
-    # A converter of our own (``copy()`` drops the store converter's tagged unions).
-    conv = _store_converter()
-    configure_tagged_union(UsePack | OpenPack | NoPack, conv, tag_name="type")
-    conv.register_structure_hook(type(None), lambda value, _: None)
-    return conv
-
-
-_converter = _make_converter()
-
 
 FINGERPRINT_VERSION = "fp1"
 """The form of a fingerprint; a release that changes the form keeps computing this one for
@@ -120,15 +107,14 @@ def numbered(events: tuple[Event, ...]) -> tuple[RecordedEvent, ...]:
 
 
 def encode_result(result: Any, kind: Any) -> str:
-    """The result of a command, as the JSON text a :class:`CommandRecord` keeps."""
-    return json.dumps(_converter.unstructure(result, kind), separators=(",", ":"))
+    """The result of a command, as the JSON text a :class:`CommandRecord` keeps (the library's
+    one encoding, so a result stored by an earlier release decodes too)."""
+    return dump(result, kind)
 
 
 def decode_result(record: CommandRecord, kind: type[T]) -> T:
     """The result the first run of the command returned, its events at their positions."""
-    result: T = _shifted(
-        _converter.structure(json.loads(record.result), kind), record.first_position
-    )
+    result: T = _shifted(load(record.result, kind), record.first_position)
     return result
 
 

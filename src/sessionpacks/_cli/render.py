@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
-
-import attrs
 
 from sessionpacks import events as ev
 from sessionpacks import ledger as lg
@@ -21,12 +17,9 @@ from sessionpacks.model import (
     ExpiresAfterOpening,
     ExpiresOn,
     Money,
-    NoExpiry,
     PackTemplate,
     PackTerms,
-    Period,
     PerPack,
-    PerSession,
     Preference,
     PreferPack,
     PreferService,
@@ -34,8 +27,7 @@ from sessionpacks.model import (
     format_amount,
 )
 from sessionpacks.pricing import InvoiceLine
-
-from .values import iso_duration
+from sessionpacks.serialization import converter
 
 __all__ = [
     "describe_entry",
@@ -50,59 +42,12 @@ __all__ = [
     "template_lines",
 ]
 
-_TAGGED = (*lg.ENTRY_TYPES, *ev.EVENT_TYPES)
-
 
 def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: money ``{"amount": "120.00", "currency": "AUD"}``,
-    durations ``"PT1H30M"``, instants and dates ISO 8601; entries and events carry ``type``."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Period):
-        return "P" + "".join(
-            f"{n}{unit}"
-            for n, unit in zip(
-                (value.years, value.months, value.weeks, value.days), "YMWD", strict=True
-            )
-            if n
-        )
-    if isinstance(value, Money):
-        return {"amount": str(value.amount), "currency": value.currency}
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return iso_duration(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, frozenset | set):
-        return sorted(jsonable(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if attrs.has(type(value)):
-        data = {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
-        if isinstance(value, _TAGGED) or _is_variant(value):
-            return {"type": type(value).__name__, **data}
-        return data
-    raise TypeError(f"cannot show {type(value).__name__} as JSON")
-
-
-def _is_variant(value: Any) -> bool:
-    return isinstance(
-        value,
-        NoExpiry
-        | ExpiresOn
-        | ExpiresAfterOpening
-        | ExpiresAfterFirstUse
-        | PerPack
-        | PerSession
-        | PreferPack
-        | PreferService
-        | PreferTemplate,
-    )
+    """``value`` as JSON data in the library's one encoding (:mod:`sessionpacks.serialization`):
+    money ``{"amount": "120.00", "currency": "AUD"}``, durations ``"PT1H30M"``, periods
+    ``"P3M"``, instants and dates ISO 8601; members of a union carry ``"type"``."""
+    return converter.unstructure(value)
 
 
 def dumps(value: Any) -> str:

@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from sessionpacks import strategies as sps
+from sessionpacks._encoding import make_converter
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.errors import (
@@ -100,25 +101,19 @@ def _describe(error: SessionPacksError) -> str:
     return f"{_kind(error)} (rule {error.rule}, field {error.field!r}): {error}"
 
 
+_COMPARING = make_converter(comparing=True)
+
+
 def _plain(value: Any) -> Any:
-    """``value`` with attrs instances as dicts (their class under ``"__class__"``) and every
-    datetime in UTC.
+    """``value`` as the library's encoding gives it (members of a union tagged with ``"type"``),
+    with every instant in UTC.
 
     A store may give back an instant with a fixed offset where the zone it was written with
     stood (``+11:00`` for Australia/Sydney): the same instant, and the domain compares instants.
     Python's ``==`` says two such values differ inside a repeated hour of a daylight-saving
     change (PEP 495), so the machine compares them in UTC.
     """
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    if attrs.has(type(value)):
-        fields = {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
-        return {"__class__": type(value).__name__, **fields}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return _COMPARING.unstructure(value)
 
 
 def _differences(actual: Any, expected: Any, path: str = "") -> list[str]:
