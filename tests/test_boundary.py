@@ -19,6 +19,7 @@ import attrs
 import pytest
 
 from sessionpacks import (
+    AppointmentStatus,
     ConcurrencyError,
     FixedClock,
     InMemoryStore,
@@ -318,6 +319,8 @@ def _every_command(desk: PackService) -> list[tuple[str, Callable[[str], object]
     a2 = appointment("A2", "2026-03-03T10:00")
     a3 = appointment("A3", "2026-03-04T10:00")
     a4 = appointment("A4", "2026-01-10T10:00")
+    a5 = appointment("A5", "2026-03-06T10:00")
+    booked, cancelled = AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED
     return [
         ("add_template", lambda k: desk.add_template("T", terms(10), idempotency_key=k)),
         ("edit_template", lambda k: desk.edit_template("T", name="Ten", idempotency_key=k)),
@@ -337,6 +340,8 @@ def _every_command(desk: PackService) -> list[tuple[str, Callable[[str], object]
         ("cancel", lambda k: desk.cancel("A2", idempotency_key=k)),
         ("late_cancel", lambda k: desk.late_cancel("A4", idempotency_key=k)),
         ("no_show", lambda k: desk.no_show("A1", idempotency_key=k)),
+        ("record", lambda k: desk.record(a5, booked, pack_id="pk1", idempotency_key=k)),
+        ("record cancelled", lambda k: desk.record(a5, cancelled, idempotency_key=k)),
         ("adjust", lambda k: desk.adjust("pk1", 1, "goodwill", idempotency_key=k)),
         ("extend", lambda k: desk.extend("P2", date(2027, 1, 1), "leave", idempotency_key=k)),
         ("void", lambda k: desk.void("P2", "opened in error", idempotency_key=k)),

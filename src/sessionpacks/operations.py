@@ -10,7 +10,6 @@ argument of the wrong type or beyond the limits of R18 raises
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -610,9 +609,10 @@ class AppointmentStatus(enum.StrEnum):
     @classmethod
     def of(cls, value: object) -> AppointmentStatus:
         """The status ``value`` names: a member, or its value as a string (``"no_show"``)."""
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return cls(value)
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value in cls._value2member_map_:
+            return cls(value)
         raise InvalidValueError(
             "status", value, "must be an AppointmentStatus: booked, cancelled, late_cancel, no_show"
         )
