@@ -1,89 +1,25 @@
-"""The ``sessionpacks`` console script, driven as a user drives it: ``python -m sessionpacks`` in
-a subprocess against a SQLite file in ``tmp_path``. Each test groups the invocations of one
-workflow; bad input is checked for its exit status, its message on stderr and no traceback."""
+"""The ``sessionpacks`` command line, driven as a user drives it, against a SQLite file in
+``tmp_path``: in-process through ``main`` (``tests/cli_support.py``), with a few smoke tests
+of the console script itself at the end. Each test groups the invocations of one workflow; bad
+input is checked for its exit status, its message on stderr and no traceback."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import attrs
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+import sessionpacks
+
+from .cli_support import ENV, NOW, Cli, Run, console_script
 from .pg_support import pg_dsn
 
 __all__ = ["pg_dsn"]  # a fixture, imported for pytest to find
-
-ROOT = Path(__file__).resolve().parent.parent
-NOW = "2026-03-02T08:00+11:00"
-
-
-def _environment() -> dict[str, str]:
-    """The child's environment: no store variables of the user's, and coverage measured in the
-    child when this run measures it (the data files are combined by pytest-cov)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONPACKS_")}
-    try:
-        import coverage
-    except ImportError:  # pragma: no cover - coverage is a dev dependency
-        return env
-    current = coverage.Coverage.current()
-    if current is not None:
-        env["COVERAGE_PROCESS_START"] = str(ROOT / "pyproject.toml")
-        env["COVERAGE_FILE"] = os.path.abspath(current.config.data_file)
-    return env
-
-
-ENV = _environment()
-
-
-@attrs.frozen
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def lines(self) -> list[Any]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-
-class Cli:
-    """``cli("pack", "show", "P1")`` runs the console script on this test's database."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.db = folder / "clinic.db"
-
-    def raw(self, *args: str, stdin: str | None = None) -> Run:
-        done = subprocess.run(
-            [sys.executable, "-m", "sessionpacks", *args],
-            cwd=self.folder,
-            env=ENV,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert "Traceback" not in done.stderr, done.stderr
-        return Run(done.returncode, done.stdout, done.stderr)
-
-    def __call__(self, *args: str, now: str = NOW, stdin: str | None = None) -> Run:
-        return self.raw("--db", str(self.db), "--now", now, *args, stdin=stdin)
-
-    def ok(self, *args: str, now: str = NOW) -> Run:
-        run = self(*args, now=now)
-        assert run.code == 0, run.err
-        return run
 
 
 @pytest.fixture
@@ -163,15 +99,8 @@ def test_a_new_practice_needs_its_time_zone_and_keeps_it(cli: Cli) -> None:
 def test_the_store_comes_from_db_or_the_environment(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     env_db = tmp_path / "from-env.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "sessionpacks", "--timezone", "UTC", "template", "list"],
-        cwd=tmp_path,
-        env={**ENV, "SESSIONPACKS_DB": str(env_db)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0
+    done = cli.raw("--timezone", "UTC", "template", "list", env={"SESSIONPACKS_DB": str(env_db)})
+    assert done.code == 0
     assert env_db.exists()
     assert not (tmp_path / "sessionpacks.db").exists()
     assert cli.raw("--timezone", "UTC", "template", "list").code == 0
@@ -532,8 +461,8 @@ def test_simulate_is_reproducible_from_its_seed(tmp_path: Path) -> None:
 
 
 # Bad input: exit 2 for the command line, 1 for the library's refusal ---------------------
-# Every argument's bad input is checked in-process in test_cli_args.py; these few show that
-# the console script itself reports each kind on stderr with its exit status, no traceback.
+# Every argument's bad input is checked in test_cli_args.py; these few show each kind reported
+# on stderr with its exit status, no traceback (the console script's own: the smoke tests).
 
 BAD_INPUT = [
     (["--now", "2026-03-02T08:00", "sweep"], 2, "has no UTC offset"),
@@ -549,10 +478,9 @@ BAD_INPUT = [
 
 @pytest.fixture(scope="module")
 def bad_input_runs(shared_clinic: Cli) -> dict[tuple[str, ...], Run]:
-    """Every case of BAD_INPUT, run two at a time: they write nothing, so they may overlap."""
+    """Every case of BAD_INPUT, run once on the shared clinic: they write nothing."""
     cases = [tuple(args) for args, _, _ in BAD_INPUT]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(cases, pool.map(lambda a: shared_clinic(*a), cases), strict=True))
+    return {case: shared_clinic(*case) for case in cases}
 
 
 @pytest.mark.parametrize(("args", "code", "message"), BAD_INPUT, ids=lambda v: str(v)[:40])
@@ -590,7 +518,7 @@ def _url(dsn: str) -> str:
 
 
 @pytest.mark.postgres
-def test_the_console_script_works_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
+def test_the_command_line_works_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
     cli = Cli(tmp_path)
     practice = f"cli-{uuid.uuid4().hex[:12]}"  # the throwaway server's rows of this run only
     base = ("--database-url", _url(pg_dsn), "--practice", practice, "--now", NOW)
@@ -604,3 +532,51 @@ def test_the_console_script_works_on_postgresql(tmp_path: Path, pg_dsn: str) -> 
     events = cli.raw(*base, "events", "--json").lines()
     assert [e["event"]["type"] for e in events] == ["PackOpened", "SessionUsed"]
     assert not (tmp_path / "sessionpacks.db").exists()
+
+
+# The console script itself: a few smoke tests in a real process ----------------------------
+# Everything above runs in-process; these check that the installed entry point and
+# ``python -m sessionpacks`` reach the same ``main``, with its exit statuses.
+
+
+def _script(*args: str, cwd: Path, module: bool = False) -> Run:
+    command = [sys.executable, "-m", "sessionpacks"] if module else [console_script()]
+    done = subprocess.run(
+        [*command, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def test_the_console_script_prints_its_version(tmp_path: Path) -> None:
+    run = _script("--version", cwd=tmp_path)
+    assert (run.code, run.out, run.err) == (0, f"sessionpacks {sessionpacks.__version__}\n", "")
+
+
+def test_the_console_script_prints_its_help(tmp_path: Path) -> None:
+    run = _script("--help", cwd=tmp_path)
+    assert run.code == 0
+    assert run.out.startswith("usage: sessionpacks")
+    assert "example:" in run.out
+
+
+def test_the_console_script_writes_and_reads_a_sqlite_file(tmp_path: Path) -> None:
+    base = ("--db", "clinic.db", "--now", NOW)
+    terms = ("--name", "Three", "--sessions", "3", "--price", "90 AUD")
+    added = _script(*base, "--timezone", "UTC", "template", "add", "t1", *terms, cwd=tmp_path)
+    assert added.code == 0, added.err
+    shown = _script(*base, "template", "show", "t1", "--json", cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert (shown.json()["version"], shown.json()["terms"]["name"]) == (1, "Three")
+    assert (tmp_path / "clinic.db").exists()
+
+
+def test_python_m_sessionpacks_exits_with_the_status_of_the_error(tmp_path: Path) -> None:
+    usage = _script("bogus", cwd=tmp_path, module=True)
+    assert (usage.code, usage.out) == (2, "")
+    assert "invalid choice" in usage.err
+    refused = _script("--db", "c.db", "--timezone", "UTC", "pack", "show", "nope",
+                      cwd=tmp_path, module=True)  # fmt: skip
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err == "sessionpacks: pack_id='nope': no such pack in this practice\n"

@@ -1,13 +1,14 @@
 """Every argument's bad input, and the CLI's smaller pieces, run in-process through ``main``.
 
-The same parser and error handling the console script uses (test_cli.py drives the script
-itself); in-process so that the long table of bad input stays fast.
+The same parser and error handling the console script uses, through ``run_cli``
+(``tests/cli_support.py``; test_cli.py has the smoke tests of the script itself). A few tests
+call ``main`` with no streams, under ``capsys``: they check that it falls back on
+``sys.stdout``, ``sys.stderr`` and ``sys.argv``.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sqlite3
 from datetime import date, datetime, timedelta
@@ -35,6 +36,8 @@ from sessionpacks.model import (
 )
 from sessionpacks.service import PackService
 
+from .cli_support import run_cli
+
 NOW = "2026-03-02T08:00+11:00"
 A1 = ["A1", "--client", "C1", "--service", "physio", "--start", "2026-03-03T09:00+11:00",
       "--duration", "45m", "--price", "120.00 AUD"]  # fmt: skip
@@ -53,7 +56,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["appointment", "assign", "A0", "--client", "C1", "--service", "physio", "--start",
          "2026-03-02T09:00+11:00", "--duration", "45m", "--price", "120 AUD", "--pack", "P1"],
     ):  # fmt: skip
-        assert main([*base, *args], out=io.StringIO(), err=io.StringIO()) == 0
+        assert run_cli(*base, *args).code == 0
     return path
 
 
@@ -204,19 +207,16 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("args", "code", "message"), BAD_INPUT, ids=lambda v: str(v)[:50])
-def test_bad_input_names_what_is_wrong(
-    db: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
-) -> None:
+def test_bad_input_names_what_is_wrong(db: Path, args: list[str], code: int, message: str) -> None:
     before = db.read_bytes() if code == 1 else None
-    status = main(["--db", str(db), "--now", NOW, *args])
-    captured = capsys.readouterr()
-    assert (status, captured.out) == (code, "")
-    assert message in captured.err
-    assert "Traceback" not in captured.err
+    run = run_cli("--db", str(db), "--now", NOW, *args, cwd=db.parent)
+    assert (run.code, run.out) == (code, "")
+    assert message in run.err
+    assert "Traceback" not in run.err
     if before is not None:  # a refusal writes nothing (WAL files aside, the database is as it was)
-        assert main(["--db", str(db), "pack", "show", "P1", "--json"]) == 0
-        shown = json.loads(capsys.readouterr().out)
-        assert [e["type"] for e in shown["ledger"]] == ["Opened", "Used"]
+        shown = run_cli("--db", str(db), "pack", "show", "P1", "--json")
+        assert shown.code == 0
+        assert [e["type"] for e in shown.json()["ledger"]] == ["Opened", "Used"]
 
 
 def test_every_verb_has_help_with_an_example_and_the_common_options() -> None:

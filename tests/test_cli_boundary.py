@@ -25,14 +25,14 @@ from hypothesis import strategies as st
 
 from sessionpacks import ports
 from sessionpacks._cli import csvrows, reference, store, transfer, values
-from sessionpacks._cli.app import build_parser, main
+from sessionpacks._cli.app import build_parser
 from sessionpacks._cli.base import GLOBAL_DEFAULTS, keyed
 from sessionpacks._cli.signals import Stops, Terminated, stopping_cleanly
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
 
-from .test_cli import ENV
+from .cli_support import ENV, Cli, run_cli
 
 NOW = "2026-03-02T08:00+11:00"
 APPOINTMENT = ["--client", "C1", "--service", "physio", "--start", "2026-03-03T09:00+11:00",
@@ -42,30 +42,11 @@ SERVICE_HAS_KEYS = "idempotency_key" in inspect.signature(PackService.book).para
 needs_keys = pytest.mark.skipif(not SERVICE_HAS_KEYS, reason="needs PackService idempotency_key")
 
 
-class Desk:
-    """``main`` in-process on one database: (status, stdout, stderr)."""
-
-    def __init__(self, db: Path) -> None:
-        self.db = db
-
-    def __call__(self, *args: str, now: str = NOW) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        status = main(["--db", str(self.db), "--now", now, *args], out=out, err=err)
-        return status, out.getvalue(), err.getvalue()
-
-    def ok(self, *args: str, now: str = NOW) -> str:
-        status, out, err = self(*args, now=now)
-        assert status == 0, err
-        return out
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.ok(*args, "--json"))
-
-
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
-    """A Sydney practice: template physio-10, pack P1 of C1's, C1 preferring it, A0 on it."""
-    desk = Desk(tmp_path / "clinic.db")
+def desk(tmp_path: Path) -> Cli:
+    """A Sydney practice: template physio-10, pack P1 of C1's, C1 preferring it, A0 on it; the
+    command line in-process on it (``tests/cli_support.py``)."""
+    desk = Cli(tmp_path)
     desk.ok("--timezone", "Australia/Sydney", "template", "add", "physio-10", "--name", "Physio",
             "--sessions", "10", "--price", "1000 AUD", "--service", "physio")  # fmt: skip
     desk.ok("pack", "open", "C1", "--template", "physio-10", "--pack-id", "P1")
@@ -74,7 +55,7 @@ def desk(tmp_path: Path) -> Desk:
     return desk
 
 
-def stored(desk: Desk) -> Any:
+def stored(desk: Cli) -> Any:
     """What the practice holds, to compare before and after a refused command."""
     return [desk.json("pack", "show", "P1"), desk.json("client", "show", "C1")]
 
@@ -131,14 +112,13 @@ def test_an_empty_value_is_a_usage_error_and_nothing_is_opened(
 ) -> None:
     db = tmp_path / "never.db"
     argv = [*argv[:-1], argv[-1] + blank]
-    err = io.StringIO()
-    status = main(["--db", str(db), *argv], out=io.StringIO(), err=err)
-    assert status == 2, err.getvalue()
-    assert "argument " in err.getvalue()
+    status, _, err = run_cli("--db", str(db), *argv)
+    assert status == 2, err
+    assert "argument " in err
     assert not db.exists()
 
 
-def test_an_empty_pack_keeps_the_preference_and_clear_removes_it(desk: Desk) -> None:
+def test_an_empty_pack_keeps_the_preference_and_clear_removes_it(desk: Cli) -> None:
     status, out, err = desk("client", "prefer", "C1", "--pack", "")
     assert (status, out) == (2, "")
     assert "argument --pack: must not be empty" in err
@@ -148,7 +128,7 @@ def test_an_empty_pack_keeps_the_preference_and_clear_removes_it(desk: Desk) -> 
         "type": "PreferPack",
         "pack_id": "P1",
     }
-    assert desk.ok("client", "prefer", "C1", "--clear") == "C1: no preference.\n"
+    assert desk.ok("client", "prefer", "C1", "--clear").out == "C1: no preference.\n"
     assert desk.json("client", "show", "C1")["preference"] is None
 
 
@@ -169,7 +149,7 @@ JSON_ERRORS = [
 
 @pytest.mark.parametrize(("argv", "code", "kind", "field"), JSON_ERRORS, ids=str)
 def test_every_error_is_one_json_object_on_stderr(
-    desk: Desk, argv: list[str], code: int, kind: str, field: str | None
+    desk: Cli, argv: list[str], code: int, kind: str, field: str | None
 ) -> None:
     status, out, err = desk(*argv)
     assert (status, out) == (code, "")
@@ -185,7 +165,7 @@ def test_every_error_is_one_json_object_on_stderr(
         assert (data["rule"], data["value"]) == ("R9", -20)
 
 
-def test_without_json_a_usage_error_shows_the_usage(desk: Desk) -> None:
+def test_without_json_a_usage_error_shows_the_usage(desk: Cli) -> None:
     status, _, err = desk("pack", "show", "--colour")
     assert status == 2
     assert err.startswith("usage: sessionpacks pack show")
@@ -198,7 +178,7 @@ def test_without_json_a_usage_error_shows_the_usage(desk: Desk) -> None:
 # 3. Messages quote a value once and cut it -------------------------------------------------
 
 
-def test_the_json_value_is_the_value_not_its_repr(desk: Desk) -> None:
+def test_the_json_value_is_the_value_not_its_repr(desk: Cli) -> None:
     status, _, err = desk("pack", "show", "nope", "--json")
     data = json.loads(err)
     assert (status, data["value"]) == (1, "nope")
@@ -217,7 +197,7 @@ def test_the_json_value_is_the_value_not_its_repr(desk: Desk) -> None:
     ],
     ids=["library", "reader", "choice", "unrecognized", "money", "json"],
 )
-def test_values_in_messages_are_cut_to_80_characters(desk: Desk, argv: list[str]) -> None:
+def test_values_in_messages_are_cut_to_80_characters(desk: Cli, argv: list[str]) -> None:
     status, _, err = desk(*argv)
     assert status in (1, 2)
     message = err.splitlines()[-1]  # the usage above lists choices, not values
@@ -226,7 +206,7 @@ def test_values_in_messages_are_cut_to_80_characters(desk: Desk, argv: list[str]
     assert "..." in err
 
 
-def test_a_library_message_is_not_quoted_again(desk: Desk) -> None:
+def test_a_library_message_is_not_quoted_again(desk: Cli) -> None:
     status, _, err = desk("pack", "show", "nope")
     assert (status, err) == (1, "sessionpacks: pack_id='nope': no such pack in this practice\n")
     status, _, err = desk("template", "add", "t", "--name", "T", "--sessions", "2",
@@ -271,7 +251,7 @@ OUT_OF_RANGE = [
 
 @pytest.mark.parametrize(("argv", "argument", "message"), OUT_OF_RANGE, ids=lambda v: str(v)[:40])
 def test_values_outside_the_limits_are_usage_errors(
-    desk: Desk, argv: list[str], argument: str | None, message: str
+    desk: Cli, argv: list[str], argument: str | None, message: str
 ) -> None:
     before = stored(desk)
     status, out, err = desk(*argv)
@@ -284,7 +264,7 @@ def test_values_outside_the_limits_are_usage_errors(
     desk.ok("appointment", "book", "A2", *APPOINTMENT)  # and the pack still works
 
 
-def test_a_file_name_the_system_refuses_is_an_error_without_a_traceback(desk: Desk) -> None:
+def test_a_file_name_the_system_refuses_is_an_error_without_a_traceback(desk: Cli) -> None:
     status, _, err = desk("pack", "show", "P1", "--db", "/" + "d" * 5000 + "/x.db")
     assert status == 1
     assert err.startswith("sessionpacks: ")
@@ -336,7 +316,7 @@ HOSTILE_ROWS = [
 )
 @pytest.mark.parametrize("buffer", ["1", "100000"], ids=["sorted on disk", "streamed"])
 def test_a_bad_row_is_refused_and_the_import_goes_on(
-    desk: Desk, tmp_path: Path, bad: list[str], field: str, reason: str, buffer: str
+    desk: Cli, tmp_path: Path, bad: list[str], field: str, reason: str, buffer: str
 ) -> None:
     rows = (
         [good("G1", 4), bad, good("G2", 5)]
@@ -359,7 +339,7 @@ def test_a_bad_row_is_refused_and_the_import_goes_on(
     assert labels == ["A0", "G1", "G2"]
 
 
-def test_a_refused_row_is_written_back_byte_for_byte(desk: Desk, tmp_path: Path) -> None:
+def test_a_refused_row_is_written_back_byte_for_byte(desk: Cli, tmp_path: Path) -> None:
     source = write_bytes(tmp_path / "in.csv", [good("G1", 4), with_cell("client_id", "C\udcff")])
     rejects = tmp_path / "rejects.csv"
     assert desk("import", str(source), "--rejects", str(rejects))[0] == 1
@@ -368,7 +348,7 @@ def test_a_refused_row_is_written_back_byte_for_byte(desk: Desk, tmp_path: Path)
     assert line.endswith(b",BAD,C\xff,physio,2026-03-10T09:00+11:00,45m,120.00,AUD,booked,,")
 
 
-def test_the_summary_counts_refusals_by_field(desk: Desk, tmp_path: Path) -> None:
+def test_the_summary_counts_refusals_by_field(desk: Cli, tmp_path: Path) -> None:
     rows = [with_cell("start", "someday", f"S{n}") for n in range(3)]
     massage = with_cell("service_id", "massage", "M1")
     massage[HEADER.index("template_id")] = "physio-10"  # a physio pack: refused (R4)
@@ -390,18 +370,17 @@ def test_an_unreadable_header_is_a_usage_error_and_nothing_is_written(
         ("huge.csv", b"x" * 140_000 + b"\n"),
         ("empty.csv", b""),
     ):
-        err = io.StringIO()
         argv = ["--db", str(db), "--timezone", "UTC", "import", str(tmp_path / name)]
         (tmp_path / name).write_bytes(data)
-        status = main([*argv, "--rejects", str(rejects)], out=io.StringIO(), err=err)
-        assert status == 2, err.getvalue()
-        assert "header row" in err.getvalue() or "missing column" in err.getvalue()
+        status, _, err = run_cli(*argv, "--rejects", str(rejects))
+        assert status == 2, err
+        assert "header row" in err or "missing column" in err
         assert not rejects.exists()
         # A new practice is created by the first write: there was none.
-        assert main(["--db", str(db), "template", "list"], err=io.StringIO()) == 2
+        assert run_cli("--db", str(db), "template", "list").code == 2
 
 
-def test_rejects_must_not_overwrite_the_file_imported(desk: Desk, tmp_path: Path) -> None:
+def test_rejects_must_not_overwrite_the_file_imported(desk: Cli, tmp_path: Path) -> None:
     source = write_bytes(tmp_path / "in.csv", [good("G1", 4)])
     before = source.read_bytes()
     status, _, err = desk("import", str(source), "--rejects", str(source))
@@ -423,7 +402,7 @@ def test_standard_input_with_a_bad_byte_refuses_only_its_row(tmp_path: Path) -> 
 
 
 def test_in_process_standard_input_is_read_too(
-    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    desk: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = write_bytes(tmp_path / "in.csv", [good("G1", 4)]).read_text(encoding="utf-8")
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
@@ -438,7 +417,7 @@ def test_parse_row_raises_only_its_own_refusals(row: dict[str, str]) -> None:
 
 
 def test_a_bug_in_a_value_reader_refuses_the_row_and_says_so(
-    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    desk: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(line: int, row: dict[str, str]) -> Any:
         raise ZeroDivisionError("a bug")
@@ -458,7 +437,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 
 def test_the_work_folder_is_removed_when_a_row_raises(
-    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    desk: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -532,8 +511,8 @@ def big_import(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
     """A slow import (3,000 unsorted rows, sorted in runs of 20): its command and environment."""
     db = tmp_path / "clinic.db"
     setup = ["--db", str(db), "--timezone", "Australia/Sydney", "--now", NOW]
-    assert main([*setup, "template", "add", "t", "--name", "T", "--sessions", "9999",
-                 "--price", "1 AUD"], out=io.StringIO()) == 0  # fmt: skip
+    assert run_cli(*setup, "template", "add", "t", "--name", "T", "--sessions", "9999",
+                   "--price", "1 AUD").code == 0  # fmt: skip
     rows = [good(f"R{n}", 1 + n % 28) for n in range(3000)]
     for n, row in enumerate(rows):
         row[3] = f"2026-03-{1 + (n * 7919) % 28:02d}T{8 + n % 10:02d}:{n % 60:02d}+11:00"
@@ -650,7 +629,7 @@ KEYED_CALLS = [
     ("verb", "argv", "method"), KEYED_CALLS, ids=[v for v, _, _ in KEYED_CALLS]
 )
 def test_the_key_reaches_the_service_and_a_retry_writes_nothing(
-    desk: Desk, monkeypatch: pytest.MonkeyPatch, verb: str, argv: list[str], method: str
+    desk: Cli, monkeypatch: pytest.MonkeyPatch, verb: str, argv: list[str], method: str
 ) -> None:
     desk.ok("pack", "open", "C1", "--template", "physio-10", "--pack-id", "P2")
     real = getattr(PackService, method)
@@ -661,10 +640,10 @@ def test_the_key_reaches_the_service_and_a_retry_writes_nothing(
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(PackService, method, spy)
-    first = desk.ok(*argv, "--idempotency-key", f"k-{method}")
-    events = desk.ok("events", "--json")
-    assert desk.ok(*argv, "--idempotency-key", f"k-{method}") == first
-    assert desk.ok("events", "--json") == events  # the retry wrote nothing
+    first = desk.ok(*argv, "--idempotency-key", f"k-{method}").out
+    events = desk.ok("events", "--json").out
+    assert desk.ok(*argv, "--idempotency-key", f"k-{method}").out == first
+    assert desk.ok("events", "--json").out == events  # the retry wrote nothing
     assert keys == [f"k-{method}", f"k-{method}"]
 
 
@@ -675,7 +654,7 @@ def test_without_the_option_no_key_is_passed() -> None:
 
 
 @needs_keys
-def test_the_same_key_with_other_arguments_is_refused(desk: Desk) -> None:
+def test_the_same_key_with_other_arguments_is_refused(desk: Cli) -> None:
     desk.ok("appointment", "book", "A1", *APPOINTMENT, "--idempotency-key", "req-1")
     status, _, err = desk("appointment", "book", "A2", *APPOINTMENT, "--idempotency-key", "req-1")
     assert status == 1
@@ -748,7 +727,7 @@ def test_a_value_too_long_to_show_is_named_instead() -> None:
     assert len(values.shown("x" * 100)) == 80
 
 
-def test_json_errors_show_values_of_any_kind(desk: Desk) -> None:
+def test_json_errors_show_values_of_any_kind(desk: Cli) -> None:
     status, _, err = desk("--json", "template", "add", "t", "--name", "T", "--sessions", "2",
                           "--price", "1 AUD", "--low-balance", "5")  # fmt: skip
     assert (status, json.loads(err)["value"]) == (1, 5)
@@ -758,7 +737,7 @@ def test_json_errors_show_values_of_any_kind(desk: Desk) -> None:
     assert desk("pack", "show", "P1", "--", "--json")[0] == 2  # after --, a word, not the flag
 
 
-def test_a_file_the_system_refuses_is_an_os_error(desk: Desk, tmp_path: Path) -> None:
+def test_a_file_the_system_refuses_is_an_os_error(desk: Cli, tmp_path: Path) -> None:
     source = write_bytes(tmp_path / "in.csv", [with_cell("start", "someday")])
     status, out, err = desk("import", str(source), "--rejects", str(tmp_path), "--json")
     assert (status, out) == (1, "")

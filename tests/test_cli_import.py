@@ -10,12 +10,12 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sessionpacks._cli.transfer import COLUMNS, rows_in_start_order
-from sessionpacks.cli import main
+
+from .cli_support import ENV, Cli
 
 NOW = "2026-03-01T08:00+11:00"
 HEADER = [*COLUMNS, "pack_id", "template_id"]
@@ -37,27 +37,11 @@ def row(a: str, client: str, start: str, status: str = "booked", **extra: str) -
     ]  # fmt: skip
 
 
-class Desk:
-    """Runs ``main`` in-process on one database, returning (status, stdout, stderr)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.db = folder / "clinic.db"
-
-    def __call__(self, *args: str, err: io.StringIO | None = None) -> tuple[int, str, str]:
-        out, errors = io.StringIO(), err or io.StringIO()
-        status = main(["--db", str(self.db), "--now", NOW, *args], out=out, err=errors)
-        return status, out.getvalue(), errors.getvalue()
-
-    def json(self, *args: str) -> Any:
-        status, out, err = self(*args, "--json")
-        assert status == 0, err
-        return json.loads(out)
-
-
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
-    desk = Desk(tmp_path)
+def desk(tmp_path: Path) -> Cli:
+    """Two templates, C1 preferring physio-10 and C2 pilates; the command line in-process on
+    them (``tests/cli_support.py``)."""
+    desk = Cli(tmp_path, now=NOW)
     for args in (
         ["--timezone", "Australia/Sydney", "template", "add", "physio-10", "--name", "Physio",
          "--sessions", "10", "--price", "1000 AUD", "--service", "physio"],
@@ -91,7 +75,7 @@ def test_rows_come_in_start_order_in_bounded_runs(tmp_path: Path) -> None:
     assert len(list(work.iterdir())) == 8  # a sorted file streams as it is, without new runs
 
 
-def test_an_import_applies_each_row_once_in_start_order(desk: Desk, tmp_path: Path) -> None:
+def test_an_import_applies_each_row_once_in_start_order(desk: Cli, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "appointments.csv",
         [
@@ -146,7 +130,7 @@ def test_an_import_applies_each_row_once_in_start_order(desk: Desk, tmp_path: Pa
     assert desk.json("pack", "list", "C3")[0]["sessions"][0]["appointment_id"] == "T1"
 
 
-def test_a_changed_status_is_applied_on_the_next_run(desk: Desk, tmp_path: Path) -> None:
+def test_a_changed_status_is_applied_on_the_next_run(desk: Cli, tmp_path: Path) -> None:
     booked = write_csv(
         tmp_path / "week.csv",
         [
@@ -177,7 +161,7 @@ def test_a_changed_status_is_applied_on_the_next_run(desk: Desk, tmp_path: Path)
     ]
 
 
-def test_progress_shows_on_a_terminal_only(desk: Desk, tmp_path: Path) -> None:
+def test_progress_shows_on_a_terminal_only(desk: Cli, tmp_path: Path) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -189,7 +173,7 @@ def test_progress_shows_on_a_terminal_only(desk: Desk, tmp_path: Path) -> None:
     assert desk("import", str(path))[2] == ""
 
 
-def test_a_file_without_the_columns_is_a_usage_error(desk: Desk, tmp_path: Path) -> None:
+def test_a_file_without_the_columns_is_a_usage_error(desk: Cli, tmp_path: Path) -> None:
     path = tmp_path / "wrong.csv"
     path.write_text("id,when\nA1,2026-03-02\n", encoding="utf-8")
     status, out, err = desk("import", str(path))
@@ -197,7 +181,7 @@ def test_a_file_without_the_columns_is_a_usage_error(desk: Desk, tmp_path: Path)
     assert "missing column(s) appointment_id, client_id" in err
 
 
-def test_export_writes_packs_ledgers_and_events(desk: Desk, tmp_path: Path) -> None:
+def test_export_writes_packs_ledgers_and_events(desk: Cli, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "a.csv",
         [row("A1", "C1", "2026-03-02T09:00+11:00"), row("A2", "C1", "2026-03-09T09:00+11:00")],
@@ -237,8 +221,8 @@ def test_the_console_script_imports_from_standard_input(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "sessionpacks", "--db", str(tmp_path / "c.db"),
                "--timezone", "Australia/Sydney", "--now", NOW, "import", "-"]  # fmt: skip
     done = subprocess.run(
-        command, input=text.getvalue(), capture_output=True, text=True, check=False
-    )
+        command, input=text.getvalue(), capture_output=True, text=True, env=ENV, check=False
+    )  # a real process: standard input read as bytes from sys.stdin.buffer
     assert done.returncode == 0, done.stderr
     assert "no pack:  1" in done.stdout
     assert done.stderr == ""  # not a terminal: no progress display
