@@ -112,7 +112,6 @@ def test_the_cli_reaches_no_repository(module: str) -> None:
     assert not found, "the CLI speaks only to PackService: " + "; ".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="service.py still imports SystemClock")
 def test_the_service_imports_no_adapter() -> None:
     found = violations("service", ("sessionpacks.adapters", *DRIVERS))
     assert not found, "; ".join(found)

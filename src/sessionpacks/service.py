@@ -21,7 +21,7 @@ import attrs
 from sessionpacks import operations as ops
 from sessionpacks._commands import decode_result, encode_result, fingerprint, numbered
 from sessionpacks._limits import check_count, check_day, check_id
-from sessionpacks.adapters.clock import SystemClock
+from sessionpacks.clock import SystemClock
 from sessionpacks.errors import (
     ConcurrencyError,
     ConnectionLostError,
