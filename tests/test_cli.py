@@ -520,7 +520,9 @@ def _url(dsn: str) -> str:
 @pytest.mark.postgres
 def test_the_command_line_works_on_postgresql(tmp_path: Path, pg_dsn: str) -> None:
     cli = Cli(tmp_path)
-    practice = f"cli-{uuid.uuid4().hex[:12]}"  # the throwaway server's rows of this run only
+    # The throwaway server's rows of this run only: a name kept apart from earlier runs' on a
+    # server left running, not test data (nothing asserted depends on it).
+    practice = f"cli-{uuid.uuid4().hex[:12]}"
     base = ("--database-url", _url(pg_dsn), "--practice", practice, "--now", NOW)
     added = cli.raw(*base, "--timezone", "Australia/Sydney", "template", "add", "t1",
                     "--name", "Three", "--sessions", "3", "--price", "90 AUD")  # fmt: skip
