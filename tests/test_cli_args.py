@@ -19,7 +19,8 @@ import pytest
 
 from sessionpacks._cli import app, reference, render, values
 from sessionpacks._cli.base import common_options
-from sessionpacks._cli.store import _open_store
+from sessionpacks._cli.store import open_store
+from sessionpacks._encoding import iso_duration
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.cli import build_parser, main
@@ -265,7 +266,7 @@ def test_malformed_durations_are_refused(text: str) -> None:
     ],
 )
 def test_durations_print_as_iso_8601(value: timedelta, text: str) -> None:
-    assert values.iso_duration(value) == text
+    assert iso_duration(value) == text
 
 
 def test_money_is_read_with_or_without_its_currency() -> None:
@@ -297,7 +298,7 @@ def test_a_database_failure_is_reported_without_a_traceback(
     def broken(args: argparse.Namespace) -> object:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr("sessionpacks._cli.store._open_store", broken)
+    monkeypatch.setattr("sessionpacks._cli.store.open_store", broken)
     assert main(["--db", str(tmp_path / "x.db"), "sweep"]) == 1
     assert capsys.readouterr().err == "sessionpacks: disk I/O error\n"
     assert main(["--db", str(tmp_path / "x.db"), "sweep", "--json"]) == 1
@@ -314,7 +315,7 @@ def test_unexpected_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> No
     def bug(args: argparse.Namespace) -> object:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("sessionpacks._cli.store._open_store", bug)
+    monkeypatch.setattr("sessionpacks._cli.store.open_store", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["sweep"])
 
@@ -325,7 +326,7 @@ def test_interrupt_and_closed_pipe_end_quietly(monkeypatch: pytest.MonkeyPatch) 
         def stop(args: argparse.Namespace, error: BaseException = error) -> object:
             raise error
 
-        monkeypatch.setattr("sessionpacks._cli.store._open_store", stop)
+        monkeypatch.setattr("sessionpacks._cli.store.open_store", stop)
         assert main(["sweep"]) == status
 
 
@@ -340,7 +341,7 @@ def test_postgres_urls_open_the_postgres_store(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr("sessionpacks.adapters.postgres.PostgresStore", FakeStore, raising=False)
     monkeypatch.setenv("SESSIONPACKS_DATABASE_URL", "postgresql://127.0.0.1/clinic")
     args = argparse.Namespace(db=None, database_url=None)
-    assert isinstance(_open_store(args), FakeStore)
+    assert isinstance(open_store(args), FakeStore)
     assert opened == ["postgresql://127.0.0.1/clinic"]
 
 

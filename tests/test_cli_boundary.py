@@ -23,8 +23,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sessionpacks import _compose as compose
 from sessionpacks import ports
-from sessionpacks._cli import csvrows, reference, store, transfer, values
+from sessionpacks._cli import csvrows, reference, transfer, values
 from sessionpacks._cli.app import build_parser
 from sessionpacks._cli.base import GLOBAL_DEFAULTS, keyed
 from sessionpacks._cli.signals import Stops, Terminated, stopping_cleanly
@@ -672,7 +673,7 @@ def test_a_new_practice_writes_through_exactly_the_writing_methods() -> None:
         for name, member in inspect.getmembers(ports.PackRepository, inspect.isfunction)
         if "command" in inspect.signature(member).parameters and name != "command"
     }
-    assert writing == store._NewPractice._WRITES
+    assert writing == compose._NewPractice._WRITES
 
 
 @scaled(1.5, deadline=None)  # 300 under ci
@@ -770,7 +771,7 @@ def test_looking_a_new_practice_over_creates_nothing(tmp_path: Path) -> None:
     from sessionpacks.adapters.sqlite import SqliteStore
 
     with SqliteStore(tmp_path / "x.db") as opened:
-        repository = store.open_practice(opened, "new", "UTC")
+        repository = compose.open_practice(opened, "new", "UTC")
         assert isinstance(repository, ports.PackRepository)  # looks every method up
         assert repository.templates() == []
         with pytest.raises(SessionPacksError):

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sessionpacks import _encoding as _codec
 from sessionpacks import _limits as limits
 from sessionpacks._limits import (
     EARLIEST,
@@ -35,7 +36,6 @@ from sessionpacks._limits import (
     check_instant,
     check_text,
 )
-from sessionpacks.adapters import _codec
 from sessionpacks.errors import SHOWN_LENGTH, InvalidValueError, SessionPacksError, shown
 from sessionpacks.model import (
     Allowance,

@@ -18,7 +18,6 @@ import psycopg
 import pytest
 
 from sessionpacks import operations as ops
-from sessionpacks.adapters._codec import dump_state
 from sessionpacks.adapters._sql.dialect import postgres
 from sessionpacks.adapters._sql.postgres_errors import translated as _translated
 from sessionpacks.adapters._sql.schema import Statements
@@ -36,6 +35,7 @@ from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundErr
 from sessionpacks.events import PackExhausted, RecordedEvent, SessionUsed
 from sessionpacks.ledger import PackState, replay
 from sessionpacks.model import Allowance, ExpiresOn, Money, PackTerms, PerSession
+from sessionpacks.serialization import dumps_state
 from sessionpacks.service import PackService
 
 from .pg_support import (
@@ -604,7 +604,7 @@ def test_check_snapshots_finds_what_differs_from_the_ledgers(
     with store.connection() as connection:
         connection.execute(
             f"UPDATE {schema}.packs SET state = %s WHERE pack_id = 'P'".encode(),
-            (dump_state(opened),),
+            (dumps_state(opened),),
         )
     assert repo.check_snapshots() == ["P"]
     with store.connection() as connection:
@@ -627,7 +627,7 @@ def test_rebuild_snapshots_rewrites_what_differs_from_the_ledgers(
     with store.connection() as connection:
         connection.execute(
             f"UPDATE {s}.packs SET state = %s WHERE pack_id = 'P' AND practice_id = %s".encode(),
-            (dump_state(opened), PRACTICE),
+            (dumps_state(opened), PRACTICE),
         )
         connection.execute(f"UPDATE {s}.active_usages SET pack_id = 'Q'".encode())
         connection.execute(  # a row with no ledger behind it

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given
 from hypothesis import strategies as st
 
 from sessionpacks import operations as ops
@@ -52,14 +52,15 @@ from sessionpacks.model import (
 )
 from sessionpacks.pricing import PackFigures, breakage, figures, recognised, refundable
 from sessionpacks.service import PackService
+from sessionpacks.testing.plugin import scaled
 
 ZONE_NAME = "Australia/Sydney"
 SYDNEY = ZoneInfo(ZONE_NAME)
 PRACTICE = Practice("clinic-1", ZONE_NAME)
 START = datetime(2026, 3, 1, 9, 0, tzinfo=SYDNEY)
 
-PROPS = settings(
-    max_examples=60,
+PROPS = scaled(
+    0.3,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

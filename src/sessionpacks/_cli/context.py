@@ -43,7 +43,7 @@ class Context:
     @property
     def service(self) -> PackService:
         if self._service is None:
-            self._store = stores._open_store(self.args)
+            self._store = stores.open_store(self.args)
             args = self.args
             self._service = compose.open_service(
                 self._store, args.practice, args.timezone, self.clock()

@@ -248,14 +248,14 @@ def simulate(ctx: Context, args: argparse.Namespace) -> int:
     _check_size(args)
     started = time.perf_counter()
     if args.database_url:
-        store = stores._open_store(args)
+        store = stores.open_store(args)
         practice = f"simulated-{args.seed}-{uuid.uuid4().hex[:8]}"
         where = f"{args.database_url} (practice {practice})"
     else:
         path = Path(args.db or SIM_DB).resolve()
         fresh_file(path, SIM_PRACTICE, "simulation")
         args.db = str(path)
-        store, practice, where = stores._open_store(args), SIM_PRACTICE, str(path)
+        store, practice, where = stores.open_store(args), SIM_PRACTICE, str(path)
     try:
         clock = FixedClock(datetime.combine(args.start, datetime.min.time(), ZONE))
         counter = itertools.count(1)

@@ -11,20 +11,14 @@ import os
 from sessionpacks import _compose as compose
 from sessionpacks._compose import Store
 
-# The practice opener and its new-practice wrapper are the root's; they keep their old names
-# here because tests of the command line reach them through this module.
-from sessionpacks._compose import _NewPractice as _NewPractice
-from sessionpacks._compose import open_practice as open_practice
-
 from .values import shown
 
 __all__ = [
     "DEFAULT_DB",
     "Store",
     "UsageError",
-    "_open_store",
     "database_path",
-    "open_practice",
+    "open_store",
     "usage_error",
 ]
 
@@ -56,7 +50,7 @@ def database_path(args: argparse.Namespace) -> str:
     return given or os.environ.get("SESSIONPACKS_DB") or DEFAULT_DB
 
 
-def _open_store(args: argparse.Namespace) -> Store:
+def open_store(args: argparse.Namespace) -> Store:
     """The store named by ``--database-url`` (PostgreSQL) or ``--db`` (a SQLite file).
 
     ``--db`` wins over ``$SESSIONPACKS_DATABASE_URL``, so a file named on the command line is

@@ -43,7 +43,6 @@ __all__ = [
     "identifier",
     "instant",
     "integer",
-    "iso_duration",
     "money",
     "nonblank",
     "pack_name",
@@ -207,17 +206,6 @@ def _signed_duration(text: str) -> timedelta:
                 raise _refused(text, f"is too long: at most {INT64_MAX} microseconds")
             return sign * timedelta(seconds=seconds)
     raise _refused(text, "is not a duration: write 90m, 1h30m or PT1H30M")
-
-
-def iso_duration(value: timedelta) -> str:
-    """``PT1H30M``: how durations appear in JSON output."""
-    seconds = int(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    hours, rest = divmod(abs(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    text += f"{secs}S" if secs or not text else ""
-    return f"{sign}PT{text}"
 
 
 def period(text: str) -> Period:

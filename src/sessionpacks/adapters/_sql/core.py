@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from sessionpacks._limits import check_id
-from sessionpacks.adapters._codec import dump_preference, dump_template, load_entry, load_event
 from sessionpacks.adapters._common import (
     check_distinct,
     check_window,
@@ -33,6 +32,7 @@ from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
+from sessionpacks.serialization import dumps_preference, dumps_template, loads_entry, loads_event
 
 __all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice"]
 
@@ -185,7 +185,7 @@ class SqlRepository(ABC):
         found = self._rows("pack_id", pack_id, self._sql.ledger, self._text("pack_id", pack_id))
         if not found:
             raise NotFoundError("pack_id", pack_id, "no such pack in this practice")
-        return tuple(load_entry(row[0]) for row in found)
+        return tuple(loads_entry(row[0]) for row in found)
 
     def client_packs(
         self,
@@ -216,7 +216,7 @@ class SqlRepository(ABC):
         check_window(position, limit)
         bound = self._sql.dialect.no_limit if limit is None else limit
         found = self._rows("position", position, self._sql.events_since, position, bound)
-        return [RecordedEvent(row[0], load_event(row[1])) for row in found]
+        return [RecordedEvent(row[0], loads_event(row[1])) for row in found]
 
     def command(self, key: str) -> CommandRecord | None:
         text = self._text("idempotency_key", key)
@@ -249,7 +249,7 @@ class SqlRepository(ABC):
             self._record(session, command)
             saved = session.about("template.version", template.version).run(
                 self._sql.save_template,
-                (self._id, template_id, template.version, dump_template(template), *latest),
+                (self._id, template_id, template.version, dumps_template(template), *latest),
             )
             if saved != 1:
                 found = session.rows(self._sql.latest_template_version, (self._id, template_id))
@@ -291,7 +291,7 @@ class SqlRepository(ABC):
                 session.run(self._sql.clear_preference, (self._id, client))
             else:
                 session.run(
-                    self._sql.set_preference, (self._id, client, dump_preference(preference))
+                    self._sql.set_preference, (self._id, client, dumps_preference(preference))
                 )
 
     def preference(self, client_id: str) -> Preference | None:
@@ -327,7 +327,7 @@ class SqlRepository(ABC):
     def _replay_all(self, session: Session) -> dict[str, PackState]:
         entries = session.rows(self._sql.all_entries, (self._id,))
         return {
-            str(pack_id): replay(load_entry(row[1]) for row in ledger)
+            str(pack_id): replay(loads_entry(row[1]) for row in ledger)
             for pack_id, ledger in groupby(entries, key=lambda row: row[0])
         }
 

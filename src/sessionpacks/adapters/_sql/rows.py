@@ -14,18 +14,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sessionpacks.adapters._codec import (
-    dump_entry,
-    dump_event,
-    dump_state,
-    load_preference,
-    load_state,
-    load_template,
-)
 from sessionpacks.adapters._sql.dialect import Dialect
 from sessionpacks.events import Event
 from sessionpacks.ledger import Entry, PackState
 from sessionpacks.ports import CommandRecord
+from sessionpacks.serialization import (
+    dumps_entry,
+    dumps_event,
+    dumps_state,
+    loads_preference,
+    loads_state,
+    loads_template,
+)
 
 __all__ = [
     "PROJECTION",
@@ -64,18 +64,18 @@ PROJECTION_TYPES: tuple[str, ...] = tuple(kind for _, kind, _ in _COLUMNS)
 def projection(dialect: Dialect, state: PackState, text: str | None = None) -> tuple[Any, ...]:
     """The values of :data:`PROJECTION` for ``state``, as ``dialect`` stores them; ``text`` is
     the state's JSON if the caller has it already."""
-    text = dump_state(state) if text is None else text
+    text = dumps_state(state) if text is None else text
     return tuple(column(dialect, state, text) for _, _, column in _COLUMNS)
 
 
 def entry_row(entry: Entry) -> tuple[str, int, str, str]:
     """``(pack_id, sequence, kind, entry)`` of a ledger entry."""
-    return (entry.pack_id, entry.sequence, type(entry).__name__, dump_entry(entry))
+    return (entry.pack_id, entry.sequence, type(entry).__name__, dumps_entry(entry))
 
 
 def event_row(event: Event) -> tuple[str, str, str, str]:
     """``(event_id, pack_id, kind, event)`` of an event; its position is the store's."""
-    return (event.event_id, event.pack_id, type(event).__name__, dump_event(event))
+    return (event.event_id, event.pack_id, type(event).__name__, dumps_event(event))
 
 
 def command(row: tuple[Any, ...]) -> CommandRecord:
@@ -91,8 +91,8 @@ def active_usages(states: Iterable[PackState]) -> dict[str, str]:
 
 # Decoding is a pure function of the stored text and its results are immutable: a workflow
 # reading every template on each booking decodes each version once.
-template = functools.lru_cache(maxsize=1024)(load_template)
-preference = functools.lru_cache(maxsize=1024)(load_preference)
+template = functools.lru_cache(maxsize=1024)(loads_template)
+preference = functools.lru_cache(maxsize=1024)(loads_preference)
 
 
 class Decoded:
@@ -115,7 +115,7 @@ class Decoded:
             if cached is not None:
                 self._states.move_to_end(text)
                 return cached
-        state = load_state(text)
+        state = loads_state(text)
         self.remember(text, state)
         return state
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from sessionpacks.adapters._codec import load_entry
 from sessionpacks.adapters._sql.dialect import Dialect
 from sessionpacks.adapters._sql.rows import PROJECTION, projection
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.ledger import replay
+from sessionpacks.serialization import loads_entry
 
 __all__ = ["V1", "V2", "V3", "Statements", "refold_states", "statements"]
 
@@ -123,7 +123,7 @@ def refold_states(session: Session, columns: tuple[str, ...] = PROJECTION) -> No
         )
     )
     for (practice_id, pack_id), ledger in groupby(rows, key=lambda row: (row[0], row[1])):
-        state = replay(load_entry(row[2]) for row in ledger)
+        state = replay(loads_entry(row[2]) for row in ledger)
         values = dict(zip(PROJECTION, projection(dialect, state), strict=True))
         session.run(update, (*(values[c] for c in columns), practice_id, pack_id))
 
