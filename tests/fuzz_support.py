@@ -1,5 +1,5 @@
-"""Helpers of ``tests/test_fuzz.py``: hostile values, lazily built library values, the tally of
-inputs and outcomes, the failure classes, store dumps and the prepared practice.
+"""Helpers of ``tests/properties/test_fuzz.py``: hostile values, lazily built library values,
+the tally of inputs and outcomes, the failure classes, store dumps and the prepared practice.
 
 Nothing here constructs a library value at import time: every value built with a library
 constructor is a :class:`Build`, made inside the call under test, so that a constructor that

@@ -197,7 +197,7 @@ def _parsed(record: Record) -> Row:
     except (RowError, SessionPacksError):
         raise
     except Exception as error:
-        # parse_row raises nothing else (tests/test_cli_boundary.py feeds it any text): this
+        # parse_row raises nothing else (tests/cli/test_cli_boundary.py feeds it any text): this
         # is a bug in a value reader. Refuse the row, say so, and go on with the others.
         raise RowError(
             _INTERNAL, f"cannot be read ({type(error).__name__}); please report this"
