@@ -109,6 +109,7 @@ def test_the_index_links_every_page() -> None:
         "guarantees.md",
         "writing-a-store.md",
         "testing-your-integration.md",
+        "architecture.md",
     }
     assert expected <= linked, f"docs/index.md does not link {sorted(expected - linked)}"
 
@@ -120,3 +121,28 @@ def test_pytest_runs_the_docs_as_doctests() -> None:
     assert any(
         str(o).startswith("--doctest-glob=") and o.endswith(".md") for o in options["addopts"]
     )
+
+
+def _named_paths(page: str) -> set[str]:
+    """The files a page names in backticks: ``adapters/_sql/core.py``, ``tests/unit/...``."""
+    return set(re.findall(r"`((?:[\w.]+/)*[\w.]+\.py)(?:::\w+)?`", page))
+
+
+def test_the_architecture_page_names_every_module_and_only_real_files() -> None:
+    page = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "src" / "sessionpacks"
+    modules = {
+        p.relative_to(package).with_suffix("").as_posix()
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent != package
+    }
+    modules = {m.removesuffix("/__init__") for m in modules}
+    for module in sorted(modules):
+        named = f"`{module}`" in page or f"`{module}.py`" in page or f"`{module}/*`" in page
+        parent = module.rsplit("/", 1)[0] if "/" in module else None
+        named = named or (parent is not None and f"`{parent}/*`" in page)
+        named = named or f"`{module}/" in page  # a package, by the modules in it
+        assert named, f"docs/architecture.md does not say where {module} stands"
+    for name in sorted(_named_paths(page)):
+        places = [ROOT / name, package / name]
+        assert any(p.exists() for p in places), f"docs/architecture.md names {name}: no such file"
