@@ -35,17 +35,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
-from sessionpacks.adapters._common import (
-    appointment_changes,
-    client_conflict,
-)
-from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
+from sessionpacks.adapters._sql.commit import StatementRepository
+from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
-from sessionpacks.adapters._sql.rows import Decoded, entry_row, event_row, projection
+from sessionpacks.adapters._sql.rows import Decoded
 from sessionpacks.adapters._sql.schema import V1, V2, V3, Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.adapters._sql.sqlite_errors import translate
-from sessionpacks.errors import ConcurrencyError, InvalidValueError, StoreError
+from sessionpacks.errors import InvalidValueError, StoreError
 from sessionpacks.events import RecordedEvent
 from sessionpacks.model import Practice
 from sessionpacks.operations import Change
@@ -275,7 +272,7 @@ class SqliteStore(SqlStore):
         self._connections.close()
 
 
-class SqliteRepository(SqlRepository):
+class SqliteRepository(StatementRepository):
     """One practice's view of a :class:`SqliteStore`; every statement is scoped to it."""
 
     def __init__(self, connections: _Connections, practice: Practice) -> None:
@@ -303,71 +300,7 @@ class SqliteRepository(SqlRepository):
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        used, released = appointment_changes(writing)
         # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's packs
         # inside the transaction is race-free (R13a).
         with _transaction(self._connections.get(), "practice_id", self._id) as session:
-            for client_id, seen in client_packs.items():
-                self._check_client(session, client_id, seen)
-            written = [(self._write_pack(session, change), change.after) for change in writing]
-            self._move_usages(session, used, released)
-            recorded = self._append_events(session, writing)
-            self._record(session, command, recorded[0].position - 1 if recorded else 0)
-        for text, state in written:
-            self._decoded.remember(text, state)
-        return recorded
-
-    def _check_client(self, session: _Session, client_id: str, seen: int) -> None:
-        found = session.about("client_id", client_id).rows(_SQL.count_client, (self._id, client_id))
-        if found[0][0] != seen:
-            raise client_conflict(client_id, found[0][0], seen)
-
-    def _write_pack(self, session: _Session, change: Change) -> str:
-        """Write the pack's row and entries; returns the state's stored text."""
-        pack = session.about("pack_id", change.pack_id)
-        columns = projection(SQLITE, change.after)
-        if change.expected_version == 0:
-            # A second opener of the same id fails on UNIQUE (practice_id, pack_id).
-            pack.run(_SQL.insert_pack, (self._id, change.pack_id, *columns))
-        else:
-            key = (self._id, change.pack_id, change.expected_version)
-            if pack.run(_SQL.update_pack, (*columns, *key)) != 1:
-                found = pack.rows(_SQL.version, key[:2])
-                raise ConcurrencyError(
-                    "pack_id",
-                    change.pack_id,
-                    f"is at version {found[0][0] if found else 0}, not {change.expected_version}",
-                )
-        pack.run_many(_SQL.add_entry, [(self._id, *entry_row(e)) for e in change.entries])
-        return str(columns[2])
-
-    def _move_usages(self, session: _Session, used: dict[str, str], released: set[str]) -> None:
-        """Releases first, so a move in one commit frees the appointment before it is taken."""
-        for appointment_id in sorted(released):
-            session.about("appointment_id", appointment_id).run(
-                _SQL.release, (self._id, appointment_id)
-            )
-        for appointment_id, pack_id in used.items():
-            try:
-                session.connection.execute(_SQL.take, (self._id, appointment_id, pack_id))
-            except sqlite3.Error as error:
-                conflict = None
-                if isinstance(error, sqlite3.IntegrityError):
-                    holder = self.pack_of_appointment(appointment_id) or "?"
-                    conflict = f"is active on pack {holder} (R6)"
-                raise translate(error, "appointment_id", appointment_id, conflict) from error
-
-    def _append_events(self, session: _Session, writing: list[Change]) -> tuple[RecordedEvent, ...]:
-        events = [event for change in writing for event in change.events]
-        if not events:
-            return ()
-        # The practice's counter row serialises positions: gap-free, one stream per practice.
-        last = session.rows(_SQL.advance, (len(events), self._id))[0][0]
-        recorded = tuple(
-            RecordedEvent(position, event)
-            for position, event in enumerate(events, start=last - len(events) + 1)
-        )
-        session.run_many(
-            _SQL.add_event, [(self._id, r.position, *event_row(r.event)) for r in recorded]
-        )
-        return recorded
+            return self._write(session, writing, client_packs, command)

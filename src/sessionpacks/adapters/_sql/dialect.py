@@ -36,7 +36,9 @@ def _any_text(field: str, value: str) -> str:
 class Dialect:
     """One database's spelling of the core's SQL, and how it takes dates and booleans.
 
-    ``tokens`` fill the ``{name}`` fields of the core's text; ``marker`` replaces its ``?``
+    ``tokens`` fill the ``{name}`` fields of the core's text (``client_lock`` is a statement
+    of its own: taking a client's lock until the transaction ends, R13a, or empty where the
+    write transaction holds the database's write lock); ``marker`` replaces its ``?``
     placeholders; ``no_limit`` is the ``LIMIT`` value meaning none; ``day``, ``flag`` and
     ``instant`` turn a ``date | None``, a ``bool`` and a ``datetime`` into what the driver
     stores (and reads back, so a stored value compares equal to a derived one); ``text``
@@ -82,6 +84,8 @@ SQLITE = Dialect(
         "has_version_table": (
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
         ),
+        # A write transaction on SQLite holds the file's write lock: no lock a client.
+        "client_lock": "",
     },
     marker="?",
     no_limit=-1,
@@ -119,6 +123,8 @@ def postgres(schema: str) -> Dialect:
                 "SELECT 1 FROM pg_catalog.pg_tables"
                 f" WHERE schemaname = '{schema}' AND tablename = 'schema_version'"
             ),
+            # Keyed as the commit function keys it: schema, practice and client, 0x1f apart.
+            "client_lock": "SELECT pg_advisory_xact_lock(hashtextextended(?::text, 7))",
         },
         marker="%s",
         no_limit=None,

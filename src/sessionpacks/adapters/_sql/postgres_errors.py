@@ -25,7 +25,7 @@ from sessionpacks.errors import (
     StoreError,
 )
 
-__all__ = ["translated"]
+__all__ = ["translate", "translated"]
 
 # What a uniqueness conflict on each constraint means, for ConcurrencyError's field.
 _CONFLICTS = {
@@ -54,30 +54,33 @@ def translated(field: str = "database", value: Any = None) -> Iterator[None]:
         yield
     except SessionPacksError:
         raise
-    except _RACES as error:
+    except (psycopg.Error, UnicodeEncodeError, PoolTimeout) as error:
+        raise translate(error, field, value) from error
+
+
+def translate(error: BaseException, field: str, value: Any) -> SessionPacksError:
+    """The library's error for a psycopg error (or text psycopg could not encode, or a pool
+    that handed out no connection in time); ``field`` and ``value`` name what the statement
+    was about, for errors that do not say it themselves."""
+    if isinstance(error, _RACES):
         diag = error.diag
         if diag.column_name is not None:  # raised by commit_changes: field, value, message
-            raise ConcurrencyError(
+            return ConcurrencyError(
                 diag.column_name, diag.message_detail, diag.message_primary or ""
-            ) from error
+            )
         field = _CONFLICTS.get(diag.constraint_name or "", diag.table_name or field)
-        raise ConcurrencyError(
+        return ConcurrencyError(
             field, diag.message_detail, f"conflicts with a concurrent write ({error.sqlstate})"
-        ) from error
-    except (psycopg.DataError, UnicodeEncodeError) as error:
-        raise InvalidValueError(
-            field, value, f"PostgreSQL cannot store it: {_first_line(error)}"
-        ) from error
-    except psycopg.Error as error:
-        if _lost(error):
-            # The server went away (a restart, a killed backend, the network): a write may or
-            # may not have been committed before it did.
-            raise ConnectionLostError(
-                field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
-            ) from error
-        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
-    except PoolTimeout as error:
-        raise StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}") from error
+        )
+    if isinstance(error, psycopg.DataError | UnicodeEncodeError):
+        return InvalidValueError(field, value, f"PostgreSQL cannot store it: {_first_line(error)}")
+    if isinstance(error, psycopg.Error) and _lost(error):
+        # The server went away (a restart, a killed backend, the network): a write may or
+        # may not have been committed before it did.
+        return ConnectionLostError(
+            field, value, f"the connection to PostgreSQL was lost: {_first_line(error)}"
+        )
+    return StoreError(field, value, f"PostgreSQL failed: {_first_line(error)}")
 
 
 # SQLSTATEs after which the server may or may not have committed: class 08 (connection

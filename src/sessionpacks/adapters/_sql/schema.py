@@ -273,9 +273,10 @@ class Statements:
         self.release = r(
             "DELETE FROM {s}active_usages WHERE practice_id = ? AND appointment_id = ?"
         )
+        # Taken only if free: zero rows written means another pack holds it (R6).
         self.take = r(
             """INSERT INTO {s}active_usages (practice_id, appointment_id, pack_id)
-               VALUES (?, ?, ?)"""
+               VALUES (?, ?, ?) ON CONFLICT (practice_id, appointment_id) DO NOTHING"""
         )
         self.add_entry = r(
             """INSERT INTO {s}entries (practice_id, pack_id, sequence, kind, entry)
