@@ -28,6 +28,7 @@ from .settings import PG
 
 __all__ = ["django_db_setup", "django_pg_db", "pg_dsn"]
 
+
 def pytest_configure() -> None:
     if settings.configured:
         return
