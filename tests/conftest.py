@@ -31,6 +31,9 @@ from sessionpacks.model import (
 from sessionpacks.ports import PackRepository
 from sessionpacks.service import PackService
 
+# Registered by its entry point (sessionpacks' pytest11); naming it here asks for its profiles
+# (sessionpacks-dev, or sessionpacks-ci under CI=true), and loads it under
+# PYTEST_DISABLE_PLUGIN_AUTOLOAD=1.
 pytest_plugins = ["sessionpacks.testing.plugin"]
 
 SYDNEY = ZoneInfo("Australia/Sydney")

@@ -4,9 +4,10 @@ Install with the ``testing`` extra (it brings hypothesis); the core never import
 Every strategy respects the cross-field rules of :mod:`sessionpacks.model`: a money pack is
 priced per pack in its allowance's currency, a low-balance threshold lies strictly between zero
 and the allowance, tiers start at session 1 and increase, an appointment is priced in the
-currency asked for. Importing the module registers strategies for the main types, so
-``st.from_type(PackTemplate)``, ``st.from_type(Money)``, ``st.from_type(Appointment)`` and
-``st.from_type(PackTerms)`` work.
+currency asked for. Strategies for the public value types are registered with hypothesis, so
+``st.from_type(PackTemplate)``, ``st.from_type(Money)``, ``st.from_type(Appointment)``,
+``st.from_type(PackTerms)`` and the others work: by importing this module, or, with no import
+at all, through hypothesis's ``sessionpacks`` entry point.
 
 Appointments are drawn on local days of a practice's time zone, with the days a daylight-saving
 change happens on drawn often (Australia/Sydney: the first Sunday of April and of October), since
@@ -49,6 +50,9 @@ from sessionpacks.model import (
     PerSession,
     Policies,
     Practice,
+    PreferPack,
+    PreferService,
+    PreferTemplate,
     Pricing,
     Service,
     Tier,
@@ -624,24 +628,33 @@ def workflows(
 
 # Registration ------------------------------------------------------------------------------
 
-st.register_type_strategy(Money, money())
-st.register_type_strategy(Period, periods())
-st.register_type_strategy(Allowance, allowances())
-st.register_type_strategy(
-    Tier,
-    money("AUD", max_amount=500).flatmap(
+_TYPE_STRATEGIES: dict[type, st.SearchStrategy[object]] = {
+    Money: money(),
+    Period: periods(),
+    Allowance: allowances(),
+    Tier: money("AUD", max_amount=500).flatmap(
         lambda price: st.builds(Tier, st.integers(1, 30), st.just(price))
     ),
-)
-st.register_type_strategy(PerPack, money().map(PerPack))
-st.register_type_strategy(PerSession, tiers().map(PerSession))
-st.register_type_strategy(NoExpiry, st.just(NoExpiry()))
-st.register_type_strategy(ExpiresOn, expiry_rules(kinds=[ExpiresOn]))
-st.register_type_strategy(ExpiresAfterOpening, expiry_rules(kinds=[ExpiresAfterOpening]))
-st.register_type_strategy(ExpiresAfterFirstUse, expiry_rules(kinds=[ExpiresAfterFirstUse]))
-st.register_type_strategy(Policies, policies())
-st.register_type_strategy(PackTerms, pack_terms(currency=None))
-st.register_type_strategy(PackTemplate, templates(currency=None))
-st.register_type_strategy(Appointment, appointments(identifiers("C"), timezone="Australia/Sydney"))
-st.register_type_strategy(Service, services(currencies()))
-st.register_type_strategy(Practice, practices())
+    PerPack: money().map(PerPack),
+    PerSession: tiers().map(PerSession),
+    NoExpiry: st.just(NoExpiry()),
+    ExpiresOn: expiry_rules(kinds=[ExpiresOn]),
+    ExpiresAfterOpening: expiry_rules(kinds=[ExpiresAfterOpening]),
+    ExpiresAfterFirstUse: expiry_rules(kinds=[ExpiresAfterFirstUse]),
+    Policies: policies(),
+    PackTerms: pack_terms(currency=None),
+    PackTemplate: templates(currency=None),
+    Appointment: appointments(identifiers("C"), timezone="Australia/Sydney"),
+    Service: services(currencies()),
+    Practice: practices(),
+    PreferService: st.sampled_from(SERVICE_IDS).map(PreferService),
+    PreferTemplate: identifiers("T").map(PreferTemplate),
+    PreferPack: identifiers("pk").map(PreferPack),
+}
+"""The strategy ``st.from_type`` uses for each public value type; importing this module
+registers them, and so does hypothesis's ``sessionpacks`` entry point, lazily, in any test
+suite of an environment where sessionpacks is installed (``_sessionpacks_plugins``)."""
+
+for _registered, _drawn in _TYPE_STRATEGIES.items():
+    st.register_type_strategy(_registered, _drawn)
+del _registered, _drawn

@@ -153,6 +153,20 @@ def test_the_console_script(built: Built) -> None:
     assert re.search(r"^sessionpacks\s*=\s*sessionpacks\.cli:main$", built.entry_points, re.M)
 
 
+def test_the_entry_points_of_pytest_and_hypothesis(built: Built) -> None:
+    """Both load a module beside the package, so that loading them imports nothing of it."""
+    sections = re.split(r"^\[([\w.-]+)\]\s*$", built.entry_points, flags=re.M)
+    groups = dict(zip(sections[1::2], sections[2::2], strict=True))
+    assert re.search(r"^sessionpacks\s*=\s*_sessionpacks_plugins$", groups["pytest11"], re.M)
+    assert re.search(
+        r"^sessionpacks\s*=\s*_sessionpacks_plugins:_hypothesis_setup_hook$",
+        groups["hypothesis"],
+        re.M,
+    )
+    assert "_sessionpacks_plugins.py" in built.wheel_names
+    assert "src/_sessionpacks_plugins.py" in built.sdist_files()
+
+
 def test_the_wheel_holds_the_package_py_typed_and_the_license(built: Built) -> None:
     names = set(built.wheel_names)
     assert "sessionpacks/__init__.py" in names
@@ -164,6 +178,8 @@ def test_the_wheel_holds_the_package_py_typed_and_the_license(built: Built) -> N
 def test_the_wheel_holds_nothing_but_the_package(built: Built) -> None:
     for name in built.wheel_names:
         parts = PurePosixPath(name).parts
+        if name == "_sessionpacks_plugins.py":  # the entry points' module, beside the package
+            continue
         assert parts[0] == "sessionpacks" or parts[0].endswith(".dist-info"), name
         assert not FORBIDDEN_PARTS & set(parts), name
         assert not name.endswith((".pyc", ".db")), name

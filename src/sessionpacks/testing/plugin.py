@@ -1,10 +1,13 @@
 """A pytest plugin for hosts testing against sessionpacks: hypothesis profiles and fixtures.
 
-Load it from the ``conftest.py`` at the root of your tests::
+**Loading.** Installing sessionpacks is enough: its ``pytest11`` entry point (named
+``sessionpacks``) registers this module in every pytest run of the environment, once pytest-cov
+has started, unless hypothesis is missing (the ``testing`` extra). ``-p no:sessionpacks`` keeps
+it out. A ``conftest.py`` of 0.1.0 that loads it with
+``pytest_plugins = ["sessionpacks.testing.plugin"]`` loads nothing twice.
 
-    pytest_plugins = ["sessionpacks.testing.plugin"]
-
-**Profiles.** Two hypothesis profiles are registered, and one is loaded before the tests run:
+**Profiles.** Two hypothesis profiles are registered, so ``--hypothesis-profile`` can name
+them:
 
 - ``sessionpacks-dev``: a quick local run, few examples and short state-machine runs, failures
   kept in the local example database (``.hypothesis/``) and replayed first next time.
@@ -12,11 +15,15 @@ Load it from the ``conftest.py`` at the root of your tests::
   derandomised (the same examples on every run, so a red build is red again on a laptop with
   the same profile), with ``@reproduce_failure`` blobs printed.
 
-``SESSIONPACKS_HYPOTHESIS_PROFILE`` chooses: ``dev``, ``ci``, or the name of any profile you
-registered yourself. Without it, ``ci`` is chosen when ``CI=true`` and ``dev`` otherwise.
-Hypothesis's own ``--hypothesis-profile`` option still wins, and a test's own ``@settings``
-still overrides a profile for that test. Deadlines are off in both profiles: a store's speed
-is not what these tests judge.
+A run that only has sessionpacks installed keeps its own hypothesis profile (hypothesis's
+``default``, or whatever its conftest loads). One is loaded before the tests run only when
+asked: by ``SESSIONPACKS_HYPOTHESIS_PROFILE`` (``dev``, ``ci``, or the name of any profile you
+registered yourself), or by naming the plugin, in a ``conftest.py``'s ``pytest_plugins`` or
+with ``-p sessionpacks.testing.plugin``; then, without the variable, ``ci`` is chosen when
+``CI=true`` and ``dev`` otherwise. Hypothesis's own
+``--hypothesis-profile`` option still wins, and a test's own ``@settings`` still overrides a
+profile for that test. Deadlines are off in both profiles: a store's speed is not what these
+tests judge.
 
 **Scaled counts.** A test that needs more or fewer examples than the profile gives takes
 :func:`scaled` instead of a pinned ``max_examples``: ``@scaled(0.5)`` runs half the active
@@ -172,11 +179,27 @@ def scaled(fraction: float, *, minimum: int = 5, **overrides: Any) -> settings:
 # pytest hooks ---------------------------------------------------------------------------------
 
 
+def _named(config: pytest.Config) -> bool:
+    """Whether the run names this plugin: ``-p sessionpacks.testing.plugin``, or a
+    ``conftest.py`` with it in ``pytest_plugins`` (pytest reads those before configuring)."""
+    if __name__ in (config.getoption("plugins", default=None) or ()):
+        return True
+    for registered in config.pluginmanager.get_plugins():
+        named = getattr(registered, "pytest_plugins", ())
+        if __name__ in ((named,) if isinstance(named, str) else named):
+            return True
+    return False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Load the chosen profile when asked to: by ``SESSIONPACKS_HYPOTHESIS_PROFILE``, or by a
+    run that names this plugin; a run that only has sessionpacks installed keeps its profile."""
     # tryfirst: hypothesis's own plugin runs after, so --hypothesis-profile and
     # --hypothesis-verbosity apply on top of the profile loaded here.
     if config.getoption("--hypothesis-profile", default=None):
+        return
+    if not os.environ.get(PROFILE_ENV, "").strip() and not _named(config):
         return
     try:
         load_profile()
