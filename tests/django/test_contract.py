@@ -17,10 +17,14 @@ from .settings import PG
 __all__ = ["TestDjangoPostgresContract", "TestDjangoSqliteContract"]
 
 
+# excerpt: contract
 @pytest.mark.django_db(transaction=True)
 class TestDjangoSqliteContract(RepositoryContract):
     def make_store(self) -> Opener:
         return DjangoStore().practice
+
+
+# end excerpt
 
 
 @pytest.mark.postgres
