@@ -39,7 +39,7 @@ from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
 from sessionpacks.adapters._sql.rows import Decoded
-from sessionpacks.adapters._sql.schema import V1, V2, V3, Statements, statements
+from sessionpacks.adapters._sql.schema import STEPS, Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.errors import InvalidValueError, StoreError
@@ -60,7 +60,7 @@ __all__ = [
 Migration = Step
 """One schema step, run inside the upgrade's transaction (SQLite DDL is transactional)."""
 
-MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)
+MIGRATIONS: tuple[Migration, ...] = STEPS
 """Schema steps in order: a file at version N has had the first N applied."""
 
 _SQL = Statements(SQLITE)

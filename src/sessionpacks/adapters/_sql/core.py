@@ -34,7 +34,7 @@ from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 from sessionpacks.serialization import dumps_preference, dumps_template, loads_entry, loads_event
 
-__all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice"]
+__all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice", "require_current"]
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 """A store's write transaction on one connection: the session inside it, committed at exit."""
@@ -76,6 +76,20 @@ def migrate(session: Session, upgrade: Transaction, steps: Sequence[Step], where
             steps[number - 1](step)
             step.run(sql.add_version, (number, session.dialect.instant(datetime.now(UTC))))
     return current
+
+
+def require_current(session: Session, steps: Sequence[Step], where: str) -> int:
+    """The database's schema version, which must be ``len(steps)``: a store told not to
+    upgrade refuses an older database as it refuses a newer one."""
+    version = _schema_version(session, Statements(session.dialect))
+    _refuse_newer(version, len(steps), where)
+    if version < len(steps):
+        raise StoreError(
+            "schema_version",
+            version,
+            f"{where} is at schema version {version}, not {len(steps)}: upgrade it first",
+        )
+    return version
 
 
 def open_practice(

@@ -15,7 +15,7 @@ from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.ledger import replay
 from sessionpacks.serialization import loads_entry
 
-__all__ = ["V1", "V2", "V3", "Statements", "refold_states", "statements"]
+__all__ = ["STEPS", "V1", "V2", "V3", "Statements", "refold_states", "statements"]
 
 
 def statements(*sql: str) -> Step:
@@ -153,6 +153,9 @@ def _v3(session: Session) -> None:
 V3 = _v3
 """Version 3: ``packs.pending_expiry``, the date an expiry sweep has yet to record (R12),
 filled from the ledgers, with the index the expiry query reads."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3)
+"""The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
 
 
 class Statements:
