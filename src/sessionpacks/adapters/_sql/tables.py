@@ -60,10 +60,8 @@ class _Builder:
         self.prefix = f"{schema}." if schema else ""
 
     def table(self, name: str, *items: SchemaItem, rowid: bool = False) -> sa.Table:
-        table = sa.Table(name, self.metadata, *items, schema=self.schema)
-        if not (self.pg or rowid):
-            table.dialect_options["sqlite"]["with_rowid"] = False
-        return table
+        # sqlite_with_rowid: SQLite's WITHOUT ROWID, on the tables no query orders by rowid.
+        return sa.Table(name, self.metadata, *items, schema=self.schema, sqlite_with_rowid=rowid)
 
     def column(self, name: str, kind: str, *, nullable: bool = False) -> sa.Column[Any]:
         return sa.Column(name, _type(self.backend, kind), nullable=nullable)
@@ -198,7 +196,8 @@ def _versions(b: _Builder) -> sa.Table:
     return sa.Table(
         "schema_version",
         b.metadata,
-        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        # SQLite's INTEGER PRIMARY KEY is the rowid, which it reports as nullable.
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False, nullable=not b.pg),
         sa.Column("applied_at", instant, nullable=False),
         sa.PrimaryKeyConstraint("version", name="schema_version_pkey" if b.pg else None),
         schema=b.schema,
