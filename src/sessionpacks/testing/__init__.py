@@ -8,7 +8,8 @@
   in-memory store; a store's tests subclass it, give a factory,
   :meth:`~StoreMachine.open_repository`, and collect ``.TestCase``.
 - :mod:`sessionpacks.testing.plugin`: a pytest plugin with the hypothesis profiles (``dev``,
-  ``ci``) and fixtures; load it with ``pytest_plugins = ["sessionpacks.testing.plugin"]``.
+  ``ci``) and fixtures, registered by sessionpacks' ``pytest11`` entry point wherever it is
+  installed; ``pytest_plugins = ["sessionpacks.testing.plugin"]`` also asks for its profile.
 
 Hypothesis strategies for the library's values are in :mod:`sessionpacks.strategies`.
 """
