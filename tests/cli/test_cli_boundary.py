@@ -508,6 +508,38 @@ def test_off_the_main_thread_signals_are_left_alone() -> None:
     assert seen == [True]
 
 
+def test_a_signal_is_raised_only_where_the_command_checks() -> None:
+    # Not wherever the main thread is: a stop raised between a lock's acquire and its release
+    # (coverage's tracer takes one in Python on every call of a measured function) left the
+    # lock held, and the import's next call waited for it forever.
+    import threading
+
+    lock = threading.Lock()
+    with stopping_cleanly() as stops:
+        lock.acquire()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler has run
+        lock.release()
+        with pytest.raises(Terminated):
+            stops.check()
+        stops.check()  # acted on once
+    assert lock.acquire(blocking=False)
+    with pytest.raises(KeyboardInterrupt), stopping_cleanly():  # noqa: PT012
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # received after the last check: raised as the block ends
+
+
+def test_a_signal_in_an_interruptible_block_raises_at_once() -> None:
+    with stopping_cleanly() as stops:
+        begun = time.monotonic()
+        with pytest.raises(KeyboardInterrupt), stops.interruptible():  # noqa: PT012
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)  # a wait that reaches no check
+        assert time.monotonic() - begun < 10
+        assert not stops.immediate
+        stops.check()  # nothing left over
+
+
 def big_import(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
     """A slow import (3,000 unsorted rows, sorted in runs of 20): its command and environment."""
     db = tmp_path / "clinic.db"
@@ -546,9 +578,22 @@ def finished(running: subprocess.Popen[bytes], timeout: float = 60) -> tuple[byt
         )
 
 
+def _signals_as_by_default() -> None:
+    # A shell that starts pytest in the background without job control (``pytest &`` in a
+    # script) has it ignore SIGINT, and a child inherits that; the import leaves an ignored
+    # signal ignored, which is not what these tests are about.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def spawned(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
+    """``command`` running, its stdout and stderr piped, SIGINT not ignored."""
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_signals_as_by_default, **options)  # fmt: skip
+
+
 def started(command: list[str], env: dict[str, str], temp: Path) -> subprocess.Popen[bytes]:
     """The import, once its work folder holds sorted runs."""
-    running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    running = spawned(command, env)
     deadline = time.monotonic() + 60
     while not any(any(f.iterdir()) for f in leftovers(temp)):
         assert running.poll() is None, running.communicate()
@@ -587,6 +632,28 @@ def test_a_signalled_import_removes_its_folder_and_says_so(
     assert b"import interrupted after" in err
     assert err.endswith(f"sessionpacks: interrupted by {signal.Signals(signum).name}\n".encode())
     assert out.startswith(b"Rows read: ")
+    assert leftovers(temp) == []
+
+
+@pytest.mark.slow
+def test_an_import_waiting_for_standard_input_stops_on_a_signal(tmp_path: Path) -> None:
+    command, env, temp = big_import(tmp_path)
+    reading, writing = os.pipe()  # held open and never written: no row ever comes
+    running = spawned([*command[:-3], "-"], env, stdin=reading)
+    os.close(reading)
+    try:
+        deadline = time.monotonic() + 60
+        while not leftovers(temp):
+            assert running.poll() is None, running.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        running.send_signal(signal.SIGINT)
+        _, err = finished(running)
+    finally:
+        os.close(writing)
+    assert running.returncode == 130, err
+    assert b"Traceback" not in err
+    assert err.endswith(b"sessionpacks: interrupted by SIGINT\n")
     assert leftovers(temp) == []
 
 

@@ -141,9 +141,14 @@ Key = Callable[[Record], str]
 _Item = tuple[str, int, Record]
 
 
-def _in_order(path: Path, key: Key) -> bool:
+def _go_on() -> None:
+    """A check that never stops (a caller with no signals to act on)."""
+
+
+def _in_order(path: Path, key: Key, check: Callable[[], None]) -> bool:
     last = ""
     for record in records(path):
+        check()
         found = key(record)
         if found and found < last:
             return False
@@ -151,25 +156,31 @@ def _in_order(path: Path, key: Key) -> bool:
     return True
 
 
-def records_in_order(path: Path, buffer: int, workdir: Path, key: Key) -> Iterator[Record]:
+def records_in_order(
+    path: Path, buffer: int, workdir: Path, key: Key, check: Callable[[], None] = _go_on
+) -> Iterator[Record]:
     """The records of ``path`` by ``key`` (ties in file order), in bounded memory.
 
     A file in order is streamed as it is. Otherwise runs of ``buffer`` records are sorted into
     files in ``workdir`` and merged. Records whose key is ``""`` (unreadable) come first.
+    ``check`` is called before each record is read or written while the file is scanned,
+    sorted and merged (:meth:`.signals.Stops.check`, which raises to stop); the records
+    yielded are the caller's to check between.
     """
-    if _in_order(path, key):
+    if _in_order(path, key, check):
         yield from records(path)
         return
     runs: list[Path] = []
     chunk: list[_Item] = []
     for record in records(path):
+        check()
         chunk.append((key(record), record.line, record))
         if len(chunk) >= buffer:
-            runs.append(_write_run(sorted(chunk, key=_order), workdir / f"run-{len(runs):05d}"))
+            runs.append(_write_run(sorted(chunk, key=_order), _run_file(workdir, runs), check))
             chunk = []
     if chunk:
-        runs.append(_write_run(sorted(chunk, key=_order), workdir / f"run-{len(runs):05d}"))
-    runs = _merge_down(runs, workdir)
+        runs.append(_write_run(sorted(chunk, key=_order), _run_file(workdir, runs), check))
+    runs = _merge_down(runs, workdir, check)
     with contextlib.ExitStack() as stack:
         streams = [_read_run(stack.enter_context(run.open(encoding="utf-8"))) for run in runs]
         for _, _, record in heapq.merge(*streams, key=_order):
@@ -180,7 +191,11 @@ def _order(item: _Item) -> tuple[str, int]:
     return item[0], item[1]
 
 
-def _merge_down(runs: list[Path], workdir: Path) -> list[Path]:
+def _run_file(workdir: Path, runs: list[Path]) -> Path:
+    return workdir / f"run-{len(runs):05d}"
+
+
+def _merge_down(runs: list[Path], workdir: Path, check: Callable[[], None]) -> list[Path]:
     """Merge runs :data:`FAN_IN` at a time until at most that many are left."""
     level = 0
     while len(runs) > FAN_IN:
@@ -190,17 +205,18 @@ def _merge_down(runs: list[Path], workdir: Path) -> list[Path]:
             with contextlib.ExitStack() as stack:
                 streams = [_read_run(stack.enter_context(r.open(encoding="utf-8"))) for r in group]
                 target = workdir / f"merge-{level}-{n // FAN_IN:05d}"
-                merged.append(_write_run(heapq.merge(*streams, key=_order), target))
+                merged.append(_write_run(heapq.merge(*streams, key=_order), target, check))
             for run in group:
                 run.unlink()
         runs, level = merged, level + 1
     return runs
 
 
-def _write_run(items: Iterable[_Item], path: Path) -> Path:
+def _write_run(items: Iterable[_Item], path: Path, check: Callable[[], None]) -> Path:
     target = path.with_suffix(".jsonl")
     with target.open("w", encoding="utf-8") as out:
         for key, line, record in items:
+            check()
             problem = record.problem
             fault = [problem.field, problem.reason] if problem else None
             # ensure_ascii: a lone surrogate (a byte that was not UTF-8) survives the trip.

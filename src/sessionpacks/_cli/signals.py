@@ -1,9 +1,16 @@
 """SIGINT and SIGTERM as a clean exit, for a command that holds temporary files.
 
-While :func:`stopping_cleanly` is active, either signal raises an exception in the main thread,
-so ``with`` blocks and ``finally`` clauses run and remove what they made; inside
-:meth:`Stops.deferred` the signal waits until the block ends, so that a row being written is
-finished rather than cut short. The old handlers are restored afterwards.
+While :func:`stopping_cleanly` is active, either signal is recorded, and raised as an exception
+in the main thread where the command checks for it (:meth:`Stops.check`, at the end of each
+:meth:`Stops.deferred` block), so ``with`` blocks and ``finally`` clauses run and remove what
+they made, and a row being written is finished rather than cut short. Only inside
+:meth:`Stops.interruptible` (a wait for input, which no check would reach) is it raised at once.
+The old handlers are restored afterwards.
+
+The handler never raises wherever the main thread happens to be: an exception out of a signal
+handler can land in any Python code, between a lock's acquire and its release, and leave the
+lock held. Coverage's tracer, for one, takes and releases a lock in Python on every call of a
+measured function; a stop raised there left it held, and the next call waited for it forever.
 """
 
 from __future__ import annotations
@@ -35,33 +42,45 @@ def _stop(signum: int) -> BaseException:
 
 
 class Stops:
-    """The signals received, and whether they wait for the end of a deferred block."""
+    """The signal received, raised only where the command checks for it."""
 
     def __init__(self) -> None:
-        self.waiting = False
         self.pending: int | None = None
+        self.immediate = False
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.waiting:
-            self.pending = signum
-            return
-        raise _stop(signum)
+        if self.immediate:
+            raise _stop(signum)
+        self.pending = signum
+
+    def check(self) -> None:
+        """Raise for the signal received since the last check, if one was: the command may
+        stop here."""
+        signum = self.pending
+        if signum is not None:
+            self.pending = None
+            raise _stop(signum)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
         """Hold a signal until the block is done, then act on it."""
-        self.waiting = True
+        yield
+        self.check()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block that may wait without end (for input): a signal in it raises at once."""
+        self.check()
+        self.immediate = True
         try:
             yield
         finally:
-            self.waiting = False
-        if self.pending is not None:
-            raise _stop(self.pending)
+            self.immediate = False
 
 
 @contextmanager
 def stopping_cleanly() -> Iterator[Stops]:
-    """Turn SIGINT and SIGTERM into exceptions for the duration of the block.
+    """Turn SIGINT and SIGTERM into exceptions, at the block's checks, for its duration.
 
     Signal handlers can only be set from the main thread; elsewhere (a host running ``main`` in
     a worker thread) the block runs with the handlers as they are.
@@ -84,3 +103,4 @@ def stopping_cleanly() -> Iterator[Stops]:
         for number, handler in previous.items():
             # None: a handler set outside Python, which cannot be put back; the default is.
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
+    stops.check()  # one received after the command's last check still stops it

@@ -85,14 +85,19 @@ def _key(record: Record) -> str:
     return start.astimezone(UTC).strftime(_KEY_FORMAT)
 
 
-def rows_in_start_order(path: Path, buffer: int, workdir: Path) -> Iterator[Record]:
+def rows_in_start_order(
+    path: Path, buffer: int, workdir: Path, stops: Stops | None = None
+) -> Iterator[Record]:
     """The rows with their line numbers, by start (ties in file order), in bounded memory.
 
     A sorted file is streamed as it is. Otherwise runs of ``buffer`` rows are sorted into
     temporary files in ``workdir`` and merged; rows whose start cannot be read come first.
+    A signal to ``stops`` stops the scanning, sorting and merging at the next row.
     """
     header(path, COLUMNS)
-    return records_in_order(path, buffer, workdir, _key)
+    if stops is None:
+        return records_in_order(path, buffer, workdir, _key)
+    return records_in_order(path, buffer, workdir, _key, stops.check)
 
 
 # Reading one row ---------------------------------------------------------------------------
@@ -329,7 +334,7 @@ def run_import(ctx: Context, args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         stops = stack.enter_context(stopping_cleanly())
         work = stack.enter_context(work_folder(stops))
-        source = _source(args.file, work)
+        source = _source(args.file, work, stops)
         columns = header(source, COLUMNS)  # before anything is written
         rejects = _rejects(stack, args.rejects, source, columns)
         try:
@@ -359,7 +364,7 @@ def _import_all(
     progress: Progress,
 ) -> None:
     service = ctx.service
-    for record in rows_in_start_order(source, args.sort_buffer, work):
+    for record in rows_in_start_order(source, args.sort_buffer, work, stops):
         with stops.deferred():  # a row is applied whole, or not begun
             _import_one(service, record, summary, rejects)
         progress.update(summary)
@@ -380,7 +385,7 @@ def _rejects(
     return _Rejects(handle, columns)
 
 
-def _source(name: str, work: Path) -> Path:
+def _source(name: str, work: Path, stops: Stops) -> Path:
     """The file to read; standard input (``-``) is spooled to disk so it can be read twice."""
     if name != "-":
         source = Path(name)
@@ -389,7 +394,9 @@ def _source(name: str, work: Path) -> Path:
         return source
     spooled = work / "stdin.csv"
     binary = getattr(sys.stdin, "buffer", None)
-    with spooled.open("wb") as out:
+    # Interruptible: standard input may never end (a terminal), and no check is reached while
+    # a read waits; the signal raises at once, and the spooled part goes with the work folder.
+    with spooled.open("wb") as out, stops.interruptible():
         if binary is not None:  # bytes as they are: a byte that is not UTF-8 refuses its row
             shutil.copyfileobj(binary, out)
         else:
