@@ -10,6 +10,10 @@ once, and each store keeps only its driver, its transactions and its commit path
 * :mod:`.core`: the driver seam (:class:`~.core.Session`), schema upgrades, practice opening
   and :class:`~.core.SqlRepository`, the reads, templates, preferences and snapshot repair
   both stores serve the same way;
+* :mod:`.commit`: the commit as the core's statements in the caller's transaction (the SQLite
+  and SQLAlchemy stores'; the PostgreSQL store sends the same writes as one function call);
+* :mod:`.postgres_schema`: PostgreSQL's commit functions and schema steps, without a driver;
+* :mod:`.tables`: the schema as SQLAlchemy Core tables, for a host's migrations;
 * :mod:`.sqlite_errors` and :mod:`.postgres_errors`: each driver's errors as the library's,
-  one table a driver (the PostgreSQL one imports psycopg, so only that store loads it).
+  one table a driver (the PostgreSQL one imports psycopg, so only the stores on it load it).
 """
