@@ -63,6 +63,10 @@ SYDNEY = ZoneInfo("Australia/Sydney")
 _IMPORT_EVERYTHING_BUT_THE_KIT = """
 import importlib, pkgutil, sys
 import sessionpacks
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["sessionpacks.contrib.django"])  # models need settings
+django.setup()
 kit = ("sessionpacks.testing", "sessionpacks.strategies", "sessionpacks.__main__")
 
 def walk(path, prefix):  # not pkgutil.walk_packages: it imports every package, the kit too
@@ -87,7 +91,8 @@ def test_the_core_and_its_adapters_import_neither_hypothesis_nor_pytest() -> Non
         check=True,
     )
     imported, test_libraries = ran.stdout.strip().splitlines()
-    for module in ("sessionpacks.adapters.sqlite", "sessionpacks.adapters.postgres"):
+    stores = ("sqlite", "postgres", "sqlalchemy")
+    for module in (*(f"sessionpacks.adapters.{s}" for s in stores), "sessionpacks.contrib.django"):
         assert module in imported
     assert "sessionpacks.serialization" in imported
     assert test_libraries == "[]", f"the core imported {test_libraries}"
