@@ -121,9 +121,9 @@ def pack_line(pack: PackState, now: datetime) -> str:
     )
 
 
-def pack_data(pack: PackState, now: datetime, ledger: Iterable[lg.Entry] | None = None) -> Any:
-    """A pack as JSON data: its figures, numbered sessions and, if given, its ledger."""
-    data: dict[str, Any] = {
+def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
+    """A pack's figures as JSON data: what ``pack show`` and ``export packs`` both print."""
+    return {
         "pack_id": pack.pack_id,
         "client_id": pack.client_id,
         "name": pack.terms.name,
@@ -136,6 +136,13 @@ def pack_data(pack: PackState, now: datetime, ledger: Iterable[lg.Entry] | None 
         "template_id": pack.template_id,
         "template_version": pack.template_version,
         "version": pack.version,
+    }
+
+
+def pack_data(pack: PackState, now: datetime, ledger: Iterable[lg.Entry] | None = None) -> Any:
+    """A pack as JSON data: its figures, terms, numbered sessions and, if given, its ledger."""
+    data: dict[str, Any] = {
+        **pack_summary(pack, now),
         "terms": jsonable(pack.terms),
         "sessions": [session_data(pack, u) for u in pack.usages],
     }

@@ -34,7 +34,7 @@ from sessionpacks.service import PackService
 from .base import Subparsers, add_command
 from .context import Context
 from .csvrows import Record, RowError, header, records_in_order, work_folder
-from .render import jsonable
+from .render import jsonable, pack_summary
 from .signals import Stops, Terminated, stopping_cleanly
 from .store import UsageError
 from .stream import events_after
@@ -439,20 +439,9 @@ def _records(service: PackService, kind: str, now: datetime) -> Iterator[dict[st
 
 def _pack_record(pack: PackState, now: datetime) -> dict[str, Any]:
     return {
-        "pack_id": pack.pack_id,
-        "client_id": pack.client_id,
-        "name": pack.terms.name,
-        "metric": pack.metric.value,
-        "status": pack.status(now).value,
-        "total": jsonable(pack.total),
-        "remaining": jsonable(pack.remaining),
+        **pack_summary(pack, now),
         "currency": pack.terms.currency,
-        "expiry_date": jsonable(pack.expiry_date),
-        "opened_at": pack.opened_at.isoformat(),
-        "template_id": pack.template_id,
-        "template_version": pack.template_version,
         "sessions_active": len(pack.usages),
-        "version": pack.version,
     }
 
 
