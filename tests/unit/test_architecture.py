@@ -18,6 +18,7 @@ DOMAIN = [
     "resolution",
     "errors",
     "_currencies",
+    "reports",
 ]
 ALLOWED_OUTSIDE = {
     "__future__",
