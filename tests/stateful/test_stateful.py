@@ -817,6 +817,7 @@ class PackMachine(RuleBasedStateMachine):
                 if p["expired_on"] == until:
                     continue
                 p["expired_on"] = until
+                p["override"] = until  # a recorded expiry stands (docs/rules.md)
                 p["version"] += 1
                 expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
             return expected
