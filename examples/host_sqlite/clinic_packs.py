@@ -34,6 +34,8 @@ from sessionpacks import (
     ConcurrencyError,
     InvalidValueError,
     NotFoundError,
+    PackPage,
+    PackQuery,
     PackState,
     PackStatus,
     PackTemplate,
@@ -44,6 +46,7 @@ from sessionpacks import (
 from sessionpacks.ledger import Entry
 from sessionpacks.model import Preference
 from sessionpacks.operations import Change
+from sessionpacks.ports import check_page
 from sessionpacks.serialization import (
     dumps_entry,
     dumps_event,
@@ -249,6 +252,22 @@ class ClinicPackRepository:
             as_of.isoformat(),
         )
         return [loads_state(text) for (text,) in rows]
+
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        # A clinic's few thousand packs are read in pack order and the definition keeps the
+        # matches; a store of many more would give the filters columns and indexes, as the
+        # library's SQL stores do, and still let query.matches decide.
+        start, limit = check_page(query, after, limit)
+        rows = self._store.rows(
+            "SELECT snapshot_json FROM clinic_pack WHERE location_ref = ? AND pack_ref > ?"
+            " ORDER BY pack_ref",
+            self._loc,
+            start or "",
+        )
+        states = (loads_state(text) for (text,) in rows)
+        return PackPage.of((s for s in states if query.matches(s)), limit)
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         if type(position) is not int or position < 0:

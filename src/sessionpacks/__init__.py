@@ -63,7 +63,7 @@ from sessionpacks.model import (
     Tier,
 )
 from sessionpacks.operations import AppointmentStatus
-from sessionpacks.ports import Clock, CommandRecord, PackRepository
+from sessionpacks.ports import Clock, CommandRecord, PackPage, PackQuery, PackRepository
 from sessionpacks.pricing import InvoiceLine, PackFigures
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
 from sessionpacks.service import Assignment, Closure, PackService
@@ -104,6 +104,8 @@ __all__ = [
     "PackExpired",
     "PackFigures",
     "PackOpened",
+    "PackPage",
+    "PackQuery",
     "PackRepository",
     "PackService",
     "PackState",

@@ -3,13 +3,90 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sessionpacks._limits import INT64_MAX
+import attrs
+
+from sessionpacks._limits import EARLIEST, INT64_MAX
 from sessionpacks.errors import ConcurrencyError, InvalidValueError
 from sessionpacks.ledger import PackState, PackStatus, Released, Used
 from sessionpacks.model import require_aware
 from sessionpacks.operations import Change
+from sessionpacks.ports import PackQuery, amount_unit
+
+NEVER = date.max
+"""``open_until`` of a live pack without an expiry date: it is open at every instant."""
+
+_LIVE = (PackStatus.OPEN, PackStatus.EXPIRED)
+_DAY = timedelta(days=1)
+
+
+@attrs.frozen
+class QueryColumns:
+    """The columns of a pack's row that :meth:`~sessionpacks.ports.PackRepository.find_packs`
+    narrows by, each a function of the state.
+
+    ``lasting_status`` is the status of a closed, voided or exhausted pack, which it has at
+    every instant (``None`` for any other pack); ``open_until`` is, for any other pack, its
+    expiry date, or :data:`NEVER`: it is open before that local date and expired from it.
+    ``remaining_unit`` is :func:`~sessionpacks.ports.amount_unit` of its metric.
+    """
+
+    lasting_status: str | None
+    open_until: date | None
+    remaining_unit: str
+    template_id: str | None
+
+
+def query_columns(state: PackState) -> QueryColumns:
+    """The :class:`QueryColumns` of ``state``, read from the domain's own status."""
+    unit = amount_unit(state.metric, state.terms.currency)
+    # Status decides voided, closed and exhausted before it looks at the instant: the status
+    # at the first instant accepted is the status at every instant for those.
+    first = state.status(EARLIEST)
+    if first not in _LIVE:
+        return QueryColumns(first.value, None, unit, state.template_id)
+    return QueryColumns(None, state.expiry_date or NEVER, unit, state.template_id)
+
+
+@attrs.frozen
+class Bounds:
+    """What a pack's :class:`QueryColumns` (and ``expiry_date``, ``remaining_units``) must
+    satisfy to be a candidate of a query: every answer satisfies them, and
+    :meth:`PackQuery.matches` then decides.
+
+    With ``by_status``, a candidate has a ``lasting_status`` among ``lasting``, or an
+    ``open_until`` after ``open_after`` (open wanted), or on or before ``expired_by`` (expired
+    wanted). The instant's local date is within a day of its UTC date in every zone, so the
+    dates are a day wide on the safe side.
+    """
+
+    by_status: bool
+    lasting: tuple[str, ...]
+    open_after: date | None
+    expired_by: date | None
+    expiring_from: date | None
+    expiring_to: date | None
+    left: tuple[str, int] | None
+    template_id: str | None
+
+
+def bounds(query: PackQuery) -> Bounds:
+    """The :class:`Bounds` of ``query``'s candidates."""
+    statuses = query.statuses or frozenset()
+    day = None if query.as_of is None else query.as_of.astimezone(UTC).date()
+    wide = day is not None and PackStatus.OPEN in statuses
+    narrow = day is not None and PackStatus.EXPIRED in statuses
+    return Bounds(
+        by_status=query.statuses is not None,
+        lasting=tuple(sorted(s.value for s in statuses if s not in _LIVE)),
+        open_after=day - _DAY if wide and day is not None else None,
+        expired_by=day + _DAY if narrow and day is not None else None,
+        expiring_from=query.expiring_from,
+        expiring_to=query.expiring_to,
+        left=query.left,
+        template_id=query.template_id,
+    )
 
 
 def with_statuses(

@@ -31,7 +31,7 @@ from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
-from sessionpacks.ports import CommandRecord
+from sessionpacks.ports import CommandRecord, PackPage, PackQuery
 
 __all__ = ["InMemoryRepository", "InMemoryStore"]
 
@@ -115,6 +115,14 @@ class InMemoryRepository:
         with self._lock:
             states = list(self._data.states.values())
         return [s for s in states if s.due_to_expire(as_of)]
+
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        # The reference reads every pack: the definition, not an index, is what it shows.
+        with self._lock:
+            states = list(self._data.states.values())
+        return PackPage.scan(states, query, after, limit)
 
     def commit(
         self,

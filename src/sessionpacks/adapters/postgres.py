@@ -88,7 +88,7 @@ Migration = Step
 :func:`statements` names the schema."""
 
 _COMMIT_FUNCTION = COMMIT_FUNCTION
-"""The commit function this release calls (schema version 3)."""
+"""The commit function this release calls (schema version 4)."""
 _commit_call = commit_call
 
 

@@ -8,7 +8,7 @@ its transactions through the four hooks of :class:`SqlRepository`; it keeps its 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from itertools import groupby
@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from sessionpacks._limits import check_id
 from sessionpacks.adapters._common import (
+    bounds,
     check_distinct,
     check_window,
     command_conflict,
@@ -24,14 +25,14 @@ from sessionpacks.adapters._common import (
 )
 from sessionpacks.adapters._sql import rows
 from sessionpacks.adapters._sql.rows import PROJECTION, Decoded, projection
-from sessionpacks.adapters._sql.schema import Statements
+from sessionpacks.adapters._sql.schema import Statements, find_packs
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError, StoreError
 from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
-from sessionpacks.ports import CommandRecord
+from sessionpacks.ports import CommandRecord, PackPage, PackQuery, check_page
 from sessionpacks.serialization import dumps_preference, dumps_template, loads_entry, loads_event
 
 __all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice", "require_current"]
@@ -225,6 +226,26 @@ class SqlRepository(ABC):
         # The column is the state's pending_expiry, but a writer of an earlier release during
         # a rolling upgrade stores an earlier bound (its expiry date): the definition decides.
         return [s for s in map(self._state, found) if s.due_to_expire(as_of)]
+
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        start, limit = check_page(query, after, limit)
+        sql, params = find_packs(self._sql.dialect, bounds(query))
+        candidates = self._candidates(sql, params, start or "", limit + 1)
+        return PackPage.of((s for s in candidates if query.matches(s)), limit)
+
+    def _candidates(
+        self, sql: str, params: tuple[object, ...], start: str, batch: int
+    ) -> Iterator[PackState]:
+        """The candidates after ``start`` in order, read ``batch`` at a time: the indexed
+        columns are a day wide on the safe side, so a batch may hold a few that do not match."""
+        while True:
+            found = self._rows("query", start, sql, *params, start, batch)
+            yield from map(self._state, (row[1:] for row in found))
+            if len(found) < batch:
+                return
+            start = str(found[-1][0])
 
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         check_window(position, limit)

@@ -86,6 +86,8 @@ SQLITE = Dialect(
         ),
         # A write transaction on SQLite holds the file's write lock: no lock a client.
         "client_lock": "",
+        # Text compares by its UTF-8 bytes (BINARY): pack ids sort in code point order already.
+        "code_point_ids": "",
     },
     marker="?",
     no_limit=-1,
@@ -125,6 +127,10 @@ def postgres(schema: str) -> Dialect:
             ),
             # Keyed as the commit function keys it: schema, practice and client, 0x1f apart.
             "client_lock": "SELECT pg_advisory_xact_lock(hashtextextended(?::text, 7))",
+            # The database's collation may sort text by language; "C" sorts by code point.
+            "code_point_ids": (
+                f'ALTER TABLE {schema}.packs ALTER COLUMN pack_id TYPE text COLLATE "C"'
+            ),
         },
         marker="%s",
         no_limit=None,

@@ -13,7 +13,7 @@ import attrs
 
 from sessionpacks.adapters._sql import schema as core_schema
 from sessionpacks.adapters._sql.dialect import postgres
-from sessionpacks.adapters._sql.rows import PROJECTION, PROJECTION_TYPES
+from sessionpacks.adapters._sql.rows import PROJECTION, PROJECTION_TYPES, V3_PROJECTION
 from sessionpacks.adapters._sql.schema import statements
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.errors import InvalidValueError
@@ -259,46 +259,62 @@ def _kept(name: str) -> Callable[[Commit], Any]:
 
 _PG = postgres("schema")  # for the type names only: they do not depend on the schema
 
-# The arguments of commit_changes (version 3), their types and where each value comes from:
-# the function's signature, the call (by name) and its values are all made from this list.
-ARGUMENTS: tuple[tuple[str, str, Callable[[Commit], Any]], ...] = (
-    ("p_practice", "text", lambda commit: commit.practice_id),
-    ("p_packs", "text[]", lambda commit: [change.pack_id for change in commit.packs]),
-    ("p_expected", "integer[]", lambda commit: [c.expected_version for c in commit.packs]),
-    *(
-        (f"p_{column}", _PG.render(kind) + "[]", _projected(index))
-        for index, (column, kind) in enumerate(zip(PROJECTION, PROJECTION_TYPES, strict=True))
-    ),
-    ("e_packs", "text[]", _field("entries", 0)),
-    ("e_sequences", "integer[]", _field("entries", 1)),
-    ("e_kinds", "text[]", _field("entries", 2)),
-    ("e_entries", "text[]", _field("entries", 3)),
-    ("u_released", "text[]", lambda commit: commit.released),
-    ("u_appointments", "text[]", lambda commit: sorted(commit.used)),
-    ("u_packs", "text[]", lambda commit: [commit.used[a] for a in sorted(commit.used)]),
-    ("v_ids", "text[]", _field("events", 0)),
-    ("v_packs", "text[]", _field("events", 1)),
-    ("v_kinds", "text[]", _field("events", 2)),
-    ("v_events", "text[]", _field("events", 3)),
-    ("c_clients", "text[]", lambda commit: sorted(commit.client_packs)),
-    ("c_counts", "bigint[]", lambda c: [c.client_packs[k] for k in sorted(c.client_packs)]),
-    ("k_key", "text", _kept("key")),
-    ("k_fingerprint", "text", _kept("fingerprint")),
-    ("k_result", "text", _kept("result")),
-)
+
+def _arguments(
+    projection: Sequence[str],
+) -> tuple[tuple[str, str, Callable[[Commit], Any]], ...]:
+    """The arguments of the ``commit_changes`` writing ``projection``, their types and where
+    each value comes from: the function's signature, the call (by name) and its values are
+    all made from this list."""
+    kinds = dict(zip(PROJECTION, PROJECTION_TYPES, strict=True))
+    return (
+        ("p_practice", "text", lambda commit: commit.practice_id),
+        ("p_packs", "text[]", lambda commit: [change.pack_id for change in commit.packs]),
+        ("p_expected", "integer[]", lambda commit: [c.expected_version for c in commit.packs]),
+        *(
+            (f"p_{column}", _PG.render(kinds[column]) + "[]", _projected(PROJECTION.index(column)))
+            for column in projection
+        ),
+        ("e_packs", "text[]", _field("entries", 0)),
+        ("e_sequences", "integer[]", _field("entries", 1)),
+        ("e_kinds", "text[]", _field("entries", 2)),
+        ("e_entries", "text[]", _field("entries", 3)),
+        ("u_released", "text[]", lambda commit: commit.released),
+        ("u_appointments", "text[]", lambda commit: sorted(commit.used)),
+        ("u_packs", "text[]", lambda commit: [commit.used[a] for a in sorted(commit.used)]),
+        ("v_ids", "text[]", _field("events", 0)),
+        ("v_packs", "text[]", _field("events", 1)),
+        ("v_kinds", "text[]", _field("events", 2)),
+        ("v_events", "text[]", _field("events", 3)),
+        ("c_clients", "text[]", lambda commit: sorted(commit.client_packs)),
+        ("c_counts", "bigint[]", lambda c: [c.client_packs[k] for k in sorted(c.client_packs)]),
+        ("k_key", "text", _kept("key")),
+        ("k_fingerprint", "text", _kept("fingerprint")),
+        ("k_result", "text", _kept("result")),
+    )
+
+
+ARGUMENTS = _arguments(PROJECTION)
+"""The arguments of ``commit_changes`` version 4, the one this release calls."""
+
+
+def _commit_function(projection: Sequence[str]) -> str:
+    return _function(
+        "CREATE FUNCTION",
+        [(name, kind) for name, kind, _ in _arguments(projection)],
+        _pack_writes([(column, f"p_{column}") for column in projection]),
+        "p_client_id",
+    )
+
 
 _V1_FUNCTION = _function("CREATE FUNCTION", _V1_ARGUMENTS, _pack_writes(_V1_COLUMNS), None)
 _V2_FUNCTION = _function("CREATE FUNCTION", _V2_ARGUMENTS, _pack_writes(_V1_COLUMNS), "p_clients")
 # From version 3 the earlier functions write pending_expiry too, as their expiry date: no later
 # than the pending one, so the expiry query finds their packs and the definition decides.
 _EARLIER = (*_V1_COLUMNS, ("pending_expiry", "p_expiry_dates"))
-COMMIT_FUNCTION = _function(
-    "CREATE FUNCTION",
-    [(name, kind) for name, kind, _ in ARGUMENTS],
-    _pack_writes([(column, f"p_{column}") for column in PROJECTION]),
-    "p_client_id",
-)
-"""The commit function this release calls (schema version 3)."""
+_V3_FUNCTION = _commit_function(V3_PROJECTION)
+COMMIT_FUNCTION = _commit_function(PROJECTION)
+"""The commit function this release calls (schema version 4)."""
 
 
 def _v1(session: Session) -> None:
@@ -311,21 +327,32 @@ def _v2(session: Session) -> None:
     statements(_V2_FUNCTION)(session)
 
 
-FUNCTIONS: tuple[str, ...] = (
+_V3_FUNCTIONS = (
     _function("CREATE OR REPLACE FUNCTION", _V1_ARGUMENTS, _pack_writes(_EARLIER), None),
     _function("CREATE OR REPLACE FUNCTION", _V2_ARGUMENTS, _pack_writes(_EARLIER), "p_clients"),
-    COMMIT_FUNCTION,
+    _V3_FUNCTION,
 )
-"""The commit functions a schema at version 3 has (each version's, the earlier ones writing
-``pending_expiry`` too), as :func:`~sessionpacks.adapters._sql.schema.statements` text."""
+
+FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, COMMIT_FUNCTION)
+"""The commit functions a schema at version 4 has (each version's, the first two writing
+``pending_expiry`` too), as :func:`~sessionpacks.adapters._sql.schema.statements` text.
+
+The earlier ones do not write version 4's query columns: a process of an earlier release
+committing during an upgrade leaves them as they were, which ``check_snapshots`` reports and
+``rebuild_snapshots`` mends."""
 
 
 def _v3(session: Session) -> None:
     core_schema.V3(session)
-    statements(*FUNCTIONS)(session)
+    statements(*_V3_FUNCTIONS)(session)
 
 
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3)
+def _v4(session: Session) -> None:
+    core_schema.V4(session)
+    statements(COMMIT_FUNCTION)(session)
+
+
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 

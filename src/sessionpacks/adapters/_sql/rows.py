@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sessionpacks.adapters._common import query_columns
 from sessionpacks.adapters._sql.dialect import Dialect
 from sessionpacks.events import Event
 from sessionpacks.ledger import Entry, PackState
@@ -30,6 +31,7 @@ from sessionpacks.serialization import (
 __all__ = [
     "PROJECTION",
     "PROJECTION_TYPES",
+    "V3_PROJECTION",
     "Decoded",
     "active_usages",
     "command",
@@ -52,10 +54,18 @@ _COLUMNS: tuple[tuple[str, str, _Column], ...] = (
     ("expired_on", "{date}", lambda d, s, text: d.day(s.expired_on)),
     # What the expiry query compares (R12); the columns before it are 0.1.0's projection.
     ("pending_expiry", "{date}", lambda d, s, text: d.day(s.pending_expiry)),
+    # What find_packs narrows by (schema version 4), from adapters._common.query_columns.
+    ("lasting_status", "text", lambda d, s, text: query_columns(s).lasting_status),
+    ("open_until", "{date}", lambda d, s, text: d.day(query_columns(s).open_until)),
+    ("remaining_unit", "text", lambda d, s, text: query_columns(s).remaining_unit),
+    ("template_id", "text", lambda d, s, text: query_columns(s).template_id),
 )
 
 PROJECTION: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 """The columns of a pack's row after its key, in the order :func:`projection` gives them."""
+
+V3_PROJECTION: tuple[str, ...] = PROJECTION[: PROJECTION.index("lasting_status")]
+"""The projection of schema version 3, which the steps before version 4 write."""
 
 PROJECTION_TYPES: tuple[str, ...] = tuple(kind for _, kind, _ in _COLUMNS)
 """Their SQL types, as :meth:`Dialect.render` fields (``{date}``) or names both spell alike."""

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from itertools import groupby
 
+from sessionpacks.adapters._common import Bounds
 from sessionpacks.adapters._sql.dialect import Dialect
-from sessionpacks.adapters._sql.rows import PROJECTION, projection
+from sessionpacks.adapters._sql.rows import PROJECTION, V3_PROJECTION, projection
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.ledger import replay
 from sessionpacks.serialization import loads_entry
 
-__all__ = ["STEPS", "V1", "V2", "V3", "Statements", "refold_states", "statements"]
+__all__ = [
+    "STEPS",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "Statements",
+    "find_packs",
+    "refold_states",
+    "statements",
+]
 
 
 def statements(*sql: str) -> Step:
@@ -147,15 +158,87 @@ _PENDING = statements(
 
 def _v3(session: Session) -> None:
     _PENDING(session)
-    refold_states(session)
+    refold_states(session, V3_PROJECTION)
 
 
 V3 = _v3
 """Version 3: ``packs.pending_expiry``, the date an expiry sweep has yet to record (R12),
 filled from the ledgers, with the index the expiry query reads."""
 
-STEPS: tuple[Step, ...] = (V1, V2, V3)
+# find_packs answers in pack_id order: the indexes that can give the answer in that order end
+# with it; the date and amount ranges give a part of the practice, sorted afterwards.
+_QUERIES = statements(
+    "ALTER TABLE {s}packs ADD COLUMN lasting_status text",
+    "ALTER TABLE {s}packs ADD COLUMN open_until {date}",
+    "ALTER TABLE {s}packs ADD COLUMN remaining_unit text",
+    "ALTER TABLE {s}packs ADD COLUMN template_id text",
+    """CREATE INDEX packs_lasting ON {s}packs (practice_id, lasting_status, pack_id)
+        WHERE lasting_status IS NOT NULL""",
+    """CREATE INDEX packs_open_until ON {s}packs (practice_id, open_until)
+        WHERE open_until IS NOT NULL""",
+    """CREATE INDEX packs_by_expiry ON {s}packs (practice_id, expiry_date)
+        WHERE expiry_date IS NOT NULL""",
+    "CREATE INDEX packs_by_left ON {s}packs (practice_id, remaining_unit, remaining_units)",
+    """CREATE INDEX packs_by_template ON {s}packs (practice_id, template_id, pack_id)
+        WHERE template_id IS NOT NULL""",
+)
+
+
+def _v4(session: Session) -> None:
+    # Pack ids sort by code point, as Python sorts them, so every store pages alike; the key
+    # (practice_id, pack_id) then gives the unfiltered answer in order, and the indexes after.
+    if session.dialect.tokens["code_point_ids"]:
+        statements("{code_point_ids}")(session)
+    _QUERIES(session)
+    refold_states(session)
+
+
+V4 = _v4
+"""Version 4: the columns ``find_packs`` narrows by (``lasting_status``, ``open_until``,
+``remaining_unit``, ``template_id``), filled from the ledgers, and their indexes."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3, V4)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
+
+
+def find_packs(dialect: Dialect, bounds: Bounds) -> tuple[str, tuple[object, ...]]:
+    """The statement reading ``find_packs`` candidates within ``bounds`` and its parameters
+    after the practice's: ``(pack_id, state)`` rows in code point order of ``pack_id``, after
+    the pack id given as the next parameter and up to the limit given after it."""
+    where: list[str] = []
+    params: list[object] = []
+    if bounds.by_status:
+        either: list[str] = []
+        if bounds.lasting:
+            either.append(f"lasting_status IN ({', '.join('?' for _ in bounds.lasting)})")
+            params.extend(bounds.lasting)
+        if bounds.open_after is not None:
+            either.append("open_until > ?")
+            params.append(dialect.day(bounds.open_after))
+        if bounds.expired_by is not None:
+            either.append("open_until <= ?")
+            params.append(dialect.day(bounds.expired_by))
+        where.append(f"({' OR '.join(either)})" if either else "1 = 0")
+    for condition, day in (
+        ("expiry_date >= ?", bounds.expiring_from),
+        ("expiry_date <= ?", bounds.expiring_to),
+    ):
+        if day is not None:
+            where.append(condition)
+            params.append(dialect.day(day))
+    if bounds.template_id is not None:
+        where.append("template_id = ?")
+        params.append(bounds.template_id)
+    if bounds.left is not None:
+        where.append("remaining_unit = ? AND remaining_units <= ?")
+        params.extend(bounds.left)
+    where.append("pack_id > ?")
+    sql = dialect.render(
+        "SELECT pack_id, state FROM {s}packs WHERE practice_id = ? AND "
+        + " AND ".join(where)
+        + " ORDER BY pack_id LIMIT ?"
+    )
+    return sql, tuple(params)
 
 
 class Statements:

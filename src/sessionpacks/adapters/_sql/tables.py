@@ -1,4 +1,4 @@
-"""The core's schema (version 3) as SQLAlchemy Core tables, for a host's own migrations.
+"""The core's schema (version 4) as SQLAlchemy Core tables, for a host's own migrations.
 
 The schema steps (:mod:`.schema`) stay the one history of the tables: these tables describe
 their result, in each database's spelling (``tests/adapters/test_sqlalchemy.py`` holds the two
@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeEngine
 
 from sessionpacks.adapters._sql import schema as core_schema
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect, postgres
-from sessionpacks.adapters._sql.rows import PROJECTION, PROJECTION_TYPES
+from sessionpacks.adapters._sql.rows import PROJECTION, PROJECTION_TYPES, V3_PROJECTION
 from sessionpacks.adapters._sql.schema import Statements
 from sessionpacks.errors import InvalidValueError
 
@@ -93,14 +93,16 @@ class _Builder:
 
 
 def _packs(b: _Builder) -> None:
+    # Dates may be missing; so may every column version 4 added (ALTER TABLE ADD COLUMN).
     projection = [
-        b.column(name, kind, nullable=kind == "{date}")
+        b.column(name, kind, nullable=kind == "{date}" or name not in V3_PROJECTION)
         for name, kind in zip(PROJECTION, PROJECTION_TYPES, strict=True)
     ]
     packs = b.table(
         "packs",
         b.column("practice_id", "text"),
-        b.column("pack_id", "text"),
+        # PostgreSQL sorts pack ids by code point from version 4, as SQLite's BINARY does.
+        sa.Column("pack_id", sa.Text(collation="C") if b.pg else sa.Text(), nullable=False),
         *b.identity("opened"),
         *projection,
         b.check("packs", "version", 1),
@@ -118,6 +120,22 @@ def _packs(b: _Builder) -> None:
         sqlite_where=pending,
         postgresql_where=pending,
     )
+    _query_indexes(b, packs)
+
+
+def _query_indexes(b: _Builder, packs: sa.Table) -> None:
+    """The indexes of ``find_packs`` (schema version 4)."""
+    c = packs.c
+    in_order = c.pack_id
+
+    def partial(name: str, *columns: Any, where: Any = None) -> None:
+        sa.Index(name, c.practice_id, *columns, sqlite_where=where, postgresql_where=where)
+
+    partial("packs_lasting", c.lasting_status, in_order, where=c.lasting_status.isnot(None))
+    partial("packs_open_until", c.open_until, where=c.open_until.isnot(None))
+    partial("packs_by_expiry", c.expiry_date, where=c.expiry_date.isnot(None))
+    partial("packs_by_left", c.remaining_unit, c.remaining_units)
+    partial("packs_by_template", c.template_id, in_order, where=c.template_id.isnot(None))
 
 
 def _ledger(b: _Builder) -> None:
