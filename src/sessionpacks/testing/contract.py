@@ -69,7 +69,7 @@ from sessionpacks.model import (
     PreferService,
     PreferTemplate,
 )
-from sessionpacks.ports import CommandRecord, PackRepository
+from sessionpacks.ports import MAX_PAGE, CommandRecord, PackPage, PackQuery, PackRepository
 from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
 
@@ -208,6 +208,35 @@ def _every_kind(record: _Recorder) -> None:
     record(ops.void(v, "opened in error", at))
 
 
+def _found(repo: PackRepository, query: PackQuery, limit: int = MAX_PAGE) -> list[str]:
+    """Every pack id ``query`` finds, page after page of ``limit``."""
+    ids: list[str] = []
+    after: str | None = None
+    while True:
+        page = repo.find_packs(query, after=after, limit=limit)
+        assert len(page.packs) <= limit
+        ids.extend(p.pack_id for p in page.packs)
+        if page.next_cursor is None:
+            return ids
+        assert len(page.packs) == limit, "a page before the last is full"
+        after = page.next_cursor
+
+
+def _statuses(*statuses: PackStatus, at: datetime) -> PackQuery:
+    return PackQuery(statuses=statuses, as_of=at)
+
+
+def _queries(sweeps: list[date]) -> list[PackQuery]:
+    """Queries of every kind, for the random workflows to answer."""
+    found = [PackQuery(), PackQuery(template_id="t4"), PackQuery(at_most_left=1)]
+    found.append(PackQuery(at_most_left=timedelta(hours=1)))
+    for day in sweeps[::3]:
+        at = datetime.combine(day, datetime.min.time(), _ZONE)
+        found.extend(_statuses(status, at=at) for status in PackStatus)
+        found.append(PackQuery(expiring_from=day, expiring_to=day + timedelta(days=20)))
+    return found
+
+
 def _commit_use(
     repo: PackRepository, pack_id: str, appointment: Appointment
 ) -> tuple[RecordedEvent, ...]:
@@ -329,6 +358,7 @@ class _World:
             "active": {a.id: repo.pack_of_appointment(a.id) for a in self.appointments},
             "events": repo.events_since(0),
             "candidates": [[p.pack_id for p in repo.expiry_candidates(d)] for d in sweeps],
+            "found": [_found(repo, q, limit=2) for q in _queries(sweeps)],
             "templates": sorted(repo.templates(), key=lambda t: t.id),
             "preferences": [repo.preference(c) for c in _CLIENTS],
         }
@@ -680,6 +710,170 @@ class RepositoryContract:
         assert ids(date(2026, 5, 1)) == {"due", "credited", "first-use", "later", "extended"}
         states = {p.pack_id: p for p in store_repo.expiry_candidates(day)}
         assert states["credited"] == store_repo.load("credited")
+
+    # find_packs ------------------------------------------------------------------------------
+
+    def _opened_kinds(self, repo: PackRepository) -> None:
+        """Packs of every status on 2026-03-05 and of three metrics, two from a template."""
+        at, day = _OPENED, date(2026, 3, 1)
+        service = PackService(repo, FixedClock(_OPENED))
+        service.add_template("ten", _sessions(10, expiry=ExpiresOn(date(2026, 6, 1))))
+        service.open_pack("C1", template_id="ten", pack_id="tpl-1")
+        service.open_pack("C2", template_id="ten", pack_id="tpl-2")
+        _open(repo, "open", _sessions(2))
+        _open(repo, "used-up", _sessions(1))
+        _use(repo, "used-up", _appointment("a1", _at(2, 2)))
+        _open(repo, "late", _sessions(expiry=ExpiresOn(day)))
+        repo.commit([ops.close(_open(repo, "closed", _sessions()).after, "", at)])
+        repo.commit([ops.void(_open(repo, "voided", _sessions()).after, "", at)])
+        _open(repo, "hours", _hours(1))
+        _open(repo, "money", _money("20.00", "20.00"))
+
+    def test_find_packs_by_status_as_of_an_instant(self, store_repo: PackRepository) -> None:
+        self._opened_kinds(store_repo)
+        before, on = _at(2, 28, 23), _at(3, 1, 0)  # the eve and the first hour of expiry
+
+        def ids(*statuses: PackStatus, at: datetime) -> list[str]:
+            return _found(store_repo, _statuses(*statuses, at=at))
+
+        live = ["hours", "money", "open", "tpl-1", "tpl-2"]
+        assert ids(PackStatus.OPEN, at=before) == sorted(["late", *live])
+        assert ids(PackStatus.OPEN, at=on) == live
+        assert ids(PackStatus.EXPIRED, at=before) == []
+        assert ids(PackStatus.EXPIRED, at=on) == ["late"]
+        assert ids(PackStatus.EXHAUSTED, at=on) == ["used-up"]
+        assert ids(PackStatus.CLOSED, PackStatus.VOIDED, at=on) == ["closed", "voided"]
+        assert ids(at=on) == []
+        assert ids(*PackStatus, at=on) == _found(store_repo, PackQuery())
+        assert ids(PackStatus.EXPIRED, at=_at(6, 1, 0)) == ["late", "tpl-1", "tpl-2"]
+        states = store_repo.find_packs(_statuses(PackStatus.EXHAUSTED, at=on)).packs
+        assert states == (store_repo.load("used-up"),)
+
+    def test_find_packs_expiring_in_a_window(self, store_repo: PackRepository) -> None:
+        self._opened_kinds(store_repo)
+        _open(store_repo, "first-use", _sessions(expiry=ExpiresAfterFirstUse(Period(months=1))))
+
+        def ids(low: date | None, high: date | None) -> list[str]:
+            return _found(store_repo, PackQuery(expiring_from=low, expiring_to=high))
+
+        march, june = date(2026, 3, 1), date(2026, 6, 1)
+        assert ids(march, march) == ["late"]
+        assert ids(march + timedelta(days=1), june - timedelta(days=1)) == []
+        assert ids(march, june) == ["late", "tpl-1", "tpl-2"]
+        assert ids(None, march) == ["late"]
+        assert ids(june, None) == ["tpl-1", "tpl-2"]
+        _use(store_repo, "first-use", _appointment("f1", _at(2, 10)))
+        store_repo.commit([ops.extend(store_repo.load("late"), june, "away", _OPENED)])
+        assert ids(date(2026, 3, 10), date(2026, 3, 10)) == ["first-use"]
+        assert ids(june, june) == ["late", "tpl-1", "tpl-2"]
+
+    def test_find_packs_with_at_most_left(self, store_repo: PackRepository) -> None:
+        self._opened_kinds(store_repo)
+
+        def ids(left: Any) -> list[str]:
+            return _found(store_repo, PackQuery(at_most_left=left))
+
+        assert ids(0) == ["used-up"]
+        assert ids(2) == ["open", "used-up"]
+        assert ids(10) == sorted(["closed", "late", "open", "tpl-1", "tpl-2", "used-up", "voided"])
+        assert ids(timedelta(minutes=59)) == []
+        assert ids(timedelta(hours=1)) == ["hours"]
+        assert ids(_aud("20.00")) == ["money"]
+        assert ids(_aud("19.99")) == []
+        assert ids(Money("20.00", "NZD")) == []
+        _use(store_repo, "open", _appointment("a2", _at(2, 3)))
+        assert ids(1) == ["open", "used-up"]
+
+    def test_find_packs_of_a_template(self, store_repo: PackRepository) -> None:
+        self._opened_kinds(store_repo)
+        assert _found(store_repo, PackQuery(template_id="ten")) == ["tpl-1", "tpl-2"]
+        assert _found(store_repo, PackQuery(template_id="none-such")) == []
+
+    def test_find_packs_combines_filters(self, store_repo: PackRepository) -> None:
+        self._opened_kinds(store_repo)
+        _use(store_repo, "tpl-2", _appointment("a2", _at(2, 3), client="C2"))
+        on = _at(3, 5)
+        open_ones = {"statuses": [PackStatus.OPEN], "as_of": on}
+        assert _found(store_repo, PackQuery(**open_ones, at_most_left=9)) == ["open", "tpl-2"]
+        query = PackQuery(**open_ones, at_most_left=9, template_id="ten")
+        assert _found(store_repo, query) == ["tpl-2"]
+        window = {"expiring_from": date(2026, 3, 1), "expiring_to": date(2026, 6, 1)}
+        assert _found(store_repo, PackQuery(**open_ones, **window)) == ["tpl-1", "tpl-2"]
+        late = _statuses(PackStatus.EXPIRED, at=on)
+        assert _found(store_repo, attrs.evolve(late, at_most_left=10, **window)) == ["late"]
+        assert _found(store_repo, attrs.evolve(late, template_id="ten")) == []
+
+    def test_find_packs_pages_in_pack_id_order(self, store_repo: PackRepository) -> None:
+        # Code point order, whatever the database's collation: upper case before lower case,
+        # accents and other scripts after ASCII.
+        ids = ["Zeta", "alpha", "beta", "b\u00e9ta", "\u00c4rzte", "\u4e2d", "a b", "a-b", "a_b"]
+        for pack_id in ids:
+            _open(store_repo, pack_id, _sessions())
+        for limit in (1, 2, 3, len(ids), MAX_PAGE):
+            assert _found(store_repo, PackQuery(), limit=limit) == sorted(ids), limit
+        first = store_repo.find_packs(PackQuery(), limit=4)
+        assert [p.pack_id for p in first.packs] == sorted(ids)[:4]
+        assert isinstance(first.next_cursor, str)
+        again = store_repo.find_packs(PackQuery(), limit=4, after=first.next_cursor)
+        assert [p.pack_id for p in again.packs] == sorted(ids)[4:8]
+        last = store_repo.find_packs(PackQuery(), limit=len(ids))
+        assert last.next_cursor is None
+
+    def test_find_packs_page_of_a_filter_skips_what_does_not_match(
+        self, store_repo: PackRepository
+    ) -> None:
+        for n in range(12):
+            _open(store_repo, f"p{n:02}", _sessions(1 if n % 3 == 0 else 5))
+        low = PackQuery(at_most_left=1)
+        assert _found(store_repo, low, limit=1) == ["p00", "p03", "p06", "p09"]
+        assert _found(store_repo, low, limit=3) == ["p00", "p03", "p06", "p09"]
+        page = store_repo.find_packs(low, limit=4)
+        assert page.next_cursor is None, "no empty page follows the last match"
+
+    def test_find_packs_on_an_empty_practice(self, store_repo: PackRepository) -> None:
+        assert store_repo.find_packs(PackQuery()) == PackPage(())
+        assert store_repo.find_packs(_statuses(PackStatus.OPEN, at=_OPENED)) == PackPage(())
+
+    def test_find_packs_never_answers_with_another_practices_packs(
+        self, store_opener: Opener
+    ) -> None:
+        mine, theirs = store_opener("practice-a", SYDNEY), store_opener("practice-b", SYDNEY)
+        _open(mine, "a1", _sessions(1))
+        _open(theirs, "b1", _sessions(1))
+        _open(theirs, "a2", _sessions(1))
+        for query in (PackQuery(), PackQuery(at_most_left=1), _statuses(*PackStatus, at=_OPENED)):
+            assert _found(mine, query, limit=1) == ["a1"]
+            assert _found(theirs, query, limit=1) == ["a2", "b1"]
+        cursor = theirs.find_packs(PackQuery(), limit=1).next_cursor
+        assert mine.find_packs(PackQuery(), after=cursor).packs == ()
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"query": None}, "query"),
+            ({"query": {"statuses": ["open"]}}, "query"),
+            ({"after": "not a cursor"}, "after"),
+            ({"after": ""}, "after"),
+            ({"after": 7}, "after"),
+            ({"after": PackPage.cursor("a") + "=="}, "after"),
+            ({"after": "p1.AA"}, "after"),
+            ({"limit": 0}, "limit"),
+            ({"limit": MAX_PAGE + 1}, "limit"),
+            ({"limit": True}, "limit"),
+            ({"limit": "10"}, "limit"),
+        ],
+    )
+    def test_find_packs_refuses_bad_arguments(
+        self, store_repo: PackRepository, arguments: dict[str, Any], field: str
+    ) -> None:
+        _open(store_repo, "p1", _sessions())
+        before = _readable(store_repo, ["p1"], [])
+        call = {"query": PackQuery(), **arguments}
+        with pytest.raises(InvalidValueError) as refused:
+            store_repo.find_packs(call.pop("query"), **call)
+        assert refused.value.field == field
+        assert refused.value.value == arguments[field]
+        assert _readable(store_repo, ["p1"], []) == before
 
     # One pack per appointment (R6) -----------------------------------------------------------
 

@@ -72,6 +72,11 @@ class StoredPack(models.Model):  # type: ignore[misc]
     remaining_units = models.BigIntegerField()
     expired_on = models.DateField(null=True)
     pending_expiry = models.DateField(null=True)
+    # What find_packs narrows by (sessionpacks.adapters._common.QueryColumns).
+    lasting_status = models.CharField(max_length=20, null=True)
+    open_until = models.DateField(null=True)
+    remaining_unit = models.CharField(max_length=20, null=True)
+    template_id = models.CharField(max_length=MAX_ID_LENGTH, null=True)
 
     class Meta:
         db_table = "sessionpacks_pack"
@@ -84,6 +89,30 @@ class StoredPack(models.Model):  # type: ignore[misc]
                 fields=["practice", "pending_expiry"],
                 name="sessionpacks_pack_expiring",
                 condition=models.Q(pending_expiry__isnull=False),
+            ),
+            models.Index(
+                fields=["practice", "lasting_status", "pack_id"],
+                name="sessionpacks_pack_lasting",
+                condition=models.Q(lasting_status__isnull=False),
+            ),
+            models.Index(
+                fields=["practice", "open_until"],
+                name="sessionpacks_pack_open_until",
+                condition=models.Q(open_until__isnull=False),
+            ),
+            models.Index(
+                fields=["practice", "expiry_date"],
+                name="sessionpacks_pack_expiry",
+                condition=models.Q(expiry_date__isnull=False),
+            ),
+            models.Index(
+                fields=["practice", "remaining_unit", "remaining_units"],
+                name="sessionpacks_pack_left",
+            ),
+            models.Index(
+                fields=["practice", "template_id", "pack_id"],
+                name="sessionpacks_pack_template",
+                condition=models.Q(template_id__isnull=False),
             ),
         )
 

@@ -39,16 +39,21 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
+import attrs
 from django.db import connections, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
+from django.db.models.functions import Collate
 
 from sessionpacks._limits import check_id
 from sessionpacks.adapters._common import (
+    Bounds,
     appointment_changes,
+    bounds,
     check_distinct,
     check_window,
     client_conflict,
     command_conflict,
+    query_columns,
     with_statuses,
 )
 from sessionpacks.contrib.django._errors import translated
@@ -67,7 +72,7 @@ from sessionpacks.events import RecordedEvent
 from sessionpacks.ledger import Entry, PackState, PackStatus
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
-from sessionpacks.ports import CommandRecord
+from sessionpacks.ports import CommandRecord, PackPage, PackQuery, check_page
 from sessionpacks.serialization import (
     dumps_entry,
     dumps_event,
@@ -214,6 +219,32 @@ class DjangoRepository:
         # The column is what the query can compare; the definition decides.
         return [s for s in map(_state, found) if s.due_to_expire(as_of)]
 
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        start, limit = check_page(query, after, limit)
+        # Pack ids sort by code point on every store: SQLite's BINARY, PostgreSQL's "C".
+        vendor = connections[self._using].vendor
+        key = Collate("pack_id", "C") if vendor == "postgresql" else F("pack_id")
+        found = self._of(StoredPack).filter(_candidates(bounds(query))).alias(key=key)
+        candidates = self._batches(found, start or "", limit + 1)
+        return PackPage.of((s for s in candidates if query.matches(s)), limit)
+
+    def _batches(self, found: Any, start: str, batch: int) -> Iterator[PackState]:
+        """The candidates after ``start`` in order, ``batch`` at a time (a few may not match:
+        the columns are a day wide on the safe side)."""
+        while True:
+            with translated("query", start):
+                rows = list(
+                    found.filter(key__gt=start)
+                    .order_by("key")
+                    .values_list("pack_id", "state")[:batch]
+                )
+            yield from (_state(text) for _, text in rows)
+            if len(rows) < batch:
+                return
+            start = str(rows[-1][0])
+
     def events_since(self, position: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         check_window(position, limit)
         with translated("position", position):
@@ -293,6 +324,7 @@ class DjangoRepository:
             "remaining_units": state.remaining_units,
             "expired_on": state.expired_on,
             "pending_expiry": state.pending_expiry,
+            **attrs.asdict(query_columns(state)),
         }
         expected = change.expected_version
         with translated("pack_id", change.pack_id, "is at a version already (opened by another)"):
@@ -472,3 +504,26 @@ class DjangoRepository:
             found = self._of(StoredPreference).filter(client_id=client_id)
             text = found.values_list("preference", flat=True).first()
         return None if text is None else _preference(text)
+
+
+def _candidates(within: Bounds) -> Q:
+    """The rows within ``within``: the SQL core's conditions, as Django's."""
+    condition = Q()
+    if within.by_status:
+        either = Q(pk__in=[])
+        if within.lasting:
+            either |= Q(lasting_status__in=within.lasting)
+        if within.open_after is not None:
+            either |= Q(open_until__gt=within.open_after)
+        if within.expired_by is not None:
+            either |= Q(open_until__lte=within.expired_by)
+        condition &= either
+    if within.expiring_from is not None:
+        condition &= Q(expiry_date__gte=within.expiring_from)
+    if within.expiring_to is not None:
+        condition &= Q(expiry_date__lte=within.expiring_to)
+    if within.template_id is not None:
+        condition &= Q(template_id=within.template_id)
+    if within.left is not None:
+        condition &= Q(remaining_unit=within.left[0], remaining_units__lte=within.left[1])
+    return condition
