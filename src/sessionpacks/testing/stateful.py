@@ -53,7 +53,7 @@ from sessionpacks.errors import (
     StoreError,
 )
 from sessionpacks.events import RecordedEvent
-from sessionpacks.ledger import PackState, replay
+from sessionpacks.ledger import PackState, PackStatus, replay
 from sessionpacks.model import (
     Appointment,
     Metric,
@@ -63,7 +63,7 @@ from sessionpacks.model import (
     PreferService,
     PreferTemplate,
 )
-from sessionpacks.ports import PackRepository
+from sessionpacks.ports import PackQuery, PackRepository
 from sessionpacks.service import Assignment, PackService
 
 __all__ = ["StoreMachine"]
@@ -178,6 +178,14 @@ def _service(repository: PackRepository, clock: FixedClock) -> PackService:
 def _terms(metric: Metric | None = None) -> st.SearchStrategy[PackTerms]:
     expiry = sps.expiry_rules(min_date=FIRST_DAY + timedelta(days=10), max_date=date(2026, 12, 31))
     return sps.pack_terms(metric, expiry=expiry, service_ids=SERVICES, max_sessions=8)
+
+
+def _sorted_window(ends: tuple[date | None, date | None]) -> tuple[date | None, date | None]:
+    """A window whose ends, when both are given, are in order."""
+    low, high = ends
+    if low is not None and high is not None and high < low:
+        return high, low
+    return low, high
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -499,6 +507,53 @@ class StoreMachine(RuleBasedStateMachine):
         days = st.one_of(later, st.sampled_from(expiries)) if expiries else later
         as_of = data.draw(days, label="as_of")
         self.both(f"sweep({as_of})", lambda s: s.sweep(as_of))
+
+    @rule(data=st.data(), limit=st.integers(1, 4))
+    def find_packs(self, data: st.DataObject, limit: int) -> None:
+        """A query of any filters: its pages hold what a scan of every pack through
+        :meth:`PackQuery.matches` finds, in pack id order, each once."""
+        query = data.draw(self._queries(), label="query")
+        scanned = sorted(p.pack_id for p in self._store_packs() if query.matches(p))
+        found: list[str] = []
+        after: str | None = None
+        for _ in range(len(scanned) + 2):
+            page = self.repository.find_packs(query, after=after, limit=limit)
+            found.extend(p.pack_id for p in page.packs)
+            after = page.next_cursor
+            if after is None:
+                break
+        _same(f"find_packs({query!r}, limit={limit}): every page", found, scanned)
+
+    def _store_packs(self) -> list[PackState]:
+        return [p for client in self.clients for p in self.repository.client_packs(client)]
+
+    def _queries(self) -> st.SearchStrategy[PackQuery]:
+        days = self._days()
+        instants = days.map(
+            lambda d: datetime.combine(d, time(0), ZoneInfo(self.timezone))
+        ) | st.just(self.clock.now())
+        left = st.one_of(
+            st.none(),
+            st.integers(0, 5),
+            st.integers(0, 5 * 60).map(lambda m: timedelta(minutes=m)),
+        )
+        templates = st.none() | st.sampled_from([*self._template_ids(), "none-such"])
+        window = st.tuples(st.none() | days, st.none() | days).map(_sorted_window)
+        by_status = st.none() | st.tuples(st.sets(st.sampled_from(PackStatus)), instants)
+        return st.builds(
+            lambda status, expiring, at_most, template: PackQuery(
+                statuses=None if status is None else status[0],
+                as_of=None if status is None else status[1],
+                expiring_from=expiring[0],
+                expiring_to=expiring[1],
+                at_most_left=at_most,
+                template_id=template,
+            ),
+            by_status,
+            window,
+            left,
+            templates,
+        )
 
     @rule(minutes=st.integers(1, 14 * 24 * 60))
     def advance_clock(self, minutes: int) -> None:
