@@ -21,7 +21,7 @@ import sessionpacks
 from sessionpacks import _compose as compose
 from sessionpacks.errors import SessionPacksError
 
-from . import appointments, packs, stream, transfer
+from . import appointments, packs, reports, stream, transfer
 from . import demo as demo_module
 from . import simulate as simulate_module
 from .base import GLOBAL_DEFAULTS, Parser, common_options
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.register(top, common)
     transfer.register(top, common)
     simulate_module.register(top, common)
+    reports.register(top, common)
     return parser
 
 
