@@ -65,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-write", action="store_true", help="do not touch docs/performance.md")
     p.add_argument("--page", type=Path, default=PAGE, help="the page to write the results to")
+    p.add_argument(
+        "--label",
+        default="",
+        help="a line printed above the table, e.g. 'shared machine: figures are indicative'",
+    )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     return p
 
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> Report:
         dsn, why = reachable(args.pg_dsn)
         if dsn is None and any("postgres" in n or n == "simulate" for n in names):
             config.note(f"PostgreSQL workloads skipped: {why}")
-        report = Report(machine(server_version(dsn)), described(config))
+        report = Report(machine(server_version(dsn)), described(config), label=args.label)
         say(f"sizes: {report.sizes}")
         for key, value in report.machine.items():
             say(f"  {key}: {value}")

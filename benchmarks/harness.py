@@ -255,12 +255,14 @@ class Report:
     sizes: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    label: str = ""
 
     def markdown(self) -> str:
         facts = "\n".join(f"| {k} | {v} |" for k, v in self.machine.items())
         notes = "".join(f"- {n}\n" for n in self.notes)
         return (
-            f"Measured {self.machine['date']}, sizes: {self.sizes}.\n\n"
+            (f"**{self.label}**\n\n" if self.label else "")
+            + f"Measured {self.machine['date']}, sizes: {self.sizes}.\n\n"
             "| machine | |\n| --- | --- |\n"
             f"{facts}\n\n{table(self.rows)}\n" + (f"\n{notes}" if notes else "")
         )
@@ -269,6 +271,7 @@ class Report:
         return {
             "machine": self.machine,
             "sizes": self.sizes,
+            "label": self.label,
             "notes": self.notes,
             "rows": [r.data() for r in self.rows],
         }
