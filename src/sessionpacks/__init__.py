@@ -65,6 +65,7 @@ from sessionpacks.model import (
 from sessionpacks.operations import AppointmentStatus
 from sessionpacks.ports import Clock, CommandRecord, PackPage, PackQuery, PackRepository
 from sessionpacks.pricing import InvoiceLine, PackFigures
+from sessionpacks.reports import JournalAccounts, JournalLine, Report, ReportLine
 from sessionpacks.resolution import Choice, Decision, NoPack, OpenPack, UsePack
 from sessionpacks.service import Assignment, Closure, PackService
 
@@ -90,6 +91,8 @@ __all__ = [
     "InMemoryStore",
     "InvalidValueError",
     "InvoiceLine",
+    "JournalAccounts",
+    "JournalLine",
     "LowBalance",
     "Mark",
     "Metric",
@@ -123,6 +126,8 @@ __all__ = [
     "PreferTemplate",
     "RecordedEvent",
     "RefusedError",
+    "Report",
+    "ReportLine",
     "Rule",
     "Service",
     "SessionPacksError",

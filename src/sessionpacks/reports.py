@@ -369,7 +369,7 @@ def _postings(accounts: JournalAccounts) -> dict[str, tuple[str, str, str]]:
     return {
         "sold": (accounts.receivable, accounts.unearned, "pack sold"),
         "recognised": (accounts.unearned, accounts.revenue, "revenue recognised"),
-        "breakage": (accounts.unearned, accounts.breakage, "expired unused (breakage)"),
+        "breakage": (accounts.unearned, accounts.breakage, "breakage: expired unused"),
         "refunds": (accounts.unearned, accounts.refunds, "refundable on close"),
         "written_off": (accounts.unearned, accounts.written_off, "written off"),
     }

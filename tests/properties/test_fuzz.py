@@ -62,6 +62,7 @@ from sessionpacks import (
     ExpiresOn,
     FixedClock,
     InMemoryStore,
+    JournalAccounts,
     Mark,
     Metric,
     Money,
@@ -504,6 +505,10 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("record", "template_id"): st.none() | sample(*TEMPLATE_IDS),
     # A cancellation's instant is for a cancelled status only: mostly left out.
     ("record", "cancelled_at"): weighted((3, st.none()), (1, instants())),
+    # PackService.report: a period of local dates or instants, as of an instant or not
+    ("report", "start"): days(date(2026, 1, 1), date(2026, 3, 1)) | instants(),
+    ("report", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
+    ("report", "as_of"): st.none() | instants(),
 }
 EXTREMES: dict[str, Strategy] = {
     **dict.fromkeys(
@@ -527,6 +532,7 @@ EXTREMES: dict[str, Strategy] = {
     "cancelled_at": hostile_instants(),
     "start": hostile_instants(),
     "until": sample(*HOSTILE_DATES, datetime(2026, 6, 1, tzinfo=UTC)),
+    "end": hostile_instants() | sample(*HOSTILE_DATES),
     "as_of": sample(*HOSTILE_DATES, date(2026, 12, 31), datetime(2026, 2, 1, tzinfo=UTC)),
     "amount": TYPED_AMOUNTS,
     "reason": sample(HUGE, "x" * 1_001, "\x00", "\ud800", "\x1b[2J", " "),
@@ -728,6 +734,7 @@ def strings_in(value: Any, found: set[str]) -> set[str]:
 
 FUZZED_CLASSES: tuple[type, ...] = (
     Allowance,
+    JournalAccounts,
     Appointment,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
@@ -783,6 +790,9 @@ NOT_CONSTRUCTORS = {
             "OpenPack",
             "PackFigures",
             "PackState",
+            "JournalLine",
+            "Report",
+            "ReportLine",
             "Usage",
             "UsePack",
             "replay",
@@ -834,7 +844,9 @@ def constructors() -> dict[str, tuple[Callable[..., Any], list[inspect.Parameter
     return found
 
 
+JOURNAL_ACCOUNTS = tuple(attrs.fields_dict(JournalAccounts))
 MODEL_VALID: dict[str, Strategy] = {
+    **{f"JournalAccounts.{n}": sample("Revenue", "4000 Sales") for n in JOURNAL_ACCOUNTS},
     "Money.amount": sample("120.00", "0", "450", 5, Decimal("1.50"), " 7 "),
     "Money.rounded.amount": sample("1.005", Decimal("2.675"), 3, "-0.5"),
     "currency": sample("AUD", "JPY", "USD", "BHD"),
@@ -908,6 +920,10 @@ MODEL_VALID: dict[str, Strategy] = {
     "new_pack_id": st.builds(counter_ids),
 }
 MODEL_EXTREMES: dict[str, Strategy] = {
+    **{
+        f"JournalAccounts.{n}": sample(HUGE, "x" * 201, "\x00", "\ud800", " ", "", None, 1)
+        for n in JOURNAL_ACCOUNTS
+    },
     **dict.fromkeys(("id", "client_id", "service_id", "template_id", "pack_id"), HOSTILE_IDS),
     "practice_id": HOSTILE_IDS,
     "name": sample(HUGE, "x" * 201, "\x00", "\ud800", " ", "\x1b[2J"),
@@ -1169,6 +1185,8 @@ GRID_DEFAULTS: dict[str, Any] = {
 GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("add_template", "template_id"): "t-grid",
     ("void", "pack_id"): "pk7",  # open, nothing used: voidable
+    ("report", "end"): date(2026, 4, 1),
+    ("report", "as_of"): None,
 }
 # Left out unless under test, and what is left out instead when they are.
 GRID_OMITTED = {
