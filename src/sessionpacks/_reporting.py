@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 
 from sessionpacks import reports
 from sessionpacks._limits import check_day, check_instant
 from sessionpacks.events import PackOpened
 from sessionpacks.ledger import Entry
-from sessionpacks.service import PackService
+
+if TYPE_CHECKING:  # the service delegates its report here: no import back at run time
+    from sessionpacks.service import PackService
 
 __all__ = ["journal", "ledgers", "report"]
 
