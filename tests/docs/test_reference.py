@@ -23,6 +23,7 @@ REFERENCED = {
     "sessionpacks",
     "sessionpacks.operations",
     "sessionpacks.pricing",
+    "sessionpacks.reports",
     "sessionpacks.resolution",
     "sessionpacks.serialization",
     "sessionpacks.testing.contract",
