@@ -47,7 +47,14 @@ from sessionpacks.model import (
     require_aware,
 )
 from sessionpacks.operations import AppointmentStatus
-from sessionpacks.ports import Clock, CommandRecord, PackRepository
+from sessionpacks.ports import (
+    Clock,
+    CommandRecord,
+    PackPage,
+    PackQuery,
+    PackRepository,
+    check_page,
+)
 from sessionpacks.pricing import InvoiceLine, PackFigures, figures, refundable
 from sessionpacks.resolution import (
     Choice,
@@ -937,6 +944,17 @@ class PackService:
         now = self._now()
         packs = self.repository.client_packs(client_id)
         return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(now)], instant(p.opened_at)))
+
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        """One page of the practice's packs that match ``query``, in pack id order; pass the
+        page's ``next_cursor`` as ``after`` for the next (``None`` on the last page).
+
+        The query, the cursor and ``limit`` (1 to :data:`~sessionpacks.ports.MAX_PAGE`) are
+        checked before the store sees them (:class:`InvalidValueError`)."""
+        check_page(query, after, limit)
+        return self.repository.find_packs(query, after=after, limit=limit)
 
     def invoice_line(
         self, appointment_id: str, *, idempotency_key: str | None = None

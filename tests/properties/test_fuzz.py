@@ -67,7 +67,10 @@ from sessionpacks import (
     Metric,
     Money,
     NoExpiry,
+    PackPage,
+    PackQuery,
     PackService,
+    PackStatus,
     PackTemplate,
     PackTerms,
     Period,
@@ -509,6 +512,15 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("report", "start"): days(date(2026, 1, 1), date(2026, 3, 1)) | instants(),
     ("report", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
     ("report", "as_of"): st.none() | instants(),
+    # PackService.find_packs: any filters, the first page or the one after a known pack
+    ("find_packs", "query"): sample(
+        Build(PackQuery),
+        Build(PackQuery, kwargs={"statuses": [PackStatus.OPEN], "as_of": NOW}),
+        Build(PackQuery, kwargs={"at_most_left": 1, "template_id": "physio10"}),
+        Build(PackQuery, kwargs={"expiring_from": date(2026, 3, 1)}),
+    ),
+    ("find_packs", "after"): st.none() | sample(PackPage.cursor("pk1"), PackPage.cursor("zz")),
+    ("find_packs", "limit"): st.integers(1, 10),
 }
 EXTREMES: dict[str, Strategy] = {
     **dict.fromkeys(
@@ -544,6 +556,8 @@ EXTREMES: dict[str, Strategy] = {
         "BOOKED", "canceled", "late-cancel", "", "\x00", "\ud800", Mark.NO_SHOW, Metric.SESSIONS, 0
     ),
     "timezone": TIMEZONES,
+    "query": sample(None, "open", {"statuses": ["open"]}, PackStatus.OPEN, 1),
+    "after": HOSTILE_IDS | sample("p1.", "p1.AA", "p1.!!", "p1." + "A" * 10_000, b"p1.cGsx", 7),
 }
 
 
@@ -748,6 +762,7 @@ FUZZED_CLASSES: tuple[type, ...] = (
     PackTerms,
     Period,
     PerPack,
+    PackQuery,
     PerSession,
     Policies,
     Practice,
@@ -795,6 +810,7 @@ NOT_CONSTRUCTORS = {
             "ReportLine",
             "Usage",
             "UsePack",
+            "PackPage",
             "replay",
         ),
         "results and ledger values: made by the library",
@@ -918,6 +934,12 @@ MODEL_VALID: dict[str, Strategy] = {
     "clock": st.none() | VALID_CLOCKS,
     "retries": st.integers(0, 5),
     "new_pack_id": st.builds(counter_ids),
+    "PackQuery.statuses": st.none() | st.sets(sample(*PackStatus)),
+    "PackQuery.as_of": st.none() | instants(),
+    "PackQuery.expiring_from": st.none() | days(date(2026, 1, 1), date(2026, 6, 1)),
+    "PackQuery.expiring_to": st.none() | days(date(2026, 6, 1), date(2027, 1, 1)),
+    "PackQuery.at_most_left": sample(None, 0, 3, timedelta(hours=1), money("50")),
+    "PackQuery.template_id": st.none() | sample("physio10"),
 }
 MODEL_EXTREMES: dict[str, Strategy] = {
     **{
@@ -975,6 +997,11 @@ MODEL_EXTREMES: dict[str, Strategy] = {
     | st.builds(lambda: Build(InMemoryStore)),
     "clock": HOSTILE_CLOCKS | sample(Opaque(), "now"),
     "new_pack_id": sample(*HOSTILE_STRINGS, None, 7, b"pk").map(Returns) | sample("pk1", None, 5),
+    "PackQuery.statuses": sample("open", ["open"], [PackStatus.OPEN, None], 3, b"x", Opaque()),
+    "PackQuery.as_of": hostile_instants() | sample(*HOSTILE_DATES),
+    "PackQuery.expiring_from": sample(*HOSTILE_DATES, datetime(2026, 6, 1, tzinfo=UTC)),
+    "PackQuery.expiring_to": sample(*HOSTILE_DATES, "2026-06-01"),
+    "PackQuery.at_most_left": TYPED_AMOUNTS | sample(-1, True, timedelta(-1), 1.5, "1"),
 }
 
 

@@ -26,10 +26,11 @@ from sessionpacks.model import (
     PreferTemplate,
 )
 from sessionpacks.operations import AppointmentStatus, use
+from sessionpacks.ports import PackQuery
 from sessionpacks.resolution import NoPack, OpenPack, UsePack
 from sessionpacks.service import PackService
 
-from ..conftest import appt, at, aud, snapshot, terms
+from ..conftest import SYDNEY, appt, at, aud, snapshot, terms
 
 
 def event_kinds(service: PackService, since: int = 0) -> list[type]:
@@ -684,3 +685,69 @@ def test_set_preference_of_another_clients_pack_is_refused(service: PackService)
         service.set_preference("C1", PreferPack("pk1"))
     assert (foreign.value.rule, foreign.value.field) == (Rule.R4, "preference.pack_id")
     assert service.preference("C1") is None
+
+
+# find_packs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"statuses": [PackStatus.OPEN]}, "as_of"),
+        ({"as_of": at("2026-03-01T10:00")}, "as_of"),
+        ({"statuses": ["open"], "as_of": at("2026-03-01T10:00")}, "statuses"),
+        ({"statuses": "open", "as_of": at("2026-03-01T10:00")}, "statuses"),
+        ({"statuses": [PackStatus.OPEN], "as_of": datetime(2026, 3, 1)}, "as_of"),
+        ({"expiring_from": datetime(2026, 3, 1, tzinfo=SYDNEY)}, "expiring_from"),
+        ({"expiring_to": date(2200, 1, 1)}, "expiring_to"),
+        ({"expiring_from": date(2026, 3, 2), "expiring_to": date(2026, 3, 1)}, "expiring_to"),
+        ({"at_most_left": -1}, "at_most_left"),
+        ({"at_most_left": True}, "at_most_left"),
+        ({"at_most_left": 1.5}, "at_most_left"),
+        ({"at_most_left": timedelta(minutes=-1)}, "at_most_left"),
+        ({"at_most_left": aud("-0.01")}, "at_most_left"),
+        ({"template_id": ""}, "template_id"),
+        ({"template_id": "x" * 201}, "template_id"),
+    ],
+)
+def test_a_pack_query_refuses_bad_values(arguments: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidValueError) as refused:
+        PackQuery(**arguments)
+    assert refused.value.field == field
+
+
+def test_a_pack_query_takes_one_status_or_several() -> None:
+    when = at("2026-03-01T10:00")
+    one = PackQuery(statuses=PackStatus.OPEN, as_of=when)
+    assert one == PackQuery(statuses=[PackStatus.OPEN], as_of=when)
+    assert one.statuses == frozenset({PackStatus.OPEN})
+    assert PackQuery(at_most_left=aud("5.00")).left == ("money:AUD", 500)
+    assert PackQuery(at_most_left=timedelta(hours=1)).left == ("hours", 3_600_000_000)
+
+
+def test_find_packs_checks_before_the_store_sees_anything(
+    service: PackService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.open_pack("C1", terms=terms(2), pack_id="pk-a")
+    service.open_pack("C1", terms=terms(1), pack_id="pk-b")
+    seen: list[Any] = []
+    monkeypatch.setattr(service.repository, "find_packs", lambda *a, **k: seen.append(a))
+    bad: list[tuple[Any, dict[str, Any]]] = [
+        ({"at_most_left": 1}, {}),
+        (PackQuery(), {"after": "pk-a"}),
+        (PackQuery(), {"limit": 0}),
+    ]
+    for query, page in bad:
+        with pytest.raises(InvalidValueError):
+            service.find_packs(query, **page)
+    assert seen == []
+
+
+def test_find_packs_pages_through_the_store(service: PackService) -> None:
+    for pack_id in ("pk-c", "pk-a", "pk-b"):
+        service.open_pack("C1", terms=terms(1), pack_id=pack_id)
+    first = service.find_packs(PackQuery(at_most_left=1), limit=2)
+    assert [p.pack_id for p in first.packs] == ["pk-a", "pk-b"]
+    rest = service.find_packs(PackQuery(at_most_left=1), after=first.next_cursor, limit=2)
+    assert [p.pack_id for p in rest.packs] == ["pk-c"]
+    assert rest.next_cursor is None
