@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import date
 
+from sessionpacks.ledger import PackState, PackStatus
 from sessionpacks.model import (
+    Amount,
+    Period,
     Preference,
     PreferPack,
     PreferService,
     PreferTemplate,
     format_amount,
 )
+from sessionpacks.ports import MAX_PAGE, PackQuery
 
 from .base import Subparsers, add_command, add_group, add_idempotency_key, keyed, reading
 from .context import Context
@@ -25,7 +31,20 @@ from .render import (
 )
 from .store import UsageError
 from .terms import add_terms_options, new_terms, term_changes
-from .values import amount_of, currency, day, identifier, nonblank, positive_int, reason
+from .values import (
+    amount_of,
+    currency,
+    day,
+    duration,
+    identifier,
+    instant,
+    money,
+    nonblank,
+    period,
+    positive_int,
+    reason,
+    whole,
+)
 
 __all__ = ["register"]
 
@@ -162,6 +181,75 @@ def pack_void(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+# Finding packs -----------------------------------------------------------------------------
+
+_SHORT_PERIOD = re.compile(r"(\d{1,6})\s*([dwmy])", re.IGNORECASE)
+_PERIOD_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+
+
+def within(text: str) -> Period:
+    """A period from today: ``30d``, ``4w``, ``3m``, ``1y``, or ``30 days``, ``P1M``."""
+    found = _SHORT_PERIOD.fullmatch(text.strip())
+    if found is None:
+        return period(text)
+    return Period(**{_PERIOD_UNITS[found[2].lower()]: int(found[1])})
+
+
+def left(text: str) -> Amount:
+    """At most this much left: ``1`` (sessions), ``90m`` or ``1h`` (hours packs), or money
+    with its currency, ``20.00 AUD``."""
+    for parse in (whole, duration):
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError:
+            continue
+    return money(text).resolve(None)
+
+
+def packs_find(ctx: Context, args: argparse.Namespace) -> int:
+    query = _query(ctx, args)
+    shown_at = args.as_of or ctx.now()
+    if args.limit is None:
+        found, cursor = _every_page(ctx, query, args.after), None
+    else:
+        page = ctx.service.find_packs(query, after=args.after, limit=args.limit)
+        found, cursor = list(page.packs), page.next_cursor
+    lines = [pack_line(p, shown_at) for p in found] or ["No packs match."]
+    if cursor is not None:
+        lines.append(f"More: --after {cursor}")
+    data = {"packs": [pack_data(p, shown_at) for p in found], "next_cursor": cursor}
+    ctx.emit(data, lines)
+    return 0
+
+
+def _query(ctx: Context, args: argparse.Namespace) -> PackQuery:
+    if args.as_of is not None and not args.status:
+        raise UsageError("--as-of gives the instant of --status: give --status too")
+    window: tuple[date | None, date | None] = (None, None)
+    if args.expiring_within is not None:
+        today = ctx.service.today()
+        window = (today, args.expiring_within.after(today))
+    statuses = [PackStatus(s) for s in args.status] if args.status else None
+    return PackQuery(
+        statuses=statuses,
+        as_of=(args.as_of or ctx.now()) if statuses else None,
+        expiring_from=window[0],
+        expiring_to=window[1],
+        at_most_left=args.low,
+        template_id=args.template,
+    )
+
+
+def _every_page(ctx: Context, query: PackQuery, after: str | None) -> list[PackState]:
+    found: list[PackState] = []
+    while True:
+        page = ctx.service.find_packs(query, after=after, limit=MAX_PAGE)
+        found.extend(page.packs)
+        if page.next_cursor is None:
+            return found
+        after = page.next_cursor
+
+
 # Client preference -------------------------------------------------------------------------
 
 
@@ -203,7 +291,55 @@ def client_show(ctx: Context, args: argparse.Namespace) -> int:
 def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
     _templates(top, common)
     _packs(top, common)
+    _find(top, common)
     _clients(top, common)
+
+
+def _find(top: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        top,
+        "packs",
+        help="the practice's packs that match every filter given, by pack id",
+        example="sessionpacks packs --status open --expiring-within 30d\n"
+        "sessionpacks packs --status open --low 1 --json\n"
+        "sessionpacks packs --template physio-10 --limit 50",
+        run=packs_find,
+        common=common,
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        choices=[s.value for s in PackStatus],
+        help="status as of --as-of (default: now); repeat for any of several",
+    )
+    p.add_argument(
+        "--as-of", metavar="INSTANT", type=instant, help="the instant of --status (ISO 8601)"
+    )
+    p.add_argument(
+        "--expiring-within",
+        metavar="PERIOD",
+        type=within,
+        help="an expiry date from today to today plus PERIOD (30d, 4w, 3m, 1y, '30 days'),"
+        " whatever the status: add --status open for the packs still usable",
+    )
+    p.add_argument(
+        "--low",
+        metavar="AMOUNT",
+        type=left,
+        help="at most AMOUNT left: sessions (1), a duration for hours packs (90m), money"
+        " with its currency ('20.00 AUD'); whatever the status",
+    )
+    p.add_argument("--template", metavar="ID", type=identifier, help="opened from this template")
+    p.add_argument(
+        "--limit",
+        metavar="N",
+        type=positive_int,
+        help=f"one page of at most N packs (up to {MAX_PAGE}) and the cursor of the next"
+        " (default: every page)",
+    )
+    p.add_argument(
+        "--after", metavar="CURSOR", help="start after this cursor (a page's 'More: --after')"
+    )
 
 
 def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
