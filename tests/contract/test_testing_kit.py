@@ -35,7 +35,7 @@ from sessionpacks import serialization as ser
 from sessionpacks.ledger import Entry
 from sessionpacks.model import Practice, Preference, PreferPack, PreferService, PreferTemplate
 from sessionpacks.operations import Change
-from sessionpacks.ports import CommandRecord, PackRepository
+from sessionpacks.ports import CommandRecord, PackPage, PackQuery, PackRepository
 from sessionpacks.testing import plugin
 from sessionpacks.testing.plugin import (
     scaled,
@@ -354,6 +354,11 @@ class _Delegate:
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         return self.inner.expiry_candidates(as_of)
 
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        return self.inner.find_packs(query, after=after, limit=limit)
+
     def commit(
         self,
         changes: Sequence[Change],
@@ -499,6 +504,18 @@ class _ForgetsRebookings(_Delegate):
         return self.seen.get(appointment_id)
 
 
+class _SkipsPageEnds(_Delegate):
+    """Starts each page one pack past the cursor, as an off-by-one keyset would."""
+
+    def find_packs(
+        self, query: PackQuery, *, after: str | None = None, limit: int = 100
+    ) -> PackPage:
+        page = self.inner.find_packs(query, after=after, limit=limit)
+        if after is None or not page.packs:
+            return page
+        return attrs.evolve(page, packs=page.packs[1:])
+
+
 def _machine(make: Callable[[str, str], PackRepository]) -> type[StoreMachine]:
     class Machine(StoreMachine):
         def open_repository(self, practice_id: str, timezone: str) -> PackRepository:
@@ -523,6 +540,7 @@ _FIND = scaled(  # stops at the first failure: the floor of 200 costs nothing th
     ("mutant", "message"),
     [
         (_ForgetsPreferences, "preference"),
+        (_SkipsPageEnds, "find_packs"),
         (_OverdrawsPacks, "the balance is below zero"),
         (_DuplicatesUsages, r"sessions are numbered \[1, 1\]"),
         (_RestartsPositions, "positions must strictly increase"),

@@ -88,6 +88,9 @@ SQLITE = Dialect(
         "client_lock": "",
         # Text compares by its UTF-8 bytes (BINARY): pack ids sort in code point order already.
         "code_point_ids": "",
+        # "+pack_id" is no column to SQLite's planner: without statistics it would rather walk
+        # the key in order than read a narrow range of an index and sort what it finds.
+        "sorted_after": "+",
     },
     marker="?",
     no_limit=-1,
@@ -128,6 +131,7 @@ def postgres(schema: str) -> Dialect:
             # Keyed as the commit function keys it: schema, practice and client, 0x1f apart.
             "client_lock": "SELECT pg_advisory_xact_lock(hashtextextended(?::text, 7))",
             # The database's collation may sort text by language; "C" sorts by code point.
+            "sorted_after": "",
             "code_point_ids": (
                 f'ALTER TABLE {schema}.packs ALTER COLUMN pack_id TYPE text COLLATE "C"'
             ),

@@ -233,10 +233,17 @@ def find_packs(dialect: Dialect, bounds: Bounds) -> tuple[str, tuple[object, ...
         where.append("remaining_unit = ? AND remaining_units <= ?")
         params.extend(bounds.left)
     where.append("pack_id > ?")
+    # A balance, a window of dates or the packs expired by a date is a narrow range of its
+    # index: read it, then sort. The packs still open are most of a practice: walk the key.
+    ranged = any(
+        b is not None
+        for b in (bounds.left, bounds.expiring_from, bounds.expiring_to, bounds.expired_by)
+    )
+    order = "{sorted_after}pack_id" if ranged else "pack_id"
     sql = dialect.render(
         "SELECT pack_id, state FROM {s}packs WHERE practice_id = ? AND "
         + " AND ".join(where)
-        + " ORDER BY pack_id LIMIT ?"
+        + f" ORDER BY {order} LIMIT ?"
     )
     return sql, tuple(params)
 
