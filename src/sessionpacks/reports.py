@@ -423,6 +423,8 @@ def journal(
     given, then of their entries.
     """
     _check_period(start, end, as_of)
+    if accounts is not None and not isinstance(accounts, JournalAccounts):
+        raise InvalidValueError("accounts", accounts, "must be JournalAccounts or None")
     start_cut, end_cut = _cut(start, as_of), _cut(end, as_of)
     postings = _postings(accounts or JournalAccounts())
     lines: list[JournalLine] = []

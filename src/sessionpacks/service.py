@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from sessionpacks import _reporting
 from sessionpacks import operations as ops
 from sessionpacks._commands import decode_result, encode_result, fingerprint, numbered
 from sessionpacks._limits import check_count, check_day, check_id
@@ -56,6 +57,7 @@ from sessionpacks.ports import (
     check_page,
 )
 from sessionpacks.pricing import InvoiceLine, PackFigures, figures, refundable
+from sessionpacks.reports import JournalAccounts, JournalLine, Report
 from sessionpacks.resolution import (
     Choice,
     Decision,
@@ -955,6 +957,27 @@ class PackService:
         checked before the store sees them (:class:`InvalidValueError`)."""
         check_page(query, after, limit)
         return self.repository.find_packs(query, after=after, limit=limit)
+
+    def report(
+        self, start: date | datetime, end: date | datetime, *, as_of: datetime | None = None
+    ) -> Report:
+        """The practice's figures for ``[start, end)`` (R26): sold, used, recognised, unearned
+        at the end, breakage, refunds and written off, per template and in total, each line
+        reconciled to the cent. Dates are the practice's local midnights; ``as_of`` reads the
+        ledgers as they were recorded up to that instant (R23). See ``docs/reports.md``."""
+        return _reporting.report(self, start, end, as_of=as_of)
+
+    def journal(
+        self,
+        start: date | datetime,
+        end: date | datetime,
+        *,
+        accounts: JournalAccounts | None = None,
+        as_of: datetime | None = None,
+    ) -> tuple[JournalLine, ...]:
+        """The period's movements as double-entry lines for accounting, under ``accounts``'
+        names (:func:`sessionpacks.reports.journal`)."""
+        return _reporting.journal(self, start, end, accounts=accounts, as_of=as_of)
 
     def invoice_line(
         self, appointment_id: str, *, idempotency_key: str | None = None

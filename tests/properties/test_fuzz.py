@@ -512,6 +512,10 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("report", "start"): days(date(2026, 1, 1), date(2026, 3, 1)) | instants(),
     ("report", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
     ("report", "as_of"): st.none() | instants(),
+    ("journal", "start"): days(date(2026, 1, 1), date(2026, 3, 1)) | instants(),
+    ("journal", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
+    ("journal", "as_of"): st.none() | instants(),
+    ("journal", "accounts"): st.none() | st.builds(JournalAccounts),
     # PackService.find_packs: any filters, the first page or the one after a known pack
     ("find_packs", "query"): sample(
         Build(PackQuery),
@@ -1214,6 +1218,8 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("void", "pack_id"): "pk7",  # open, nothing used: voidable
     ("report", "end"): date(2026, 4, 1),
     ("report", "as_of"): None,
+    ("journal", "end"): date(2026, 4, 1),
+    ("journal", "as_of"): None,
 }
 # Left out unless under test, and what is left out instead when they are.
 GRID_OMITTED = {

@@ -213,3 +213,8 @@ def test_an_account_name_must_be_text(name: object) -> None:
     with pytest.raises(InvalidValueError) as refused:
         JournalAccounts(revenue=name)  # type: ignore[arg-type]
     assert refused.value.field == "JournalAccounts.revenue"
+
+
+def test_journal_accounts_that_are_not_journal_accounts_are_refused() -> None:
+    with pytest.raises(InvalidValueError, match="accounts"):
+        journal([], MARCH, APRIL, accounts=1.5)  # type: ignore[arg-type]
