@@ -67,6 +67,7 @@ READERS = {
     values.identifier, values.pack_name, values.description, values.nonblank, values.path,
     values.url, values.instant, values.day, values.duration, values.money, values.period,
     values.timezone, values.currency, values.positive_int, values.whole, values.integer,
+    values.within, values.left, values.journal_account,
 }  # fmt: skip
 
 

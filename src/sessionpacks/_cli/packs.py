@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import date
 
 from sessionpacks.ledger import PackState, PackStatus
 from sessionpacks.model import (
-    Amount,
-    Period,
     Preference,
     PreferPack,
     PreferService,
@@ -35,15 +32,13 @@ from .values import (
     amount_of,
     currency,
     day,
-    duration,
     identifier,
     instant,
-    money,
+    left,
     nonblank,
-    period,
     positive_int,
     reason,
-    whole,
+    within,
 )
 
 __all__ = ["register"]
@@ -183,28 +178,6 @@ def pack_void(ctx: Context, args: argparse.Namespace) -> int:
 
 # Finding packs -----------------------------------------------------------------------------
 
-_SHORT_PERIOD = re.compile(r"(\d{1,6})\s*([dwmy])", re.IGNORECASE)
-_PERIOD_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
-
-
-def within(text: str) -> Period:
-    """A period from today: ``30d``, ``4w``, ``3m``, ``1y``, or ``30 days``, ``P1M``."""
-    found = _SHORT_PERIOD.fullmatch(text.strip())
-    if found is None:
-        return period(text)
-    return Period(**{_PERIOD_UNITS[found[2].lower()]: int(found[1])})
-
-
-def left(text: str) -> Amount:
-    """At most this much left: ``1`` (sessions), ``90m`` or ``1h`` (hours packs), or money
-    with its currency, ``20.00 AUD``."""
-    for parse in (whole, duration):
-        try:
-            return parse(text)
-        except argparse.ArgumentTypeError:
-            continue
-    return money(text).resolve(None)
-
 
 def packs_find(ctx: Context, args: argparse.Namespace) -> int:
     query = _query(ctx, args)
@@ -338,7 +311,10 @@ def _find(top: Subparsers, common: argparse.ArgumentParser) -> None:
         " (default: every page)",
     )
     p.add_argument(
-        "--after", metavar="CURSOR", help="start after this cursor (a page's 'More: --after')"
+        "--after",
+        metavar="CURSOR",
+        type=nonblank,
+        help="start after this cursor (a page's 'More: --after')",
     )
 
 

@@ -10,17 +10,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import attrs
-
 from sessionpacks import _reporting
-from sessionpacks.errors import SessionPacksError
 from sessionpacks.reports import JOURNAL_COLUMNS, JournalAccounts, Report, ReportLine
 
 from .base import Subparsers, add_command
 from .context import Context
 from .render import jsonable
 from .store import UsageError
-from .values import day, instant, path, shown
+from .values import JOURNAL_ACCOUNTS, day, instant, journal_account, path
 
 __all__ = ["register"]
 
@@ -41,21 +38,7 @@ LINE_COLUMNS = (
     "balances",
 )
 _AD_HOC, _TOTAL = "(ad hoc)", "(total)"
-_ACCOUNTS = sorted(attrs.fields_dict(JournalAccounts))
-
-
-def _account(text: str) -> tuple[str, str]:
-    """``KEY=NAME``: the name of one of the journal's accounts."""
-    key, equals, name = text.partition("=")
-    if not equals or key not in _ACCOUNTS:
-        raise argparse.ArgumentTypeError(
-            f"{shown(text)} must be KEY=NAME, KEY one of {', '.join(_ACCOUNTS)}"
-        )
-    try:
-        JournalAccounts(**{key: name})
-    except SessionPacksError as error:
-        raise argparse.ArgumentTypeError(f"{shown(text)}: the name {error.reason}") from None
-    return key, name
+_ACCOUNTS = JOURNAL_ACCOUNTS
 
 
 def _text(value: Any) -> str:
@@ -212,7 +195,7 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--account",
         action="append",
-        type=_account,
+        type=journal_account,
         metavar="KEY=NAME",
         help=f"a journal account's name ({', '.join(_ACCOUNTS)}); repeat for each",
     )

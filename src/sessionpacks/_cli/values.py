@@ -31,6 +31,7 @@ from sessionpacks._limits import (
 )
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.model import Amount, Metric, Money, Period, Practice
+from sessionpacks.reports import JournalAccounts
 
 __all__ = [
     "SHOWN_LENGTH",
@@ -43,6 +44,8 @@ __all__ = [
     "identifier",
     "instant",
     "integer",
+    "journal_account",
+    "left",
     "money",
     "nonblank",
     "pack_name",
@@ -54,6 +57,7 @@ __all__ = [
     "timezone",
     "url",
     "whole",
+    "within",
 ]
 
 SHOWN_LENGTH = 80
@@ -342,3 +346,44 @@ def _non_negative(value: int | timedelta, text: str) -> int | timedelta:
     ):
         raise _refused(text, "must not be negative")
     return value
+
+
+_SHORT_PERIOD = re.compile(r"(\d{1,6})\s*([dwmy])", re.IGNORECASE)
+_PERIOD_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+
+
+def within(text: str) -> Period:
+    """A period from today: ``30d``, ``4w``, ``3m``, ``1y``, or ``30 days``, ``P1M``."""
+    found = _SHORT_PERIOD.fullmatch(_present(text).strip())
+    if found is None:
+        return period(text)
+    try:
+        return Period(**{_PERIOD_UNITS[found[2].lower()]: int(found[1])})
+    except SessionPacksError as error:
+        raise _refused(text, error.reason) from None
+
+
+def left(text: str) -> Amount:
+    """At most this much left: ``1`` (sessions), ``90m`` or ``1h`` (hours packs), or money
+    with its currency, ``20.00 AUD``."""
+    for parse in (whole, duration):
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError:
+            continue
+    return money(text).resolve(None)
+
+
+JOURNAL_ACCOUNTS = sorted(attrs.fields_dict(JournalAccounts))
+
+
+def journal_account(text: str) -> tuple[str, str]:
+    """``KEY=NAME``: the name of one of the journal's accounts."""
+    key, equals, name = _present(text).partition("=")
+    if not equals or key not in JOURNAL_ACCOUNTS:
+        raise _refused(text, f"must be KEY=NAME, KEY one of {', '.join(JOURNAL_ACCOUNTS)}")
+    try:
+        JournalAccounts(**{key: name})
+    except SessionPacksError as error:
+        raise argparse.ArgumentTypeError(f"{shown(text)}: the name {error.reason}") from None
+    return key, name
