@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sessionpacks._cli import transfer
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.model import (
@@ -57,18 +58,8 @@ TIMEZONE = "Australia/Sydney"
 ZONE = ZoneInfo(TIMEZONE)
 FIRST = datetime(2024, 1, 1, 8, tzinfo=ZONE)
 NOW = "2030-01-01T09:00+11:00"
-COLUMNS = (
-    "appointment_id",
-    "client_id",
-    "service_id",
-    "start",
-    "duration",
-    "price",
-    "currency",
-    "status",
-    "pack_id",
-    "template_id",
-)
+# The import's own header, required columns then optional ones: the file the CLI reads.
+COLUMNS = (*transfer.COLUMNS, *transfer.OPTIONAL)
 STATUSES = (("booked", 0.93), ("cancelled", 0.03), ("late_cancel", 0.02), ("no_show", 0.02))
 
 # template id: (terms, service, price, duration)
