@@ -1503,7 +1503,7 @@ CLI_DEST_FIRST: dict[str, tuple[str, ...]] = {
     "as_of": ("2026-02-10", "2026-02-16"),  # a sweep cannot look ahead
     "until": ("2026-06-30", "2027-01-31"),  # an extension moves the expiry later
 }
-PATH_DESTS = ("file", "rejects", "output")
+PATH_DESTS = ("file", "rejects", "output", "html")
 
 
 class CliWorld:

@@ -1,5 +1,6 @@
 """``sessionpacks report``: a period's figures and the liability (R26), as a table, JSON or CSV,
-and the period's journal for the books."""
+the period's journal for the books, and a page to look at (``--html``, see
+:mod:`sessionpacks._cli.html_report`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 from sessionpacks import _reporting
 from sessionpacks.reports import JOURNAL_COLUMNS, JournalAccounts, Report, ReportLine
 
+from . import html_report
 from .base import Subparsers, add_command
 from .context import Context
 from .render import jsonable
@@ -125,16 +127,38 @@ def _journal(ctx: Context, args: argparse.Namespace, accounts: JournalAccounts) 
     ctx.note(f"{len(lines)} journal line(s) written to {args.journal}")
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
-    if args.csv and ctx.json:
+def _check(args: argparse.Namespace, json_mode: bool) -> None:
+    if args.csv and json_mode:
         raise UsageError("argument --csv: not allowed with argument --json", argument="--csv")
     if args.end < args.start:
         raise UsageError(
             f"argument --to: {args.end.isoformat()} is before --from {args.start.isoformat()}",
             argument="--to",
         )
+    weeks = len(html_report.week_bounds(args.start, args.end))
+    if args.html is not None and weeks > html_report.MAX_WEEKS:
+        raise UsageError(
+            f"argument --html: the page charts at most {html_report.MAX_WEEKS} weeks, "
+            f"and the period has {weeks}",
+            argument="--html",
+        )
+
+
+def _html(ctx: Context, args: argparse.Namespace) -> Report:
+    """Write the page to ``--html`` (whole or not at all) and return its report."""
+    page = html_report.gather(ctx.service, args.start, args.end, as_of=args.report_as_of)
+    html_report.write(args.html, html_report.render(page))
+    ctx.note(f"HTML report written to {args.html}")
+    return page.report
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    _check(args, ctx.json)
     accounts = JournalAccounts(**dict(args.account or ()))
-    found = _reporting.report(ctx.service, args.start, args.end, as_of=args.report_as_of)
+    if args.html is not None:
+        found = _html(ctx, args)
+    else:
+        found = _reporting.report(ctx.service, args.start, args.end, as_of=args.report_as_of)
     if args.journal is not None:
         _journal(ctx, args, accounts)
     if args.csv:
@@ -154,11 +178,13 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "sessions used, revenue recognised, breakage, refunds, written off, and the unearned "
         "value (the liability) at the period's start and end, with the reconciliation line. "
         "Dates are the practice's; the period runs from the start of --from to the start of "
-        "--to. With --journal, the period's double-entry lines go to a CSV file.",
+        "--to. With --journal, the period's double-entry lines go to a CSV file; with --html, "
+        "a page with charts (one self-contained HTML file, no network, no script).",
         example="sessionpacks report --from 2026-03-01 --to 2026-04-01\n"
         "sessionpacks report --from 2026-03-01 --to 2026-04-01 --csv\n"
         "sessionpacks report --from 2026-03-01 --to 2026-04-01 --journal march.csv "
-        "--account revenue=4000-Sales",
+        "--account revenue=4000-Sales\n"
+        "sessionpacks report --from 2026-03-01 --to 2026-04-01 --html march.html",
         run=run,
         common=common,
     )
@@ -191,6 +217,14 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         type=path,
         metavar="FILE",
         help="write the period's journal (double-entry lines) to this CSV file",
+    )
+    p.add_argument(
+        "--html",
+        type=path,
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page with charts to this file "
+        f"(unearned value and sessions used per week, packs expiring in the next "
+        f"{html_report.EXPIRING_DAYS} days, top templates)",
     )
     p.add_argument(
         "--account",
