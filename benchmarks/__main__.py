@@ -21,8 +21,8 @@ from .workloads import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "performance.md"
-FULL = "import=100000,1000000 usages=2000 simulate=2000x52"
-QUICK = "import=200 usages=20 simulate=10x1"
+FULL = "import=100000,1000000 usages=2000 simulate=2000x52 report=2000x52"
+QUICK = "import=200 usages=20 simulate=10x1 report=20x4"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,13 +43,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--long-rounds",
         type=int,
-        help="rounds of the import and simulate workloads (default: --rounds, at most 3)",
+        help="rounds of the import, simulate and report workloads (default: --rounds, at most 3)",
     )
     p.add_argument(
         "--sizes",
         nargs="+",
         metavar="KEY=VALUE",
-        help=f"import=ROWS[,ROWS...] usages=PER_ROUND simulate=CLIENTSxWEEKS (default {FULL})",
+        help="import=ROWS[,ROWS...] usages=PER_ROUND simulate=CLIENTSxWEEKS "
+        f"report=CLIENTSxWEEKS (default {FULL})",
     )
     p.add_argument(
         "--import-timeout",
@@ -75,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def sizes(config: Config, given: list[str]) -> None:
-    """Apply ``import=...``, ``usages=...`` and ``simulate=CxW`` to ``config``."""
+    """Apply ``import=...``, ``usages=...``, ``simulate=CxW`` and ``report=CxW`` to ``config``."""
     for item in given:
         key, _, value = item.partition("=")
         if key == "import":
@@ -85,16 +86,22 @@ def sizes(config: Config, given: list[str]) -> None:
         elif key == "simulate" and re.fullmatch(r"\d+x\d+", value):
             clients, weeks = value.split("x")
             config.clients, config.weeks = int(clients), int(weeks)
+        elif key == "report" and re.fullmatch(r"[1-9]\d*x[1-9]\d*", value):
+            clients, weeks = value.split("x")
+            config.report_clients, config.report_weeks = int(clients), int(weeks)
         else:
-            raise SystemExit(f"--sizes: cannot read {item!r} (import=N,N usages=N simulate=CxW)")
+            raise SystemExit(
+                f"--sizes: cannot read {item!r} (import=N,N usages=N simulate=CxW report=CxW)"
+            )
 
 
 def described(config: Config) -> str:
     return (
         f"import {', '.join(f'{n:,}' for n in config.import_sizes)} rows; "
         f"{config.usages:,} usages a round; simulate {config.clients} clients x "
-        f"{config.weeks} weeks; {config.rounds} rounds ({config.long_rounds} for import "
-        "and simulate)"
+        f"{config.weeks} weeks; report over simulate {config.report_clients} clients x "
+        f"{config.report_weeks} weeks; {config.rounds} rounds ({config.long_rounds} for "
+        "import, simulate and report)"
     )
 
 

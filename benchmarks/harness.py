@@ -219,7 +219,21 @@ def commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+    elsewhere = _imported_from(root)
+    if elsewhere:
+        return f"{head or 'unknown'} checked out, but {elsewhere}, not its src/"
     return f"{head} (with uncommitted changes in src/)" if dirty else (head or "unknown")
+
+
+def _imported_from(root: Path) -> str:
+    """Where sessionpacks was imported from, if not from ``root``'s src/ (say, an export of
+    one commit put first on ``PYTHONPATH``); ``""`` if from there or not imported."""
+    module = sys.modules.get("sessionpacks")
+    where = getattr(module, "__file__", None)
+    if not where:
+        return ""
+    folder = Path(where).resolve().parent
+    return "" if folder.is_relative_to(root / "src") else f"sessionpacks imported from {folder}"
 
 
 def machine(postgres_server: str) -> dict[str, str]:

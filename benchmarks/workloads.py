@@ -26,7 +26,7 @@ from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.adapters.postgres import PostgresStore
 from sessionpacks.adapters.sqlite import SqliteStore
 
-from . import importing
+from . import importing, reporting
 from .harness import (
     Contender,
     Metrics,
@@ -59,6 +59,8 @@ class Config:
     usages: int = 2000
     clients: int = 2000
     weeks: int = 52
+    report_clients: int = 2000
+    report_weeks: int = 52
     import_timeout: float = 600.0
     pg_dsn: str | None = None
     eventsourcing: bool = True
@@ -312,6 +314,53 @@ def run_simulate(config: Config, dsn: str | None) -> list[Row]:
     ]
 
 
+# Report --------------------------------------------------------------------------------------
+
+
+def run_report(config: Config) -> list[Row]:
+    """``report`` and ``journal`` over a practice made by ``simulate``, built once per run."""
+    clients, weeks = config.report_clients, config.report_weeks
+    path = config.work / f"report-{clients}x{weeks}.db"
+    say(f"report: simulate --clients {clients} --weeks {weeks} (once, in process)")
+    built, data = reporting.build(path, clients, weeks)
+    operations = int(data["operations"])
+    size = reporting.facts(path)
+    packs = size["packs"]
+    config.note(
+        f"report practice (`simulate --clients {clients} --weeks {weeks}`, seed 1, SQLite): "
+        f"{packs:,} packs, {size['entries']:,} ledger entries, {size['events']:,} events, "
+        f"{size['bytes'] / 2**20:.1f} MB; built in process in {built:.1f} s "
+        f"({operations:,} operations); each round opens the file afresh"
+    )
+    period = reporting.Period(weeks)
+    reporting.check(path, period)
+    calls = reporting.calls(path, packs, period)
+    bare = reporting.BareLedgerRows(path, packs)
+    contenders: list[Contender] = [*calls, bare]
+    with _closing(contenders):
+        results = interleave(contenders, config.long_rounds)
+    base = series(results[bare.name], "seconds")
+    states = calls[-1]
+    of = f"{clients:,} clients x {weeks} weeks, {packs:,} packs"
+    rows: list[Row] = []
+    for call in calls:
+        rounds = results[call.name]
+        rows.append(Row(f"{call.name} ({of})", "s", series(rounds, "seconds"), bare.name, base))
+        rows.append(Row(f"{call.name} ({of})", "packs/s", series(rounds, "rate")))
+    rows.insert(
+        1,
+        Row(
+            f"{calls[0].name} ({of})",
+            "s",
+            series(results[calls[0].name], "seconds"),
+            states.name,
+            series(results[states.name], "seconds"),
+        ),
+    )
+    rows.append(Row(f"{bare.name} ({of})", "packs/s", series(results[bare.name], "rate")))
+    return rows
+
+
 # PostgreSQL: a database of this run's own ----------------------------------------------------
 
 
@@ -383,4 +432,5 @@ WORKLOADS: dict[str, Workload] = {
     "usages-sqlite": _without_pg(run_usages_sqlite),
     "usages-memory": _without_pg(run_usages_memory),
     "simulate": run_simulate,
+    "report": _without_pg(run_report),
 }

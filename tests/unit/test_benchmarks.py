@@ -98,6 +98,15 @@ def test_simulate_on_sqlite(tmp: Path) -> None:
     has_numbers(rows(harness(tmp, "simulate"), "on SQLite")[0], with_baseline=False)
 
 
+def test_report_and_journal_over_a_simulated_practice(tmp: Path) -> None:
+    report = harness(tmp, "report")
+    for call in ("report, 2026-03-02 to 2026-03-30", "report, March 2026", "as_of", "journal"):
+        has_numbers(rows(report, call, "bare SQL")[0])
+        assert rows(report, call)[-1]["unit"] == "packs/s"
+    has_numbers(rows(report, "report, 2026-03-02", "find_packs")[0])
+    assert any("`simulate --clients 20 --weeks 4`" in note for note in report["notes"])
+
+
 def test_without_a_server_the_postgresql_workloads_are_skipped_with_a_note(tmp: Path) -> None:
     report = harness(tmp, "usages-postgres")
     assert report["rows"] == []
