@@ -25,6 +25,7 @@ from sessionpacks.errors import (
 )
 from sessionpacks.events import (
     Event,
+    ExpiringSoon,
     ExpiryExtended,
     LowBalance,
     PackAdjusted,
@@ -86,6 +87,7 @@ __all__ = [
     "ExpiresAfterFirstUse",
     "ExpiresAfterOpening",
     "ExpiresOn",
+    "ExpiringSoon",
     "ExpiryExtended",
     "FixedClock",
     "InMemoryStore",

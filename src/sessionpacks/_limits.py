@@ -25,6 +25,7 @@ __all__ = [
     "LATEST",
     "MAX_ID_LENGTH",
     "MAX_PERIOD_COUNT",
+    "MAX_REMIND_DAYS",
     "MAX_TEXT_LENGTH",
     "check_count",
     "check_day",
@@ -47,6 +48,8 @@ INT32_MAX = 2**31 - 1
 MAX_PERIOD_COUNT = 100_000
 """Largest count of years, months, weeks or days in a calendar period; a longer period is
 past the end of the calendar anyway."""
+MAX_REMIND_DAYS = 366
+"""Most days before expiry a reminder may be due (R25): a year ahead."""
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 """The first instant accepted."""
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)

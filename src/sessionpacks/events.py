@@ -8,7 +8,8 @@ Every event also has a stable ``occurrence`` key (R12b): what a host turns into 
 ``PackExhausted`` it is ``"<pack>:PackExhausted:<total>"``, once per pack and total; for
 ``LowBalance`` ``"<pack>:LowBalance:<total>:<threshold>"``, once per pack, total and threshold
 (totals and thresholds in the pack's units: sessions, microseconds, or minor units of money);
-for ``PackExpired`` ``"<pack>:PackExpired:<expiry date>"``, once per expiry date. For every
+for ``PackExpired`` ``"<pack>:PackExpired:<expiry date>"``, once per expiry date, and for
+``ExpiringSoon`` ``"<pack>:ExpiringSoon:<expiry date>"``, likewise (R25). For every
 other event, and for a ``PackExhausted`` or ``LowBalance`` stored by an earlier release, it is
 the event id.
 """
@@ -25,6 +26,7 @@ from sessionpacks.model import Amount, Money
 
 __all__ = [
     "Event",
+    "ExpiringSoon",
     "ExpiryExtended",
     "LowBalance",
     "PackAdjusted",
@@ -195,6 +197,25 @@ class PackExpired:
 
 
 @attrs.frozen(kw_only=True)
+class ExpiringSoon:
+    """A sweep found the pack due its reminder (R25): it expires on ``expiry_date`` with
+    ``remaining`` left. ``days_before`` is its policy's ``remind_days_before_expiry``: the
+    reminder was due that many days before the expiry date. Once per pack and expiry date."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    expiry_date: date
+    remaining: Amount
+    days_before: int
+
+    @property
+    def occurrence(self) -> str:
+        return f"{self.pack_id}:ExpiringSoon:{self.expiry_date.isoformat()}"
+
+
+@attrs.frozen(kw_only=True)
 class ExpiryExtended(_Occurs):
     event_id: str
     pack_id: str
@@ -233,6 +254,7 @@ Event: TypeAlias = (
     | PackExhausted
     | LowBalance
     | PackExpired
+    | ExpiringSoon
     | ExpiryExtended
     | PackClosed
     | PackVoided
@@ -250,6 +272,7 @@ EVENT_TYPES = (
     ExpiryExtended,
     PackClosed,
     PackVoided,
+    ExpiringSoon,
 )
 
 

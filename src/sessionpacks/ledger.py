@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import reduce
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
@@ -57,6 +57,7 @@ __all__ = [
     "PackState",
     "PackStatus",
     "Released",
+    "Reminded",
     "Rescheduled",
     "Usage",
     "Used",
@@ -181,6 +182,18 @@ class Expired:
 
 
 @attrs.frozen(kw_only=True)
+class Reminded:
+    """An expiry sweep as of ``as_of`` found the pack's reminder due for its expiry on
+    ``expiry_date`` (R25): once per expiry date."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    expiry_date: date
+    as_of: date
+
+
+@attrs.frozen(kw_only=True)
 class Closed:
     """The pack was closed early: no further usage (R10)."""
 
@@ -228,6 +241,7 @@ Entry: TypeAlias = (
     | Adjusted
     | Extended
     | Expired
+    | Reminded
     | Closed
     | Voided
     | Invoiced
@@ -244,6 +258,7 @@ ENTRY_TYPES: tuple[type[Any], ...] = (
     Closed,
     Voided,
     Invoiced,
+    Reminded,
 )
 
 
@@ -286,6 +301,7 @@ class PackState:
     charged when that line is released, since the price is the pack's, not a session's (R7a).
     ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
     ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
+    ``reminded_for`` is the expiry date the last ``ExpiringSoon`` reminder was for (R25).
     """
 
     pack_id: str
@@ -310,6 +326,7 @@ class PackState:
         default=attrs.Factory(_exhausted_so_far, takes_self=True)
     )
     low_balance_totals: tuple[int, ...] = ()
+    reminded_for: date | None = None
 
     @property
     def metric(self) -> Metric:
@@ -405,6 +422,29 @@ class PackState:
         if self.ended or self.remaining_units <= 0 or expiry == self.expired_on:
             return None
         return expiry
+
+    @property
+    def reminder_due(self) -> date | None:
+        """The day the sweep is due to remind of the :attr:`pending_expiry`, or ``None``: the
+        policy's ``remind_days_before_expiry`` before it, unless reminded for it already (R25)."""
+        expiry, days = self.pending_expiry, self.terms.policies.remind_days_before_expiry
+        if expiry is None or days is None or expiry == self.reminded_for:
+            return None
+        return expiry - timedelta(days=days)
+
+    @property
+    def next_sweep(self) -> date | None:
+        """The first day a sweep has something to record for the pack, a reminder (R25) or an
+        expiry (R12), or ``None``. The SQL stores keep it in their ``pending_expiry`` column,
+        which their sweep query compares with the sweep's day."""
+        days = [d for d in (self.reminder_due, self.pending_expiry) if d is not None]
+        return min(days, default=None)
+
+    def due_for_sweep(self, as_of: date) -> bool:
+        """A sweep as of ``as_of`` has something to record: :attr:`next_sweep` is on or
+        before ``as_of``."""
+        due = self.next_sweep
+        return due is not None and due <= as_of
 
     def due_to_expire(self, as_of: date) -> bool:
         """An expiry sweep as of ``as_of`` must record this pack's expiry: its
@@ -593,6 +633,8 @@ def _fold(state: PackState, entry: Entry) -> PackState:
             return attrs.evolve(
                 state, expired_on=entry.expiry_date, expiry_override=entry.expiry_date
             )
+        case Reminded():
+            return attrs.evolve(state, reminded_for=entry.expiry_date)
         case Closed():
             return attrs.evolve(state, closed_at=entry.recorded_at)
         case Voided():

@@ -24,6 +24,7 @@ from sessionpacks._limits import (
     INT64_MAX,
     MAX_ID_LENGTH,
     MAX_PERIOD_COUNT,
+    MAX_REMIND_DAYS,
     check_count,
     check_day,
     check_duration,
@@ -553,10 +554,14 @@ def _non_negative_duration(instance: Any, attribute: attrs.Attribute[Any], value
 
 @attrs.frozen
 class Policies:
-    """A template's policies: late cancellation, no-show, and the low-balance threshold (R7, R12).
+    """A template's policies: late cancellation, no-show, the low-balance threshold and the
+    expiry reminder (R7, R12, R25).
 
     ``low_balance_at`` is an amount in the pack's metric: ``LowBalance`` is emitted when what
     remains first falls to it or below (but not to zero, which is ``PackExhausted``).
+    ``remind_days_before_expiry`` is how many days before its expiry date a pack with something
+    left is due an ``ExpiringSoon`` reminder from the sweep (1 to :data:`MAX_REMIND_DAYS`), or
+    ``None`` for no reminder.
     """
 
     late_cancel_notice: timedelta = attrs.field(
@@ -573,6 +578,14 @@ class Policies:
         validator=_check(
             lambda v: v is None or _is_amount(v),
             "must be None or an amount (sessions, a timedelta or Money) within the limits",
+        ),
+    )
+    remind_days_before_expiry: int | None = attrs.field(
+        default=None,
+        validator=_limited(
+            lambda field, v: (
+                v if v is None else check_count(field, v, minimum=1, maximum=MAX_REMIND_DAYS)
+            )
         ),
     )
 

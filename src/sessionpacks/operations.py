@@ -32,6 +32,7 @@ from sessionpacks.ledger import (
     Opened,
     PackState,
     Released,
+    Reminded,
     Rescheduled,
     Usage,
     Used,
@@ -870,12 +871,13 @@ def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
 
 def expire(state: PackState, as_of: date, at: datetime) -> Change:
     """The expiry sweep for one pack: ``PackExpired`` once per expiry date, if something is
-    left, with the breakage it leaves (R12, R12b, R15a)."""
+    left, with the breakage it leaves (R12, R12b, R15a). Before the expiry date, once its
+    reminder is due, ``ExpiringSoon`` once per expiry date instead (R25)."""
     _state(state)
     check_day("as_of", as_of)
     require_aware("recorded_at", at)
     if not state.due_to_expire(as_of):
-        return _unchanged(state)
+        return _remind(state, as_of, at)
     expiry = state.expiry_date
     assert expiry is not None
     build = _Builder(state, at)
@@ -886,6 +888,18 @@ def expire(state: PackState, as_of: date, at: datetime) -> Change:
         remaining=state.remaining,
         breakage=figures(after).breakage,
     )
+    return build.done()
+
+
+def _remind(state: PackState, as_of: date, at: datetime) -> Change:
+    due, expiry = state.reminder_due, state.pending_expiry
+    if due is None or expiry is None or as_of < due:
+        return _unchanged(state)
+    days = state.terms.policies.remind_days_before_expiry
+    assert days is not None
+    build = _Builder(state, at)
+    build.entry(Reminded, expiry_date=expiry, as_of=as_of)
+    build.event(ev.ExpiringSoon, expiry_date=expiry, remaining=state.remaining, days_before=days)
     return build.done()
 
 

@@ -313,8 +313,10 @@ class PackRepository(Protocol):
         """The pack the appointment is active on, if any (R6)."""
 
     def expiry_candidates(self, as_of: date) -> list[PackState]:
-        """Packs an expiry sweep as of ``as_of`` must look at: not closed or voided, with
-        something left, an expiry date on or before ``as_of``, and no expiry recorded for it."""
+        """Packs an expiry sweep as of ``as_of`` must look at: those whose
+        :meth:`PackState.due_for_sweep` holds. Not closed or voided, with something left, and
+        an expiry date on or before ``as_of`` not yet recorded (R12), or a reminder due on or
+        before it not yet recorded for that expiry date (R25)."""
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100

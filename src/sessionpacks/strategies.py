@@ -32,6 +32,7 @@ import attrs
 from hypothesis import strategies as st
 
 from sessionpacks._currencies import MINOR_UNITS
+from sessionpacks._limits import MAX_REMIND_DAYS
 from sessionpacks.model import (
     Allowance,
     Amount,
@@ -248,8 +249,8 @@ def pricings(
 
 @st.composite
 def policies(draw: st.DrawFn, allowance: Allowance | None = None) -> Policies:
-    """Late-cancel and no-show policies; with ``allowance``, maybe a low-balance threshold
-    strictly between zero and it, in its metric."""
+    """Late-cancel and no-show policies, maybe an expiry reminder; with ``allowance``, maybe a
+    low-balance threshold strictly between zero and it, in its metric."""
     notice = timedelta(hours=draw(st.sampled_from([0, 2, 12, 24, 48])))
     threshold: Amount | None = None
     if allowance is not None and allowance.units > 1 and draw(st.booleans()):
@@ -266,6 +267,7 @@ def policies(draw: st.DrawFn, allowance: Allowance | None = None) -> Policies:
         late_cancel_consumes=draw(st.booleans()),
         no_show_consumes=draw(st.booleans()),
         low_balance_at=threshold,
+        remind_days_before_expiry=draw(st.none() | st.integers(1, MAX_REMIND_DAYS)),
     )
 
 

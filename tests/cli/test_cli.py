@@ -181,6 +181,10 @@ def test_templates_add_list_show_and_edit_into_versions(clinic: Cli) -> None:
     assert "never expires" in edit
     assert "any service" in edit
     assert "low balance at 1h" in edit
+    reminded = clinic.ok("template", "edit", "massage-5h", "--remind-days", "14").out
+    assert "reminder 14 days before expiry" in reminded
+    quiet = clinic.ok("template", "edit", "massage-5h", "--remind-days", "none").out
+    assert "reminder" not in quiet
     again = clinic("template", "add", "physio-10", "--name", "X", "--sessions", "1",
                    "--price", "1 AUD")  # fmt: skip
     assert again.code == 1
@@ -417,6 +421,7 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
         "C-302: Session 2 of 5 on pack PK-0003: 120.00 AUD",
         "#17 PackExhausted PK-0002 (client ben)",
         "Task PK-0002:PackExhausted:3: call Ben Carter",
+        "Task PK-0005:ExpiringSoon:2026-05-03: remind Ben Carter",
         "Task PK-0005:PackExpired:2026-05-03: tell Ben Carter",
         "0 new task(s)",
     ):
@@ -429,7 +434,8 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
     assert data.code == 0
     assert [(t["occurrence"], t["event_id"]) for t in data.json()["tasks"]] == [
         ("PK-0002:PackExhausted:3", "PK-0002#4.2"),
-        ("PK-0005:PackExpired:2026-05-03", "PK-0005#3.1"),
+        ("PK-0005:ExpiringSoon:2026-05-03", "PK-0005#3.1"),
+        ("PK-0005:PackExpired:2026-05-03", "PK-0005#4.1"),
     ]
     mine = tmp_path / "mine.db"
     made = cli.raw("--db", str(mine), "--timezone", "UTC", "client", "prefer", "C1", "--clear")

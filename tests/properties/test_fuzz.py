@@ -391,6 +391,7 @@ TERM_EXTREMES: dict[str, Strategy] = {
         Build(Policies, kwargs={"low_balance_at": 2**63}),
         Build(Policies, kwargs={"low_balance_at": 9}),
         Build(Policies, kwargs={"low_balance_at": timedelta(hours=1)}),
+        Build(Policies, kwargs={"remind_days_before_expiry": 367}),
     ),
     "description": sample(HUGE, "x" * 1_001, "\x00", "\ud800", "\x1b[2J"),
 }
@@ -781,6 +782,7 @@ NOT_CONSTRUCTORS = {
     **dict.fromkeys(
         (
             "Event",
+            "ExpiringSoon",
             "ExpiryExtended",
             "LowBalance",
             "PackAdjusted",
@@ -898,6 +900,7 @@ MODEL_VALID: dict[str, Strategy] = {
     "late_cancel_consumes": st.booleans(),
     "no_show_consumes": st.booleans(),
     "low_balance_at": sample(None, 1, timedelta(hours=1), money("50")),
+    "remind_days_before_expiry": sample(None, 1, 14, 366),
     "name": sample("10 x Physio", "Massage"),
     "allowance": sample(
         Build(Allowance.sessions, (10,)),
@@ -990,6 +993,7 @@ MODEL_EXTREMES: dict[str, Strategy] = {
     ),
     "late_cancel_notice": sample(*HOSTILE_DURATIONS),
     "low_balance_at": TYPED_AMOUNTS,
+    "remind_days_before_expiry": sample(0, -1, 367, 2**63, True, 7.5, "7"),
     **{k: TERM_EXTREMES[k] for k in ("allowance", "pricing", "expiry", "policies")},
     "terms": hostile_terms(),
     "start": hostile_instants(),
@@ -1496,6 +1500,7 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "name": ("Pack", "10 x Physio"),
     "description": ("a pack",),
     "low_balance": ("1", "1h", "50.00", "none"),
+    "remind_days": ("7", "366", "none"),
     "amount": ("+1", "-1", "30m", "-30m", "10.00", "-10.00"),
     "idempotency_key": ("k1", "k2"),
 }

@@ -5,8 +5,8 @@ each pack's usages, adjustments, marks and flags, decides R3 to R13 itself (with
 lines, R10a's closing and R12b's occurrences), and predicts the events every call emits.
 After every step the machine compares balances, statuses, session numbers and labels, the
 appointment -> pack map and the new events with the model, and checks the invariants: balance
->= 0, numbers 1..k, no event id twice, no task (PackExhausted, LowBalance, PackExpired) for the
-same occurrence twice, positions strictly increasing.
+>= 0, numbers 1..k, no event id twice, no task (PackExhausted, LowBalance, PackExpired,
+ExpiringSoon) for the same occurrence twice, positions strictly increasing.
 
 Instants: appointments start in the practice's zone, on days around its DST changes often and
 in the repeated hour too; the clock runs in UTC or in the practice's zone (both must give the
@@ -228,6 +228,7 @@ def observed(recorded: Any) -> tuple[Any, ...]:
         "UsageMarked": lambda: e.mark.value,
         "ExpiryExtended": lambda: e.until,
         "PackExpired": lambda: e.expiry_date,
+        "ExpiringSoon": lambda: e.expiry_date,
         "PackExhausted": lambda: any_units(e.total),
         "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
         "UsageReleased": lambda: (
@@ -305,6 +306,7 @@ def open_in(
         "voided": False,
         "override": None,
         "expired_on": None,
+        "reminded": None,
         "price_charged": charged,
         "lines_issued": 0,
         "exhausted": set(),
@@ -459,7 +461,7 @@ class PackMachine(RuleBasedStateMachine):
             assert recorded.event.event_id not in self.event_ids, "an event id twice"
             self.event_ids.add(recorded.event.event_id)
             kind = type(recorded.event).__name__
-            if kind in ("PackExhausted", "LowBalance", "PackExpired"):
+            if kind in ("PackExhausted", "LowBalance", "PackExpired", "ExpiringSoon"):
                 key = (kind, recorded.event.occurrence)
                 assert key not in self.occurrences, "a task for the same occurrence twice"
                 self.occurrences.add(key)
@@ -474,7 +476,12 @@ class PackMachine(RuleBasedStateMachine):
             trial = {"override": None, "terms": terms, "opened_at": self.now}
             found.add(expiry(trial, None) or date.max)
         found.discard(date.max)
-        return sorted(d - timedelta(days=k) for d in found for k in (0, 1))
+        edges = {d - timedelta(days=k) for d in found for k in (0, 1)}
+        for p in self.ref.packs.values():  # R25: the day a reminder falls due, and the day before
+            until, days = current_expiry(p), p["terms"].policies.remind_days_before_expiry
+            if until is not None and days is not None:
+                edges |= {until - timedelta(days=days + k) for k in (0, 1)}
+        return sorted(edges)
 
     def _day(self) -> st.SearchStrategy[date]:
         edges = self._edges()
@@ -812,14 +819,18 @@ class PackMachine(RuleBasedStateMachine):
             expected = []
             for p in ref.packs.values():
                 until = current_expiry(p)
-                if ended(p) or remaining(p) <= 0 or until is None or until > as_of:
+                if ended(p) or remaining(p) <= 0 or until is None or p["expired_on"] == until:
                     continue
-                if p["expired_on"] == until:
-                    continue
-                p["expired_on"] = until
-                p["override"] = until  # a recorded expiry stands (docs/rules.md)
-                p["version"] += 1
-                expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
+                days = p["terms"].policies.remind_days_before_expiry
+                if until <= as_of:
+                    p["expired_on"] = until
+                    p["override"] = until  # a recorded expiry stands (docs/rules.md)
+                    p["version"] += 1
+                    expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
+                elif days and p["reminded"] != until and as_of >= until - timedelta(days=days):
+                    p["reminded"] = until  # R25: once per pack and expiry date
+                    p["version"] += 1
+                    expected.append(event("ExpiringSoon", p["id"], left=remaining(p), extra=until))
             return expected
 
         self._run(lambda: self.service.sweep(as_of), predict)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sessionpacks import _compose as compose
 from sessionpacks.clock import FixedClock
-from sessionpacks.events import PackExhausted, PackExpired, RecordedEvent
+from sessionpacks.events import ExpiringSoon, PackExhausted, PackExpired, RecordedEvent
 from sessionpacks.model import (
     Allowance,
     Appointment,
@@ -119,6 +119,7 @@ class _Walkthrough:
         self.after_the_fact()
         self.late_cancel()
         self.exhaustion()
+        self.reminders()
         self.expiry()
         self.turn_events_into_tasks()
 
@@ -158,6 +159,7 @@ class _Walkthrough:
                 PerPack(_aud("270.00")),
                 ExpiresAfterFirstUse(Period(months=1)),
                 {"massage"},
+                Policies(remind_days_before_expiry=7),
             ),
         )
         for template in desk.templates():
@@ -258,6 +260,16 @@ class _Walkthrough:
         self.booked(self.desk.book(appointment))
         self.ben_second = self.desk.holder("B-204")
 
+    def reminders(self) -> None:
+        self.at("2026-04-27 07:00")
+        self.step("The nightly sweep: reminders before expiry")
+        as_of = date(2026, 4, 27)
+        reminded = self.desk.sweep(as_of)
+        self.say(
+            f"Sweep as of {as_of}: {len(reminded)} reminder(s) due "
+            "(massage packs remind 7 days before they expire)."
+        )
+
     def expiry(self) -> None:
         self.at("2026-05-03 07:00")
         self.step("The nightly expiry sweep, a month later")
@@ -270,7 +282,7 @@ class _Walkthrough:
             self.say(pack_line(self.desk.pack(self.ben_second), self.clock.now()))
 
     def turn_events_into_tasks(self) -> None:
-        self.step("The host turns PackExhausted and PackExpired events into tasks")
+        self.step("The host turns PackExhausted, ExpiringSoon and PackExpired events into tasks")
         self.say(f"Reading the event stream after position {self.position}:")
         self.read_tasks()
         self.say(f"Saved position: {self.position}. Reading again finds nothing new:")
@@ -297,6 +309,11 @@ def _task(recorded: RecordedEvent, desk: PackService) -> dict[str, str] | None:
     pack = desk.pack(event.pack_id).terms.name
     if isinstance(event, PackExhausted):
         text = f"call {name}: '{pack}' ({event.pack_id}) is used up; offer a new pack"
+    elif isinstance(event, ExpiringSoon):
+        text = (
+            f"remind {name}: '{pack}' ({event.pack_id}) expires on {event.expiry_date} "
+            f"with {format_amount(event.remaining)} left; offer a booking before then"
+        )
     elif isinstance(event, PackExpired):
         text = (
             f"tell {name}: '{pack}' ({event.pack_id}) expired on {event.expiry_date} "

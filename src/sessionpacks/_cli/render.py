@@ -94,6 +94,8 @@ def template_lines(template: PackTemplate) -> list[str]:
     ]
     if policies.low_balance_at is not None:
         lines.append(f"  low balance at {format_amount(policies.low_balance_at)}")
+    if policies.remind_days_before_expiry is not None:
+        lines.append(f"  reminder {policies.remind_days_before_expiry} days before expiry")
     if terms.description:
         lines.append(f"  {terms.description}")
     return lines
@@ -201,15 +203,14 @@ def _amount(value: Amount) -> str:
 
 def describe_entry(entry: lg.Entry) -> str:
     """One ledger entry in words."""
+    said = _usage_entry(entry)
+    if said is None:
+        said = _pack_entry(entry)
+    return said
+
+
+def _usage_entry(entry: lg.Entry) -> str | None:
     match entry:
-        case lg.Opened():
-            source = (
-                f"from template {entry.template_id} v{entry.template_version}"
-                if entry.template_id
-                else "ad hoc"
-            )
-            charged = ", charged on its own invoice" if entry.charged_on_open else ""
-            return f"opened for {entry.client_id} {source}{charged}"
         case lg.Used():
             short = f", shortfall {_amount(entry.shortfall)}" if _nonzero(entry.shortfall) else ""
             return f"used by {entry.appointment.id}: {_amount(entry.covered)}{short}"
@@ -220,18 +221,36 @@ def describe_entry(entry: lg.Entry) -> str:
             return f"rescheduled {entry.appointment_id} to {entry.start.isoformat()}"
         case lg.Marked():
             return f"{entry.appointment_id} marked {entry.mark.value.replace('_', '-')}"
+        case lg.Invoiced():
+            return f"invoiced {entry.appointment_id} as {entry.label!r}: {entry.amount}"
+    return None
+
+
+def _pack_entry(entry: lg.Entry) -> str:
+    match entry:
+        case lg.Opened():
+            source = (
+                f"from template {entry.template_id} v{entry.template_version}"
+                if entry.template_id
+                else "ad hoc"
+            )
+            charged = ", charged on its own invoice" if entry.charged_on_open else ""
+            return f"opened for {entry.client_id} {source}{charged}"
         case lg.Adjusted():
             return f"adjusted by {_signed(entry.amount)}: {entry.reason}"
         case lg.Extended():
             return f"expiry extended to {entry.until.isoformat()}: {entry.reason}"
         case lg.Expired():
             return f"expired on {entry.expiry_date.isoformat()} (sweep as of {entry.as_of})"
+        case lg.Reminded():
+            return (
+                f"reminder due of expiry on {entry.expiry_date.isoformat()}"
+                f" (sweep as of {entry.as_of})"
+            )
         case lg.Closed():
             return f"closed{': ' + entry.reason if entry.reason else ''}"
         case lg.Voided():
             return f"voided{': ' + entry.reason if entry.reason else ''}"
-        case lg.Invoiced():
-            return f"invoiced {entry.appointment_id} as {entry.label!r}: {entry.amount}"
     raise TypeError(f"unknown entry {entry!r}")  # pragma: no cover - the union is closed
 
 
@@ -255,37 +274,53 @@ def _signed(value: Amount) -> str:
 def describe_event(recorded: RecordedEvent) -> str:
     """``#7 PackExhausted pk1 (client C1)``, with the details that matter."""
     event = recorded.event
-    detail = ""
+    detail = _usage_detail(event)
+    if detail is None:
+        detail = _pack_detail(event)
+    name = type(event).__name__
+    return f"#{recorded.position} {name} {event.pack_id} (client {event.client_id}){detail}"
+
+
+def _usage_detail(event: ev.Event) -> str | None:
     match event:
         case ev.SessionUsed():
-            detail = f" {event.appointment_id} is session {event.number}, "
-            detail += f"{format_amount(event.remaining)} left"
+            return (
+                f" {event.appointment_id} is session {event.number}, "
+                f"{format_amount(event.remaining)} left"
+            )
         case ev.UsageReleased():
             detail = f" {event.appointment_id} released, {format_amount(event.remaining)} left"
             if event.invoice_label is not None:  # R7a: the issued line, for the host to credit
                 detail += (
                     f"; line {event.invoice_label!r} {event.invoice_amount}, credit {event.credit}"
                 )
+            return detail
         case ev.UsageRescheduled():
-            detail = f" {event.appointment_id} moved to {event.start.isoformat()}"
+            return f" {event.appointment_id} moved to {event.start.isoformat()}"
         case ev.UsageMarked():
-            detail = f" {event.appointment_id} {event.mark.value.replace('_', '-')}"
+            return f" {event.appointment_id} {event.mark.value.replace('_', '-')}"
+    return None
+
+
+def _pack_detail(event: ev.Event) -> str:
+    match event:
         case ev.PackAdjusted():
-            detail = (
+            return (
                 f" {_signed(event.amount)} ({event.reason}), {format_amount(event.remaining)} left"
             )
         case ev.LowBalance():
-            detail = f" {format_amount(event.remaining)} left"
+            return f" {format_amount(event.remaining)} left"
         case ev.PackExpired():
-            detail = f" on {event.expiry_date}, {format_amount(event.remaining)} unused"
+            return f" on {event.expiry_date}, {format_amount(event.remaining)} unused"
+        case ev.ExpiringSoon():
+            return f" on {event.expiry_date}, {format_amount(event.remaining)} left"
         case ev.ExpiryExtended():
-            detail = f" to {event.until}"
+            return f" to {event.until}"
         case ev.PackClosed():
-            detail = f" with {format_amount(event.remaining)} left"
+            return f" with {format_amount(event.remaining)} left"
         case ev.PackOpened():
-            detail = f" {event.name!r}"
-    name = type(event).__name__
-    return f"#{recorded.position} {name} {event.pack_id} (client {event.client_id}){detail}"
+            return f" {event.name!r}"
+    return ""
 
 
 def status_order(status: PackStatus) -> int:

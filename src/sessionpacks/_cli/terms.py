@@ -142,6 +142,13 @@ def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False)
         help="emit LowBalance when this much is left: 1 (session), 1h, 50.00"
         + ("; 'none' removes it" if editing else ""),
     )
+    terms.add_argument(
+        "--remind-days",
+        metavar="DAYS",
+        type=nonblank,
+        help="the sweep emits ExpiringSoon this many days before the expiry date (1 to 366)"
+        + ("; 'none' removes it" if editing else ""),
+    )
 
 
 def _currency(args: argparse.Namespace, fallback: str | None = None) -> str | None:
@@ -200,7 +207,7 @@ def _expiry(args: argparse.Namespace) -> ExpiryRule | None:
     return None
 
 
-_POLICY_OPTIONS = ("late_cancel_notice", "late_cancel", "no_show", "low_balance")
+_POLICY_OPTIONS = ("late_cancel_notice", "late_cancel", "no_show", "low_balance", "remind_days")
 
 
 def _policies(args: argparse.Namespace, base: Policies, metric: Metric, code: str) -> Policies:
@@ -217,7 +224,17 @@ def _policies(args: argparse.Namespace, base: Policies, metric: Metric, code: st
             changes["low_balance_at"] = (
                 None if text.lower() == "none" else amount_of(metric, text, code)
             )
+    if args.remind_days is not None:
+        changes["remind_days_before_expiry"] = _remind_days(args.remind_days)
     return attrs.evolve(base, **changes) if changes else base
+
+
+def _remind_days(text: str) -> int | None:
+    cleaned = text.strip()
+    if cleaned.lower() == "none":
+        return None
+    with reading("--remind-days"):
+        return positive_int(cleaned)
 
 
 def new_terms(args: argparse.Namespace) -> PackTerms:

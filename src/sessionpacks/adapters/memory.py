@@ -114,7 +114,7 @@ class InMemoryRepository:
     def expiry_candidates(self, as_of: date) -> list[PackState]:
         with self._lock:
             states = list(self._data.states.values())
-        return [s for s in states if s.due_to_expire(as_of)]
+        return [s for s in states if s.due_for_sweep(as_of)]
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100

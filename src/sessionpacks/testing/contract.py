@@ -117,13 +117,16 @@ def _sessions(
     low: int | None = None,
     late_consumes: bool = False,
     name: str = "Physio",
+    remind: int | None = None,
 ) -> PackTerms:
     return PackTerms(
         name=name,
         allowance=Allowance.sessions(count),
         pricing=PerSession.reduced(_aud("150.00"), _aud("120.00")),
         expiry=expiry or NoExpiry(),
-        policies=Policies(late_cancel_consumes=late_consumes, low_balance_at=low),
+        policies=Policies(
+            late_cancel_consumes=late_consumes, low_balance_at=low, remind_days_before_expiry=remind
+        ),
     )
 
 
@@ -185,7 +188,8 @@ def _every_kind(record: _Recorder) -> None:
     """A workflow whose changes contain every entry kind and every event kind, in every metric."""
     repo, at = record.repo, _OPENED
     rule = ExpiresOn(date(2026, 3, 1))
-    s = record(ops.open_pack("sessions", "C1", _sessions(3, expiry=rule, low=1), repo.practice, at))
+    terms = _sessions(3, expiry=rule, low=1, remind=7)
+    s = record(ops.open_pack("sessions", "C1", terms, repo.practice, at))
     s = record(ops.use(s, _appointment("a1", _at(2, 2)), at))
     s = record(ops.issue_invoice(s, "a1", at)[0])
     s = record(ops.reschedule(s, "a1", datetime(2026, 2, 3, 1, 30, tzinfo=UTC), at))
@@ -195,6 +199,7 @@ def _every_kind(record: _Recorder) -> None:
     s = record(ops.release(s, "a3", at, "cancelled"))
     s = record(ops.adjust(s, 1, "goodwill", at))
     s = record(ops.extend(s, date(2026, 4, 1), "holiday", at))
+    s = record(ops.expire(s, date(2026, 3, 25), at))  # ExpiringSoon
     s = record(ops.expire(s, date(2026, 4, 1), at))
     record(ops.close(s, "moved away", at))
     h = record(ops.open_pack("hours", "C1", _hours(5), repo.practice, at))
@@ -710,6 +715,25 @@ class RepositoryContract:
         assert ids(date(2026, 5, 1)) == {"due", "credited", "first-use", "later", "extended"}
         states = {p.pack_id: p for p in store_repo.expiry_candidates(day)}
         assert states["credited"] == store_repo.load("credited")
+
+    def test_expiry_candidates_include_reminders_due(self, store_repo: PackRepository) -> None:
+        """R25: a pack whose reminder is due is a candidate from that day, until the sweep
+        records the reminder; an extension re-arms it for the new expiry date."""
+        at, day = _OPENED, date(2026, 3, 1)
+        _open(store_repo, "remind", _sessions(2, expiry=ExpiresOn(day), remind=10))
+        _open(store_repo, "quiet", _sessions(2, expiry=ExpiresOn(day)))
+
+        def ids(as_of: date) -> set[str]:
+            return {p.pack_id for p in store_repo.expiry_candidates(as_of)}
+
+        assert ids(date(2026, 2, 18)) == set()
+        assert ids(date(2026, 2, 19)) == {"remind"}
+        store_repo.commit([ops.expire(store_repo.load("remind"), date(2026, 2, 20), at)])
+        assert ids(date(2026, 2, 28)) == set()
+        assert ids(day) == {"remind", "quiet"}
+        store_repo.commit([ops.extend(store_repo.load("remind"), date(2026, 4, 1), "away", at)])
+        assert ids(date(2026, 3, 21)) == {"quiet"}
+        assert ids(date(2026, 3, 22)) == {"quiet", "remind"}
 
     # find_packs ------------------------------------------------------------------------------
 

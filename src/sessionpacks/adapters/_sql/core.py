@@ -223,9 +223,9 @@ class SqlRepository(ABC):
             raise InvalidValueError("as_of", as_of, "must be a date")
         day = self._sql.dialect.day(as_of)
         found = self._rows("as_of", as_of, self._sql.expiry_candidates, day)
-        # The column is the state's pending_expiry, but a writer of an earlier release during
-        # a rolling upgrade stores an earlier bound (its expiry date): the definition decides.
-        return [s for s in map(self._state, found) if s.due_to_expire(as_of)]
+        # The column is the state's next_sweep, but a writer of an earlier release during
+        # a rolling upgrade stores another bound (its expiry date): the definition decides.
+        return [s for s in map(self._state, found) if s.due_for_sweep(as_of)]
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100

@@ -52,8 +52,9 @@ _COLUMNS: tuple[tuple[str, str, _Column], ...] = (
     ("ended", "{bool}", lambda d, s, text: d.flag(s.ended)),
     ("remaining_units", "{bigint}", lambda d, s, text: s.remaining_units),
     ("expired_on", "{date}", lambda d, s, text: d.day(s.expired_on)),
-    # What the expiry query compares (R12); the columns before it are 0.1.0's projection.
-    ("pending_expiry", "{date}", lambda d, s, text: d.day(s.pending_expiry)),
+    # What the sweep query compares (R12, R25): the state's next_sweep, under the name schema
+    # version 3 gave it before reminders. The columns before it are 0.1.0's projection.
+    ("pending_expiry", "{date}", lambda d, s, text: d.day(s.next_sweep)),
     # What find_packs narrows by (schema version 4), from adapters._common.query_columns.
     ("lasting_status", "text", lambda d, s, text: query_columns(s).lasting_status),
     ("open_until", "{date}", lambda d, s, text: d.day(query_columns(s).open_until)),

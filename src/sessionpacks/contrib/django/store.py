@@ -217,7 +217,7 @@ class DjangoRepository:
                 .values_list("state", flat=True)
             )
         # The column is what the query can compare; the definition decides.
-        return [s for s in map(_state, found) if s.due_to_expire(as_of)]
+        return [s for s in map(_state, found) if s.due_for_sweep(as_of)]
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100
@@ -323,7 +323,7 @@ class DjangoRepository:
             "ended": state.ended,
             "remaining_units": state.remaining_units,
             "expired_on": state.expired_on,
-            "pending_expiry": state.pending_expiry,
+            "pending_expiry": state.next_sweep,
             **attrs.asdict(query_columns(state)),
         }
         expected = change.expected_version
