@@ -44,8 +44,10 @@ byte for byte, whereas ``jsonb`` refuses ``\\u0000`` and lone surrogates that a 
 from __future__ import annotations
 
 import select
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -54,6 +56,7 @@ from psycopg_pool import ConnectionPool
 from sessionpacks.adapters._common import appointment_changes
 from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import Dialect, postgres
+from sessionpacks.adapters._sql.known import Decision, Known, Reads, check_reads
 from sessionpacks.adapters._sql.postgres_errors import translated
 from sessionpacks.adapters._sql.postgres_schema import (
     ARGUMENTS,
@@ -67,9 +70,16 @@ from sessionpacks.adapters._sql.postgres_schema import (
 from sessionpacks.adapters._sql.rows import PROJECTION, Decoded, entry_row, event_row, projection
 from sessionpacks.adapters._sql.schema import Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
-from sessionpacks.errors import ConnectionLostError, InvalidValueError, StoreError
+from sessionpacks.errors import (
+    ConcurrencyError,
+    ConnectionLostError,
+    InvalidValueError,
+    SessionPacksError,
+    StoreError,
+)
 from sessionpacks.events import RecordedEvent
-from sessionpacks.model import Practice
+from sessionpacks.ledger import PackState, PackStatus
+from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 
@@ -160,6 +170,8 @@ class PostgresStore(SqlStore):
         self._sql = Statements(postgres(schema))
         self.decoded = Decoded(4096)
         """Decoded states, shared by the store's repositories."""
+        self.known = Known(4096)
+        """The states this process last wrote or read, for its repositories' decisions."""
         # autocommit: a read is one round trip; writes open their transaction explicitly.
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             dsn,
@@ -272,6 +284,15 @@ class PostgresRepository(SqlRepository):
         super().__init__(practice, sql, store.decoded)
         self._store = store
         self._call = _commit_call(store.schema).encode()
+        self._known = store.known
+        self._local = threading.local()
+        self._check_sql = (
+            f"""SELECT 'p', pack_id, version::text FROM {store.schema}.packs
+                WHERE practice_id = %s AND pack_id = ANY (%s::text[])
+                UNION ALL
+                SELECT 'u', appointment_id, pack_id FROM {store.schema}.active_usages
+                WHERE practice_id = %s AND appointment_id = ANY (%s::text[])"""
+        ).encode()
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._store.read(sql.encode(), params, field, value)
@@ -293,9 +314,173 @@ class PostgresRepository(SqlRepository):
         )
         return self._store.transaction(field, value, f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
 
+    # A decision: reads answered from what the process knows, each checked (_sql/known) ------
+
+    @contextmanager
+    def deciding(self) -> Iterator[None]:
+        """A decision and its commit on this thread: inside it, ``load`` and
+        ``pack_of_appointment`` may answer from the states this process last wrote or read,
+        without a round trip. Every such answer is checked against the database by the commit
+        (its version check, R16, and its R6 check) or, for what the commit does not cover or
+        when nothing is committed, by one read before the commit or at the end; one found
+        stale raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller decides
+        again, and the next decision on this thread reads everything from the database.
+        Nested, it is the enclosing one."""
+        if self._decision() is not None:
+            yield
+            return
+        decision = Decision(fresh=self._local.__dict__.pop("fresh", False))
+        self._local.decision = decision
+        try:
+            yield
+            self._settle(decision)
+        except (ConcurrencyError, StoreError):
+            self._distrust(decision)
+            raise
+        except SessionPacksError as error:
+            self._settle_before(decision, error)
+            raise
+        except BaseException:
+            self._distrust(decision)
+            raise
+        finally:
+            self._local.decision = None
+
+    def _decision(self) -> Decision | None:
+        decision: Decision | None = getattr(self._local, "decision", None)
+        return decision
+
+    def _settle(self, decision: Decision) -> None:
+        if decision.reads:
+            self._check(decision.reads)
+            decision.reads = Reads()
+
+    def _settle_before(self, decision: Decision, error: SessionPacksError) -> None:
+        """A refusal (or a missing pack) decided on answers from memory leaves only if they
+        were right; otherwise it is a conflict, decided again."""
+        try:
+            self._settle(decision)
+        except (ConcurrencyError, StoreError) as stale:
+            self._distrust(decision)
+            raise stale from error
+
+    def _distrust(self, decision: Decision) -> None:
+        self._known.forget(self._id, decision.reads.packs.keys() | decision.handed.keys())
+        self._local.fresh = True
+
+    def _check(self, reads: Reads) -> None:
+        """Check ``reads`` against the database in one read."""
+        packs, appointments = sorted(reads.packs), sorted(reads.unheld)
+        found = self._store.read(
+            self._check_sql, (self._id, packs, self._id, appointments), "pack_id", packs
+        )
+        versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
+        holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
+        check_reads(reads, versions, holders)
+
+    def load(self, pack_id: str) -> PackState:
+        decision = self._decision()
+        known = None if decision is None or decision.fresh else self._known.state(self._id, pack_id)
+        if decision is not None and known is not None:
+            decision.hand([known])
+            decision.reads.packs[pack_id] = known.version
+            return known
+        state = super().load(pack_id)
+        self._handed([state])
+        return state
+
+    def pack_of_appointment(self, appointment_id: str) -> str | None:
+        decision = self._decision()
+        if decision is None or decision.fresh:
+            holder = super().pack_of_appointment(appointment_id)
+            if decision is not None:
+                decision.answer(appointment_id, holder)
+            return holder
+        state = self._known.holder(self._id, appointment_id)
+        if state is None:
+            self._text("appointment_id", appointment_id)
+            decision.answer(appointment_id, None)
+            decision.reads.unheld.add(appointment_id)
+            return None
+        decision.hand([state])
+        decision.answer(appointment_id, state.pack_id)
+        decision.reads.packs[state.pack_id] = state.version
+        return state.pack_id
+
+    def client_packs(
+        self,
+        client_id: str,
+        *,
+        statuses: Collection[PackStatus] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[PackState]:
+        found = super().client_packs(client_id, statuses=statuses, as_of=as_of)
+        self._handed(found)
+        return found
+
+    def _handed(self, states: list[PackState]) -> None:
+        """States just read from the database: remembered, and noted by the decision."""
+        self._known.put(self._id, states)
+        decision = self._decision()
+        if decision is not None:
+            decision.hand(states)
+
+    # Writes other than the commit check what the decision read first: a write decided on a
+    # stale answer must not happen at all (R17), not be followed by a conflict.
+
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
+        self._settle_early()
+        super().save_template(template, command=command)
+
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
+        self._settle_early()
+        super().set_preference(client_id, preference, command=command)
+
+    def _settle_early(self) -> None:
+        decision = self._decision()
+        if decision is not None:
+            self._settle(decision)
+
+    def rebuild_snapshots(self) -> list[str]:
+        rebuilt = super().rebuild_snapshots()
+        self._known.clear()
+        return rebuilt
+
     # The commit --------------------------------------------------------------------------------
 
     def _commit(
+        self,
+        writing: list[Change],
+        client_packs: Mapping[str, int],
+        command: CommandRecord | None,
+    ) -> tuple[RecordedEvent, ...]:
+        decision = self._decision()
+        if decision is not None and decision.reads:
+            uncovered = decision.reads.uncovered(writing, decision.versions())
+            if uncovered:
+                self._check(uncovered)
+        try:
+            recorded = self._call_commit(writing, client_packs, command)
+        except BaseException:
+            self._known.forget(self._id, [change.pack_id for change in writing])
+            if decision is not None:
+                self._distrust(decision)
+                decision.fresh = True
+            raise
+        self._known.put(self._id, [change.after for change in writing])
+        if decision is not None:
+            decision.committed()
+        return recorded
+
+    def _call_commit(
         self,
         writing: list[Change],
         client_packs: Mapping[str, int],

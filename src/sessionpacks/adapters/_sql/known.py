@@ -1,0 +1,179 @@
+"""What a process knows of its packs, and reads answered from it inside a decision.
+
+A store keeps the states it has written or read (:class:`Known`), by practice and pack, with the
+pack of them holding each active appointment. Outside a decision every read goes to the database,
+as before, and fills this. Inside one (:class:`Decision`, entered by the repository's
+``deciding()``), ``load`` and ``pack_of_appointment`` may answer from it without a round trip.
+Such an answer is never taken as valid: the decision keeps what it was told (:class:`Reads`),
+and before anything decided on it leaves the decision it is checked against the database:
+
+* by the commit itself, where the commit covers it: a pack read at version ``v`` and written
+  with ``expected_version == v`` (R16), and an appointment said to be on no pack that the
+  commit puts on a pack whose state, handed out in this decision, did not hold it (the
+  commit's R6 check then refuses it if another pack holds it);
+* otherwise by one read of the versions and holders concerned, before the commit or, when
+  nothing is committed (a refusal, a repeat, nothing to record), when the decision ends.
+
+A check that fails is a :class:`~sessionpacks.errors.ConcurrencyError`: the service decides
+again, and the decision after a failed one reads everything from the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from sessionpacks.adapters._common import appointment_changes
+from sessionpacks.errors import ConcurrencyError
+from sessionpacks.ledger import PackState
+from sessionpacks.operations import Change
+
+__all__ = ["Decision", "Known", "Reads", "check_reads"]
+
+
+class Known:
+    """Pack states by ``(practice_id, pack_id)``, least recently used first out, and the pack
+    among them holding each appointment. ``size`` 0 keeps none."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._states: OrderedDict[tuple[str, str], PackState] = OrderedDict()
+        self._holders: dict[tuple[str, str], str] = {}
+
+    def state(self, practice_id: str, pack_id: str) -> PackState | None:
+        with self._lock:
+            return self._states.get((practice_id, pack_id))
+
+    def holder(self, practice_id: str, appointment_id: str) -> PackState | None:
+        """The known state holding ``appointment_id`` active, if any."""
+        with self._lock:
+            pack_id = self._holders.get((practice_id, appointment_id))
+            return None if pack_id is None else self._states.get((practice_id, pack_id))
+
+    def put(self, practice_id: str, states: Iterable[PackState]) -> None:
+        with self._lock:
+            for state in states:
+                self._drop((practice_id, state.pack_id))
+                self._states[(practice_id, state.pack_id)] = state
+                for usage in state.usages:
+                    self._holders[(practice_id, usage.appointment.id)] = state.pack_id
+            while len(self._states) > self._size:
+                self._drop(next(iter(self._states)))
+
+    def forget(self, practice_id: str, pack_ids: Iterable[str]) -> None:
+        with self._lock:
+            for pack_id in pack_ids:
+                self._drop((practice_id, pack_id))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+            self._holders.clear()
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        state = self._states.pop(key, None)
+        if state is None:
+            return
+        for usage in state.usages:
+            held = (key[0], usage.appointment.id)
+            if self._holders.get(held) == state.pack_id:
+                del self._holders[held]
+
+
+@attrs.define
+class Reads:
+    """What a decision was told without asking the database, still to be checked: the version
+    of each pack answered from memory, and the appointments said to be on no pack."""
+
+    packs: dict[str, int] = attrs.field(factory=dict)
+    unheld: set[str] = attrs.field(factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.packs or self.unheld)
+
+    def uncovered(self, writing: Sequence[Change], handed: Mapping[str, int]) -> Reads:
+        """What a commit of ``writing`` does not check by itself (module docstring)."""
+        expected = {change.pack_id: change.expected_version for change in writing}
+        used, _ = appointment_changes(writing)
+        return Reads(
+            {p: v for p, v in self.packs.items() if expected.get(p) != v},
+            {a for a in self.unheld if not _taken_safely(used.get(a), expected, handed)},
+        )
+
+
+def _taken_safely(
+    pack_id: str | None, expected: Mapping[str, int], handed: Mapping[str, int]
+) -> bool:
+    """Whether the commit puts the appointment on ``pack_id`` at a version whose state this
+    decision saw without it (or on a new pack), so that its R6 check settles the rest."""
+    if pack_id is None:
+        return False
+    version = expected[pack_id]
+    return version == 0 or handed.get(pack_id) == version
+
+
+def check_reads(reads: Reads, versions: Mapping[str, int], holders: Mapping[str, str]) -> None:
+    """Raise :class:`ConcurrencyError` unless the database's ``versions`` of the packs read
+    and ``holders`` of the appointments said to be free agree with ``reads``."""
+    for pack_id, version in sorted(reads.packs.items()):
+        if versions.get(pack_id) != version:
+            found = versions.get(pack_id, 0)
+            raise ConcurrencyError("pack_id", pack_id, f"is at version {found}, not {version}")
+    for appointment_id in sorted(reads.unheld):
+        if appointment_id in holders:
+            raise ConcurrencyError(
+                "appointment_id",
+                appointment_id,
+                f"is active on pack {holders[appointment_id]} (R6)",
+            )
+
+
+@attrs.define
+class Decision:
+    """One thread's decision in progress: the states handed out, what each appointment was
+    said to be on, and what is still to be checked. ``fresh``: answer nothing from memory
+    (the decision after a failed one)."""
+
+    fresh: bool
+    reads: Reads = attrs.field(factory=Reads)
+    handed: dict[str, PackState] = attrs.field(factory=dict)
+    holders: dict[str, str | None] = attrs.field(factory=dict)
+
+    def versions(self) -> dict[str, int]:
+        return {pack_id: state.version for pack_id, state in self.handed.items()}
+
+    def hand(self, states: Iterable[PackState]) -> None:
+        """Note states given to the decision. One that disagrees with what the decision was
+        told before (another version of a pack, another holder) means that something it was
+        told is stale: a conflict, decided again."""
+        for state in states:
+            seen = self.handed.setdefault(state.pack_id, state)
+            if seen.version != state.version:
+                raise ConcurrencyError(
+                    "pack_id", state.pack_id, f"read at version {seen.version} and {state.version}"
+                )
+            for appointment_id, holder in self.holders.items():
+                _agree(state, appointment_id, holder)
+
+    def answer(self, appointment_id: str, holder: str | None) -> None:
+        """Note that ``appointment_id`` was said to be on ``holder`` (``None``: on no pack)."""
+        self.holders[appointment_id] = holder
+        for state in self.handed.values():
+            _agree(state, appointment_id, holder)
+
+    def committed(self) -> None:
+        """The commit checked everything so far, and changed what was handed out."""
+        self.reads = Reads()
+        self.handed.clear()
+        self.holders.clear()
+
+
+def _agree(state: PackState, appointment_id: str, holder: str | None) -> None:
+    if (state.usage(appointment_id) is not None) != (holder == state.pack_id):
+        raise ConcurrencyError(
+            "appointment_id", appointment_id, f"was read on pack {holder} and in {state.pack_id}"
+        )
