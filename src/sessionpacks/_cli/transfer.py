@@ -16,7 +16,7 @@ import json
 import shutil
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any, TextIO, TypeVar
 
 import attrs
 
+from sessionpacks._batch import Batch, Outcome
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import PackOpened
 from sessionpacks.ledger import PackState
@@ -310,22 +311,62 @@ class _Rejects:
         self.writer.writerow({**record.row, "line": record.line, "field": field, "reason": reason})
 
 
-def _import_one(
-    service: PackService, record: Record, summary: Summary, rejects: _Rejects | None
-) -> None:
-    summary.rows += 1
-    try:
-        outcome, _ = apply_row(service, _parsed(record))
-    except RowError as error:
-        field, reason = error.field, str(error)
-    except SessionPacksError as error:
-        field, reason = error.field, str(error)
-    else:
-        setattr(summary, outcome, getattr(summary, outcome) + 1)
-        return
-    summary.refuse(record, field, reason)
-    if rejects is not None:
-        rejects.write(record, field, reason)
+class _Applying:
+    """The rows being applied, in batches (:class:`~sessionpacks._batch.Batch`): each row is
+    decided against the states the earlier rows left, and the batch's rows are committed
+    together, at most :data:`~sessionpacks._batch.BATCH_ROWS` rows or
+    :data:`~sessionpacks._batch.BATCH_SECONDS` at a time. A row counts in the summary, and a
+    refused one goes to the rejects file, once its batch is committed, in the order read."""
+
+    def __init__(self, service: PackService, summary: Summary, rejects: _Rejects | None) -> None:
+        self.batch: Batch[tuple[str, str]] = Batch(service, live_only=True)
+        self.summary = summary
+        self.rejects = rejects
+        self.waiting: deque[tuple[Record, tuple[str, str] | None]] = deque()
+
+    def add(self, record: Record) -> None:
+        try:
+            row = _parsed(record)
+        except (RowError, SessionPacksError) as error:
+            self.waiting.append((record, _refusal(error)))
+            self._settle([])
+            return
+        self.waiting.append((record, None))
+        self._settle(self.batch.add(lambda service: apply_row(service, row)))
+
+    def flush(self) -> None:
+        self._settle(self.batch.flush())
+
+    def _settle(self, outcomes: list[Outcome[tuple[str, str]]]) -> None:
+        """Count the rows now final: refusals read before a committed row, then its outcome."""
+        done = iter(outcomes)
+        while self.waiting:
+            record, problem = self.waiting[0]
+            applied = None
+            if problem is None:
+                outcome = next(done, None)
+                if outcome is None:
+                    return
+                if outcome.error is not None:
+                    problem = _refusal(outcome.error)
+                elif outcome.value is not None:
+                    applied = outcome.value[0]
+            self.waiting.popleft()
+            self.summary.rows += 1
+            if problem is not None:
+                self._refuse(record, problem)
+            elif applied is not None:
+                setattr(self.summary, applied, getattr(self.summary, applied) + 1)
+
+    def _refuse(self, record: Record, problem: tuple[str, str]) -> None:
+        self.summary.refuse(record, *problem)
+        if self.rejects is not None:
+            self.rejects.write(record, *problem)
+
+
+def _refusal(error: RowError | SessionPacksError) -> tuple[str, str]:
+    """The field and the reason a row is refused with."""
+    return error.field, str(error)
 
 
 def run_import(ctx: Context, args: argparse.Namespace) -> int:
@@ -363,11 +404,16 @@ def _import_all(
     rejects: _Rejects | None,
     progress: Progress,
 ) -> None:
-    service = ctx.service
-    for record in rows_in_start_order(source, args.sort_buffer, work, stops):
-        with stops.deferred():  # a row is applied whole, or not begun
-            _import_one(service, record, summary, rejects)
-        progress.update(summary)
+    applying = _Applying(ctx.service, summary, rejects)
+    try:
+        for record in rows_in_start_order(source, args.sort_buffer, work, stops):
+            applying.add(record)  # a signal waits for the next check: rows are never cut short
+            progress.update(summary)
+            stops.check()
+    except (KeyboardInterrupt, Terminated):
+        applying.flush()  # the rows decided are committed, and counted, before stopping
+        raise
+    applying.flush()
 
 
 def _rejects(

@@ -31,10 +31,12 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import datetime
 from typing import Any
 
+from sessionpacks.adapters._common import with_statuses
 from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
@@ -44,6 +46,7 @@ from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.errors import InvalidValueError, StoreError
 from sessionpacks.events import RecordedEvent
+from sessionpacks.ledger import PackState, PackStatus
 from sessionpacks.model import Practice
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
@@ -64,6 +67,21 @@ MIGRATIONS: tuple[Migration, ...] = STEPS
 """Schema steps in order: a file at version N has had the first N applied."""
 
 _SQL = Statements(SQLITE)
+_LIVE = frozenset((PackStatus.OPEN, PackStatus.EXPIRED))
+# A client's open or expired packs: those whose status is not a lasting one (schema version 4's
+# column, from adapters._common.query_columns), read by the client's index without decoding
+# the others.
+_LIVE_PACKS = SQLITE.render(
+    """SELECT state FROM {s}packs WHERE practice_id = ? AND client_id = ?
+       AND lasting_status IS NULL ORDER BY {opened}"""
+)
+
+
+def _only_live(statuses: object) -> bool:
+    """Whether ``statuses`` is a collection of open or expired, and nothing else."""
+    if not isinstance(statuses, frozenset | set | tuple | list) or not statuses:
+        return False
+    return all(isinstance(s, PackStatus) and s in _LIVE for s in statuses)
 
 
 class _Session:
@@ -281,6 +299,26 @@ class SqliteRepository(StatementRepository):
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return _Session(self._connections.get(), field, value).rows(sql, params)
+
+    def client_packs(
+        self,
+        client_id: str,
+        *,
+        statuses: Collection[PackStatus] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[PackState]:
+        """As the core's, but packs that are open or expired only are read by the index of
+        the client's packs and their ``lasting_status``, not by decoding every pack."""
+        if not _only_live(statuses):
+            return super().client_packs(client_id, statuses=statuses, as_of=as_of)
+        client = self._text("client_id", client_id)
+        found = self._rows("client_id", client_id, _LIVE_PACKS, client)
+        return with_statuses(map(self._state, found), statuses, as_of)
+
+    def count_client_packs(self, client_id: str) -> int:
+        """How many packs the client has, whatever their status: what R13a counts."""
+        client = self._text("client_id", client_id)
+        return int(self._rows("client_id", client_id, self._sql.count_client, client)[0][0])
 
     def _writing(self, field: str, value: Any) -> AbstractContextManager[Session]:
         return _transaction(self._connections.get(), field, value)
