@@ -28,11 +28,13 @@ __all__ = [
     "Event",
     "ExpiringSoon",
     "ExpiryExtended",
+    "HoldEnded",
     "LowBalance",
     "PackAdjusted",
     "PackClosed",
     "PackExhausted",
     "PackExpired",
+    "PackHeld",
     "PackOpened",
     "PackVoided",
     "RecordedEvent",
@@ -226,6 +228,37 @@ class ExpiryExtended(_Occurs):
 
 
 @attrs.frozen(kw_only=True)
+class PackHeld(_Occurs):
+    """The pack was put on hold from ``start`` until ``until`` (the first date usable again);
+    it now expires on ``expiry_date`` (R22)."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    start: date
+    until: date
+    reason: str
+    expiry_date: date | None
+
+
+@attrs.frozen(kw_only=True)
+class HoldEnded(_Occurs):
+    """The hold from ``start`` until ``until`` was ended early: usable again from ``on``; the
+    pack now expires on ``expiry_date`` (R22)."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    start: date
+    until: date
+    on: date
+    reason: str
+    expiry_date: date | None
+
+
+@attrs.frozen(kw_only=True)
 class PackClosed(_Occurs):
     event_id: str
     pack_id: str
@@ -256,6 +289,8 @@ Event: TypeAlias = (
     | PackExpired
     | ExpiringSoon
     | ExpiryExtended
+    | PackHeld
+    | HoldEnded
     | PackClosed
     | PackVoided
 )
@@ -273,6 +308,8 @@ EVENT_TYPES = (
     PackClosed,
     PackVoided,
     ExpiringSoon,
+    PackHeld,
+    HoldEnded,
 )
 
 

@@ -50,6 +50,8 @@ __all__ = [
     "Entry",
     "Expired",
     "Extended",
+    "Held",
+    "Hold",
     "Invoiced",
     "Mark",
     "Marked",
@@ -59,6 +61,7 @@ __all__ = [
     "Released",
     "Reminded",
     "Rescheduled",
+    "Resumed",
     "Usage",
     "Used",
     "Voided",
@@ -194,6 +197,49 @@ class Reminded:
 
 
 @attrs.frozen(kw_only=True)
+class Held:
+    """The pack was put on hold from ``start`` until ``until``, the first date usable again
+    (R22): no usage dated inside it, and the expiry date moves later by its days."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    start: date
+    until: date
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Resumed:
+    """The hold that starts on ``start`` was ended early: the pack is usable again from ``on``,
+    and the expiry date moves back by the hold's days not used (R22). ``on`` on or before
+    ``start`` removes the hold."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    start: date
+    on: date
+    reason: str = ""
+
+
+@attrs.frozen
+class Hold:
+    """A hold in :attr:`PackState.holds`: from ``start`` until ``until``, excluded (R22)."""
+
+    start: date
+    until: date
+    reason: str = ""
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.start).days
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day < self.until
+
+
+@attrs.frozen(kw_only=True)
 class Closed:
     """The pack was closed early: no further usage (R10)."""
 
@@ -242,6 +288,8 @@ Entry: TypeAlias = (
     | Extended
     | Expired
     | Reminded
+    | Held
+    | Resumed
     | Closed
     | Voided
     | Invoiced
@@ -259,6 +307,8 @@ ENTRY_TYPES: tuple[type[Any], ...] = (
     Voided,
     Invoiced,
     Reminded,
+    Held,
+    Resumed,
 )
 
 
@@ -302,6 +352,9 @@ class PackState:
     ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
     ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
     ``reminded_for`` is the expiry date the last ``ExpiringSoon`` reminder was for (R25).
+    ``holds`` are the pack's holds by start date, and ``hold_days`` the days they add to the
+    expiry date the rule or the last recorded date gives (R22); an extension or a recorded
+    expiry sets the date itself, so from it only later holds count.
     """
 
     pack_id: str
@@ -327,6 +380,8 @@ class PackState:
     )
     low_balance_totals: tuple[int, ...] = ()
     reminded_for: date | None = None
+    holds: tuple[Hold, ...] = ()
+    hold_days: int = 0
 
     @property
     def metric(self) -> Metric:
@@ -389,25 +444,33 @@ class PackState:
     def expiry_date(self) -> date | None:
         """The first date on which the pack is no longer valid, or ``None`` (R5)."""
         if self.expiry_override is not None:
-            return self.expiry_override
+            return self._held(self.expiry_override)
         return self.expiry_if_first_use(self.first_use)
 
     def expiry_if_first_use(self, first_use: date | None) -> date | None:
-        """The expiry date the pack's rule gives when its first use falls on ``first_use``."""
+        """The expiry date the pack's rule gives when its first use falls on ``first_use``,
+        moved by the holds (R22)."""
         rule = self.terms.expiry
         if isinstance(rule, ExpiresOn):
-            return rule.date
+            return self._held(rule.date)
         if isinstance(rule, ExpiresAfterOpening):
-            return rule.period.after(self.opened_on)
+            return self._held(rule.period.after(self.opened_on))
         if isinstance(rule, ExpiresAfterFirstUse) and first_use is not None:
-            return rule.period.after(first_use)
+            return self._held(rule.period.after(first_use))
         return None
+
+    def _held(self, day: date) -> date:
+        return day + timedelta(days=self.hold_days) if self.hold_days else day
+
+    def hold_on(self, day: date) -> Hold | None:
+        """The hold that covers local date ``day``, or ``None`` (R22)."""
+        return next((h for h in self.holds if h.covers(day)), None)
 
     def expiry_if_used_on(self, day: date) -> date | None:
         """The expiry date the pack would have if an appointment on local date ``day`` were
         recorded: ``day`` becomes the first use when it comes before the present one."""
         if self.expiry_override is not None:
-            return self.expiry_override
+            return self._held(self.expiry_override)
         first = self.first_use
         return self.expiry_if_first_use(day if first is None or day < first else first)
 
@@ -586,6 +649,13 @@ def _balance_occurrences(before: PackState, after: PackState) -> PackState:
 
 
 def _fold(state: PackState, entry: Entry) -> PackState:
+    folded = _fold_usage(state, entry)
+    if folded is None:
+        folded = _fold_pack(state, entry)
+    return folded
+
+
+def _fold_usage(state: PackState, entry: Entry) -> PackState | None:
     metric = state.metric
     match entry:
         case Used():
@@ -620,19 +690,26 @@ def _fold(state: PackState, entry: Entry) -> PackState:
             _active(state, entry.appointment_id)
             placed = _placed(state, entry)
             return _with_lines(state, _replace_usage(state, entry.appointment_id, invoice=placed))
+    return None
+
+
+def _fold_pack(state: PackState, entry: Entry) -> PackState:
+    match entry:
         case Adjusted():
             after = attrs.evolve(
-                state, adjustment_units=state.adjustment_units + units(metric, entry.amount)
+                state, adjustment_units=state.adjustment_units + units(state.metric, entry.amount)
             )
             return _balance_occurrences(state, after)
         case Extended():
-            return attrs.evolve(state, expiry_override=entry.until)
+            return attrs.evolve(state, expiry_override=entry.until, hold_days=0)
         case Expired():
             # The recorded expiry stands: a later release of the first use must not move it
             # and revive the pack (R12: once per expiry). Only an extension moves it again.
             return attrs.evolve(
-                state, expired_on=entry.expiry_date, expiry_override=entry.expiry_date
+                state, expired_on=entry.expiry_date, expiry_override=entry.expiry_date, hold_days=0
             )
+        case Held() | Resumed():
+            return _fold_hold(state, entry)
         case Reminded():
             return attrs.evolve(state, reminded_for=entry.expiry_date)
         case Closed():
@@ -640,6 +717,23 @@ def _fold(state: PackState, entry: Entry) -> PackState:
         case Voided():
             return attrs.evolve(state, voided_at=entry.recorded_at)
     raise InvalidValueError("entry", entry, "is not a ledger entry that follows Opened")
+
+
+def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
+    if isinstance(entry, Held):
+        hold = Hold(entry.start, entry.until, entry.reason)
+        holds = tuple(sorted((*state.holds, hold), key=lambda h: h.start))
+        return attrs.evolve(state, holds=holds, hold_days=state.hold_days + hold.days)
+    ended = next((h for h in state.holds if h.start == entry.start), None)
+    if ended is None:
+        raise InvalidValueError(
+            "entry.start", entry.start, f"no hold of pack {state.pack_id} starts then"
+        )
+    others = tuple(h for h in state.holds if h is not ended)
+    kept = attrs.evolve(ended, until=entry.on)
+    holds = tuple(sorted((*others, kept), key=lambda h: h.start)) if kept.days > 0 else others
+    unused = ended.days - max(kept.days, 0)
+    return attrs.evolve(state, holds=holds, hold_days=state.hold_days - unused)
 
 
 def replay(entries: Iterable[Entry]) -> PackState:

@@ -26,6 +26,8 @@ from sessionpacks.ledger import (
     Entry,
     Expired,
     Extended,
+    Held,
+    Hold,
     Invoiced,
     Mark,
     Marked,
@@ -34,6 +36,7 @@ from sessionpacks.ledger import (
     Released,
     Reminded,
     Rescheduled,
+    Resumed,
     Usage,
     Used,
     Voided,
@@ -62,8 +65,10 @@ __all__ = [
     "close",
     "differing_fact",
     "draws_on",
+    "end_hold",
     "expire",
     "extend",
+    "hold",
     "issue_invoice",
     "mark",
     "may_draw",
@@ -399,6 +404,26 @@ def _outside_validity(state: PackState, appointment: Appointment) -> RefusedErro
     return None
 
 
+def _inside_hold(state: PackState, appointment: Appointment) -> RefusedError | None:
+    """R22: no usage dated inside a hold."""
+    local = appointment.local_date(state.zone)
+    hold = state.hold_on(local)
+    if hold is None:
+        return None
+    return _held_refusal(state, hold, "appointment.start", appointment.start.isoformat())
+
+
+def _held_refusal(state: PackState, hold: Hold, field: str, value: str) -> RefusedError:
+    why = f" ({hold.reason})" if hold.reason else ""
+    return RefusedError(
+        Rule.R22,
+        field,
+        value,
+        f"pack {state.pack_id} is on hold from {hold.start.isoformat()} until "
+        f"{hold.until.isoformat()}{why}",
+    )
+
+
 def _nothing_left(state: PackState, appointment: Appointment) -> RefusedError | None:
     """R3: a pack with nothing left refuses (a short ``hours`` or ``money`` pack covers part)."""
     if state.remaining_units > 0:
@@ -413,6 +438,7 @@ _USABILITY_CHECKS: tuple[Callable[[PackState, Appointment], RefusedError | None]
     _other_client,
     _other_service,
     _other_currency,
+    _inside_hold,
     _outside_validity,
     _nothing_left,
 )
@@ -423,7 +449,8 @@ def unusable_because(state: PackState, appointment: Appointment) -> RefusedError
 
     Named checks are asked in this order, and the first refusal is the answer: the pack is
     closed or voided (R10); it is another client's (R4); it does not list the service (R4);
-    the price is in another currency (R4); the date is outside its validity (R5); it has
+    the price is in another currency (R4); the date is inside a hold (R22); the date is
+    outside its validity (R5); it has
     nothing left (R3). A new rule is a new check in ``_USABILITY_CHECKS``, placed before the
     checks whose refusal it should win over.
     """
@@ -519,6 +546,9 @@ def reschedule(state: PackState, appointment_id: str, start: datetime, at: datet
     state, usage = _live_usage(state, appointment_id, at)
     if instant(usage.appointment.start) == instant(start):
         return _unchanged(state)
+    hold = state.hold_on(start.astimezone(state.zone).date())
+    if hold is not None:
+        raise _held_refusal(state, hold, "start", start.isoformat())
     build = _Builder(state, at)
     after = build.entry(Rescheduled, appointment_id=appointment_id, start=start)
     if _past_expiry(after) is not None:
@@ -900,6 +930,78 @@ def _remind(state: PackState, as_of: date, at: datetime) -> Change:
     build = _Builder(state, at)
     build.entry(Reminded, expiry_date=expiry, as_of=as_of)
     build.event(ev.ExpiringSoon, expiry_date=expiry, remaining=state.remaining, days_before=days)
+    return build.done()
+
+
+def hold(state: PackState, start: date, until: date, reason: str, at: datetime) -> Change:
+    """Put the pack on hold from ``start`` until ``until``, the first date usable again (R22).
+    The expiry date moves later by the hold's days. Refused for a closed or voided pack, a
+    hold that overlaps another, starts on or after the expiry date, or covers a usage."""
+    _state(state)
+    check_day("start", start)
+    check_day("until", until)
+    reason = _reason(reason)
+    require_aware("recorded_at", at)
+    if until <= start:
+        raise InvalidValueError("until", until.isoformat(), f"must be after start ({start})")
+    refusal = _ended(state) or _unholdable(state, start, until)
+    if refusal is not None:
+        raise refusal
+    build = _Builder(state, at)
+    after = build.entry(Held, start=start, until=until, reason=reason)
+    build.event(ev.PackHeld, start=start, until=until, reason=reason, expiry_date=after.expiry_date)
+    return build.done()
+
+
+def _unholdable(state: PackState, start: date, until: date) -> RefusedError | None:
+    for other in state.holds:
+        if other.start < until and start < other.until:
+            return _held_refusal(state, other, "start", start.isoformat())
+    expiry = state.expiry_date
+    if expiry is not None and start >= expiry:
+        return RefusedError(
+            Rule.R22,
+            "start",
+            start.isoformat(),
+            f"pack {state.pack_id} expires on {expiry.isoformat()}, before the hold would start",
+        )
+    for usage in state.usages:
+        day = usage.appointment.local_date(state.zone)
+        if start <= day < until:
+            return RefusedError(
+                Rule.R22,
+                "start",
+                start.isoformat(),
+                f"appointment {usage.appointment.id} on {day.isoformat()} uses pack "
+                f"{state.pack_id} inside the hold: cancel or move it first",
+            )
+    return None
+
+
+def end_hold(state: PackState, on: date, reason: str, at: datetime) -> Change:
+    """End early the first hold still running on ``on`` (or still to come): the pack is usable
+    again from ``on`` and the expiry date moves back by the days not used (R22). A hold that
+    had not started by ``on`` is removed."""
+    _state(state)
+    check_day("on", on)
+    reason = _reason(reason)
+    require_aware("recorded_at", at)
+    _require_live(state)
+    running = next((h for h in state.holds if h.until > on), None)
+    if running is None:
+        raise RefusedError(
+            Rule.R22, "on", on.isoformat(), f"pack {state.pack_id} has no hold running after it"
+        )
+    build = _Builder(state, at)
+    after = build.entry(Resumed, start=running.start, on=on, reason=reason)
+    build.event(
+        ev.HoldEnded,
+        start=running.start,
+        until=running.until,
+        on=on,
+        reason=reason,
+        expiry_date=after.expiry_date,
+    )
     return build.done()
 
 

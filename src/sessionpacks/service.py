@@ -859,6 +859,43 @@ class PackService:
             {"until": until, "reason": reason},
         )
 
+    def hold(
+        self,
+        pack_id: str,
+        start: date,
+        until: date,
+        reason: str = "",
+        *,
+        idempotency_key: str | None = None,
+    ) -> PackState:
+        """Put the pack on hold from ``start`` until ``until``, the first date usable again:
+        usages dated inside it are refused and the expiry date moves later by its days (R22)."""
+        check_day("start", start)
+        check_day("until", until)
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.hold(s, start, until, reason, self._now()),
+            _after,
+            idempotency_key,
+            "hold",
+            {"start": start, "until": until, "reason": reason},
+        )
+
+    def end_hold(
+        self, pack_id: str, on: date, reason: str = "", *, idempotency_key: str | None = None
+    ) -> PackState:
+        """End the pack's hold early: usable again from ``on``, and the expiry date moves back
+        by the days not used (R22)."""
+        check_day("on", on)
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.end_hold(s, on, reason, self._now()),
+            _after,
+            idempotency_key,
+            "end_hold",
+            {"on": on, "reason": reason},
+        )
+
     def close(
         self, pack_id: str, reason: str = "", *, idempotency_key: str | None = None
     ) -> Closure:

@@ -200,6 +200,28 @@ def test_templates_add_list_show_and_edit_into_versions(clinic: Cli) -> None:
 # Packs -----------------------------------------------------------------------------------
 
 
+def test_pack_hold_and_end_hold(clinic: Cli) -> None:
+    clinic.ok("pack", "open", "C1", "--template", "physio-10", "--pack-id", "P1")
+    clinic.ok("pack", "extend", "P1", "2026-10-01", "--reason", "to a date")
+    held = clinic.ok("pack", "hold", "P1", "2026-04-01", "2026-04-15", "--reason", "travel")
+    assert "On hold." in held.out
+    assert "expires 2026-10-15, on hold 2026-04-01 to 2026-04-15" in held.out
+    refused = clinic("appointment", "assign", *appointment("A1", "2026-04-10T09:00+10:00"),
+                     "--pack", "P1")  # fmt: skip
+    assert refused.code == 1
+    assert "R22" in refused.err
+    assert "on hold from 2026-04-01 until 2026-04-15 (travel)" in refused.err
+    ended = clinic.ok("pack", "end-hold", "P1", "2026-04-08", "--json").json()
+    assert ended["expiry_date"] == "2026-10-08"
+    assert ended["holds"] == [{"start": "2026-04-01", "until": "2026-04-08", "reason": "travel"}]
+    text = clinic.ok("pack", "show", "P1").out
+    assert "on hold from 2026-04-01 until 2026-04-15: travel" in text
+    assert "hold from 2026-04-01 ended, usable again from 2026-04-08" in text
+    none = clinic("pack", "end-hold", "P1", "2026-05-01")
+    assert none.code == 1
+    assert "no hold running after it" in none.err
+
+
 def test_packs_open_list_show_adjust_extend_close_void(clinic: Cli) -> None:
     opened = clinic.ok("pack", "open", "C1", "--template", "physio-10", "--pack-id", "P1")
     assert "Invoice the pack on its own: 1000.00 AUD" in opened.out

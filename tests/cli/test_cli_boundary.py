@@ -12,6 +12,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -541,13 +542,14 @@ def test_a_signal_in_an_interruptible_block_raises_at_once() -> None:
         stops.check()  # nothing left over
 
 
-def big_import(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
-    """A slow import (3,000 unsorted rows, sorted in runs of 20): its command and environment."""
+def big_import(tmp_path: Path, count: int = 3000) -> tuple[list[str], dict[str, str], Path]:
+    """A slow import (``count`` unsorted rows, sorted in runs of 20): its command and
+    environment."""
     db = tmp_path / "clinic.db"
     setup = ["--db", str(db), "--timezone", "Australia/Sydney", "--now", NOW]
     assert run_cli(*setup, "template", "add", "t", "--name", "T", "--sessions", "9999",
                    "--price", "1 AUD").code == 0  # fmt: skip
-    rows = [good(f"R{n}", 1 + n % 28) for n in range(3000)]
+    rows = [good(f"R{n}", 1 + n % 28) for n in range(count)]
     for n, row in enumerate(rows):
         row[3] = f"2026-03-{1 + (n * 7919) % 28:02d}T{8 + n % 10:02d}:{n % 60:02d}+11:00"
         row[HEADER.index("template_id")] = "t"
@@ -672,7 +674,8 @@ def test_many_runs_are_merged_a_few_at_a_time(tmp_path: Path) -> None:
 
 WRITING = {
     "template add", "template edit", "pack open", "pack adjust", "pack extend", "pack close",
-    "pack void", "client prefer", "appointment book", "appointment assign",
+    "pack void", "pack hold", "pack end-hold", "client prefer", "appointment book",
+    "appointment assign",
     "appointment add-to-invoice", "appointment invoice", "appointment late-cancel",
     "appointment no-show", "appointment cancel", "appointment reschedule", "appointment move",
     "sweep",
@@ -836,22 +839,37 @@ def test_a_file_the_system_refuses_is_an_os_error(desk: Cli, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def _until_rows_landed(db: Path, running: subprocess.Popen[bytes]) -> None:
+    """Wait until the import has committed some of its usages, not all (a batch is
+    committed whole, so a wait on the clock alone can see none or every row landed)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert running.poll() is None, "the import finished before it was signalled"
+        assert time.monotonic() < deadline
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as seen:
+            (count,) = seen.execute("SELECT count(*) FROM active_usages").fetchone()
+        if count:
+            return
+        time.sleep(0.005)
+
+
 def test_a_signal_while_rows_are_applied_finishes_the_row_and_a_rerun_the_rest(
     tmp_path: Path,
 ) -> None:
-    command, env, temp = big_import(tmp_path)
+    rows = 12_000  # rows land in batches of 1,000 (or a second's worth): several, not all
+    command, env, temp = big_import(tmp_path, rows)
     running = started(command, env, temp)
-    time.sleep(1.5)  # well into applying the rows
+    _until_rows_landed(tmp_path / "clinic.db", running)  # well into applying the rows
     running.terminate()
     out, err = finished(running)
     assert running.returncode == 143, err
     first = out.decode()
     read = int(first.split("Rows read: ")[1].split()[0])
-    assert 0 < read < 3000
+    assert 0 < read < rows
     assert f"applied:  {read} " in first  # every row begun was applied whole
     again = subprocess.run([*command, "--json"], env=env, capture_output=True, check=False)
     summary = json.loads(again.stdout)
-    assert (summary["applied"], summary["skipped"]) == (3000 - read, read)
+    assert (summary["applied"], summary["skipped"]) == (rows - read, read)
     assert leftovers(temp) == []
 
 

@@ -517,6 +517,10 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("journal", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
     ("journal", "as_of"): st.none() | instants(),
     ("journal", "accounts"): st.none() | st.builds(JournalAccounts),
+    # PackService.hold and end_hold: local dates around the packs' lives
+    ("hold", "start"): days(date(2026, 1, 20), date(2026, 8, 1)),
+    ("hold", "until"): days(date(2026, 1, 21), date(2026, 9, 1)),
+    ("end_hold", "on"): days(date(2026, 1, 20), date(2026, 9, 1)),
     # PackService.find_packs: any filters, the first page or the one after a known pack
     ("find_packs", "query"): sample(
         Build(PackQuery),
@@ -549,6 +553,7 @@ EXTREMES: dict[str, Strategy] = {
     "cancelled_at": hostile_instants(),
     "start": hostile_instants(),
     "until": sample(*HOSTILE_DATES, datetime(2026, 6, 1, tzinfo=UTC)),
+    "on": sample(*HOSTILE_DATES, datetime(2026, 6, 1, tzinfo=UTC)),
     "end": hostile_instants() | sample(*HOSTILE_DATES),
     "as_of": sample(*HOSTILE_DATES, date(2026, 12, 31), datetime(2026, 2, 1, tzinfo=UTC)),
     "amount": TYPED_AMOUNTS,
@@ -784,11 +789,13 @@ NOT_CONSTRUCTORS = {
             "Event",
             "ExpiringSoon",
             "ExpiryExtended",
+            "HoldEnded",
             "LowBalance",
             "PackAdjusted",
             "PackClosed",
             "PackExhausted",
             "PackExpired",
+            "PackHeld",
             "PackOpened",
             "PackVoided",
             "RecordedEvent",
@@ -1224,6 +1231,9 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("report", "as_of"): None,
     ("journal", "end"): date(2026, 4, 1),
     ("journal", "as_of"): None,
+    ("hold", "start"): date(2026, 4, 1),
+    ("hold", "until"): date(2026, 4, 15),
+    ("end_hold", "on"): date(2026, 4, 5),
 }
 # Left out unless under test, and what is left out instead when they are.
 GRID_OMITTED = {

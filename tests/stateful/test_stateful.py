@@ -135,17 +135,23 @@ def usage(p: dict[str, Any], appointment_id: str) -> dict[str, Any] | None:
 
 
 def expiry(p: dict[str, Any], first: date | None) -> date | None:
-    """R5: the override, else the rule's date given the first use."""
+    """R5: the override, else the rule's date given the first use; R22: moved by the days of
+    the holds since."""
+    shift = timedelta(days=p["hold_days"])
     if p["override"] is not None:
-        return p["override"]  # type: ignore[no-any-return]
+        return p["override"] + shift  # type: ignore[no-any-return]
     rule_ = p["terms"].expiry
     if isinstance(rule_, ExpiresOn):
-        return rule_.date
+        return rule_.date + shift
     if isinstance(rule_, ExpiresAfterOpening):
-        return rule_.period.after(local(p["opened_at"]))
+        return rule_.period.after(local(p["opened_at"])) + shift
     if isinstance(rule_, ExpiresAfterFirstUse) and first is not None:
-        return rule_.period.after(first)
+        return rule_.period.after(first) + shift
     return None
+
+
+def on_hold(p: dict[str, Any], day: date) -> bool:
+    return any(start <= day < until for start, until in p["holds"])
 
 
 def current_expiry(p: dict[str, Any]) -> date | None:
@@ -171,6 +177,8 @@ def usable(p: dict[str, Any], appointment: Appointment) -> bool:
         return False
     if appointment.price.currency != "AUD":
         return False
+    if on_hold(p, local(appointment.start)):
+        return False  # R22
     until = expiry_for(p, appointment)
     days = [local(u["appt"].start) for u in p["usages"]] + [local(appointment.start)]
     if until is not None and max(days) >= until:
@@ -229,6 +237,8 @@ def observed(recorded: Any) -> tuple[Any, ...]:
         "ExpiryExtended": lambda: e.until,
         "PackExpired": lambda: e.expiry_date,
         "ExpiringSoon": lambda: e.expiry_date,
+        "PackHeld": lambda: (e.start, e.until, e.expiry_date),
+        "HoldEnded": lambda: (e.on, e.expiry_date),
         "PackExhausted": lambda: any_units(e.total),
         "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
         "UsageReleased": lambda: (
@@ -307,6 +317,8 @@ def open_in(
         "override": None,
         "expired_on": None,
         "reminded": None,
+        "holds": [],
+        "hold_days": 0,
         "price_charged": charged,
         "lines_issued": 0,
         "exhausted": set(),
@@ -389,6 +401,8 @@ def new_pack_could_cover(terms: PackTerms, appointment: Appointment, now: dateti
         "closed": False,
         "voided": False,
         "override": None,
+        "holds": [],
+        "hold_days": 0,
     }
     return usable(trial, appointment)
 
@@ -473,7 +487,7 @@ class PackMachine(RuleBasedStateMachine):
         for p in self.ref.packs.values():
             found.add(current_expiry(p) or date.max)
         for terms in self.ref.templates.values():
-            trial = {"override": None, "terms": terms, "opened_at": self.now}
+            trial = {"override": None, "terms": terms, "opened_at": self.now, "hold_days": 0}
             found.add(expiry(trial, None) or date.max)
         found.discard(date.max)
         edges = {d - timedelta(days=k) for d in found for k in (0, 1)}
@@ -714,6 +728,8 @@ class PackMachine(RuleBasedStateMachine):
             assert u is not None
             if u["appt"].start.astimezone(UTC) == start.astimezone(UTC):
                 return []
+            if on_hold(p, local(start)):
+                raise RefusedByModelError(RefusedError)  # R22
             u["appt"] = attrs.evolve(u["appt"], start=start)
             until = current_expiry(p)
             if until is not None and any(local(x["appt"].start) >= until for x in p["usages"]):
@@ -762,10 +778,53 @@ class PackMachine(RuleBasedStateMachine):
             if ended(p) or current is None:
                 raise RefusedByModelError(RefusedError)
             p["override"] = until
+            p["hold_days"] = 0  # the new date is the date; later holds move it (R22)
             p["version"] += 1
             return [event("ExpiryExtended", pack_id, extra=until)]
 
         self._run(lambda: self.service.extend(pack_id, until, "client away"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data(), length=st.integers(1, 30))
+    def hold(self, data: st.DataObject, length: int) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+        start = data.draw(self._day())
+        until = start + timedelta(days=length)
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            current = current_expiry(p)
+            overlaps = any(s < until and start < u for s, u in p["holds"])
+            inside = any(start <= local(u["appt"].start) < until for u in p["usages"])
+            if ended(p) or overlaps or inside or (current is not None and start >= current):
+                raise RefusedByModelError(RefusedError)
+            p["holds"].append((start, until))
+            p["hold_days"] += length
+            p["version"] += 1
+            return [event("PackHeld", pack_id, extra=(start, until, current_expiry(p)))]
+
+        self._run(lambda: self.service.hold(pack_id, start, until, "travel"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data())
+    def end_hold(self, data: st.DataObject) -> None:
+        pack_id = self._pick(data, list(self.ref.packs))
+        on = data.draw(self._day())
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            running = sorted(h for h in p["holds"] if h[1] > on)
+            if ended(p) or not running:
+                raise RefusedByModelError(RefusedError)
+            start, until = running[0]
+            p["holds"].remove((start, until))
+            if on > start:
+                p["holds"].append((start, on))
+            p["hold_days"] -= (until - max(on, start)).days
+            p["version"] += 1
+            return [event("HoldEnded", pack_id, extra=(on, current_expiry(p)))]
+
+        self._run(lambda: self.service.end_hold(pack_id, on, "back early"), predict)
 
     @precondition(lambda self: self.ref.packs)
     @rule(data=st.data())
@@ -825,6 +884,7 @@ class PackMachine(RuleBasedStateMachine):
                 if until <= as_of:
                     p["expired_on"] = until
                     p["override"] = until  # a recorded expiry stands (docs/rules.md)
+                    p["hold_days"] = 0
                     p["version"] += 1
                     expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
                 elif days and p["reminded"] != until and as_of >= until - timedelta(days=days):

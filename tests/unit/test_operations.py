@@ -901,6 +901,7 @@ def test_unusable_because_asks_named_checks_in_order() -> None:
         "_other_client",
         "_other_service",
         "_other_currency",
+        "_inside_hold",
         "_outside_validity",
         "_nothing_left",
     ]

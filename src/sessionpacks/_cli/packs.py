@@ -154,6 +154,20 @@ def pack_extend(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def pack_hold(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.hold(args.pack_id, args.start, args.until, args.reason or "", **keyed(args))
+    now = ctx.now()
+    ctx.emit(pack_data(after, now), f"On hold. {pack_line(after, now)}")
+    return 0
+
+
+def pack_end_hold(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.end_hold(args.pack_id, args.on, args.reason or "", **keyed(args))
+    now = ctx.now()
+    ctx.emit(pack_data(after, now), f"Hold ended. {pack_line(after, now)}")
+    return 0
+
+
 def pack_close(ctx: Context, args: argparse.Namespace) -> int:
     closure = ctx.service.close(args.pack_id, args.reason or "", **keyed(args))
     now = ctx.now()
@@ -372,7 +386,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     verbs = add_group(
         top,
         "pack",
-        help="packs: open, list, show, adjust, extend, close, void",
+        help="packs: open, list, show, adjust, extend, hold, end-hold, close, void",
         example="sessionpacks pack show pk_1234",
     )
     p = add_command(
@@ -446,6 +460,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("until", metavar="DATE", type=day, help="the new expiry date")
     p.add_argument("--reason", type=reason, required=True, help="why (kept in the ledger)")
     add_idempotency_key(p)
+    _holds(verbs, common)
     for name, run, help_text in (
         ("close", pack_close, "close a pack early: no further use; shows the refundable value"),
         ("void", pack_void, "void a pack opened in error (no active sessions)"),
@@ -462,6 +477,34 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         # No string default: argparse would run it through reason(), which refuses "".
         p.add_argument("--reason", type=reason, help="why (kept in the ledger)")
         add_idempotency_key(p)
+
+
+def _holds(verbs: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        verbs,
+        "hold",
+        help="put a pack on hold (a freeze): no use inside it, and the expiry moves later",
+        example="sessionpacks pack hold pk_1234 2026-04-01 2026-04-15 --reason travel",
+        run=pack_hold,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+    p.add_argument("start", metavar="FROM", type=day, help="the first date on hold")
+    p.add_argument("until", metavar="UNTIL", type=day, help="the first date usable again")
+    p.add_argument("--reason", type=reason, help="why (kept in the ledger)")
+    add_idempotency_key(p)
+    p = add_command(
+        verbs,
+        "end-hold",
+        help="end a pack's hold early: usable again from a date, the expiry moves back",
+        example="sessionpacks pack end-hold pk_1234 2026-04-08",
+        run=pack_end_hold,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+    p.add_argument("on", metavar="DATE", type=day, help="the first date usable again")
+    p.add_argument("--reason", type=reason, help="why (kept in the ledger)")
+    add_idempotency_key(p)
 
 
 def _clients(top: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -117,9 +117,10 @@ def pack_line(pack: PackState, now: datetime) -> str:
     status = pack.status(now)
     verb = "expired on" if status is PackStatus.EXPIRED else "expires"
     until = f", {verb} {expiry.isoformat()}" if expiry else ""
+    holds = "".join(f", on hold {h.start} to {h.until}" for h in pack.holds)
     return (
         f"{pack.pack_id}  {pack.terms.name}  {status.value}  "
-        f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{until}"
+        f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{until}{holds}"
     )
 
 
@@ -134,6 +135,7 @@ def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
         "total": jsonable(pack.total),
         "remaining": jsonable(pack.remaining),
         "expiry_date": jsonable(pack.expiry_date),
+        "holds": jsonable(pack.holds),
         "opened_at": pack.opened_at.isoformat(),
         "template_id": pack.template_id,
         "template_version": pack.template_version,
@@ -247,6 +249,15 @@ def _pack_entry(entry: lg.Entry) -> str:
                 f"reminder due of expiry on {entry.expiry_date.isoformat()}"
                 f" (sweep as of {entry.as_of})"
             )
+        case lg.Held():
+            why = f": {entry.reason}" if entry.reason else ""
+            return f"on hold from {entry.start.isoformat()} until {entry.until.isoformat()}{why}"
+        case lg.Resumed():
+            why = f": {entry.reason}" if entry.reason else ""
+            return (
+                f"hold from {entry.start.isoformat()} ended, usable again from "
+                f"{entry.on.isoformat()}{why}"
+            )
         case lg.Closed():
             return f"closed{': ' + entry.reason if entry.reason else ''}"
         case lg.Voided():
@@ -316,6 +327,10 @@ def _pack_detail(event: ev.Event) -> str:
             return f" on {event.expiry_date}, {format_amount(event.remaining)} left"
         case ev.ExpiryExtended():
             return f" to {event.until}"
+        case ev.PackHeld():
+            return f" from {event.start} until {event.until}, expires {event.expiry_date}"
+        case ev.HoldEnded():
+            return f" usable again from {event.on}, expires {event.expiry_date}"
         case ev.PackClosed():
             return f" with {format_amount(event.remaining)} left"
         case ev.PackOpened():

@@ -198,6 +198,8 @@ def _every_kind(record: _Recorder) -> None:
     s = record(ops.use(s, _appointment("a3", _at(2, 5)), at))  # PackExhausted
     s = record(ops.release(s, "a3", at, "cancelled"))
     s = record(ops.adjust(s, 1, "goodwill", at))
+    s = record(ops.hold(s, date(2026, 2, 20), date(2026, 2, 27), "travel", at))
+    s = record(ops.end_hold(s, date(2026, 2, 23), "back early", at))
     s = record(ops.extend(s, date(2026, 4, 1), "holiday", at))
     s = record(ops.expire(s, date(2026, 3, 25), at))  # ExpiringSoon
     s = record(ops.expire(s, date(2026, 4, 1), at))
