@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS clinic_pack (  -- rowid: the order packs were opened 
     finished INTEGER NOT NULL,
     units_left INTEGER NOT NULL,
     expiry_recorded_for TEXT,
+    sweep_on TEXT,  -- PackState.next_sweep: the day a sweep next has something to record
     UNIQUE (location_ref, pack_ref)
 );
 CREATE TABLE IF NOT EXISTS clinic_pack_history (
@@ -243,15 +244,16 @@ class ClinicPackRepository:
         return str(found[0][0]) if found else None
 
     def expiry_candidates(self, as_of: date) -> list[PackState]:
+        # sweep_on is the state's next_sweep (an expiry to record, R12, or a reminder, R25);
+        # the state's own definition decides.
         rows = self._store.rows(
-            "SELECT snapshot_json FROM clinic_pack WHERE location_ref = ? AND finished = 0"
-            " AND units_left > 0 AND expires_on <= ?"
-            " AND (expiry_recorded_for IS NULL OR expiry_recorded_for <> expires_on)"
+            "SELECT snapshot_json FROM clinic_pack WHERE location_ref = ? AND sweep_on <= ?"
             " ORDER BY rowid",
             self._loc,
             as_of.isoformat(),
         )
-        return [loads_state(text) for (text,) in rows]
+        states = [loads_state(text) for (text,) in rows]
+        return [s for s in states if s.due_for_sweep(as_of)]
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100
@@ -343,13 +345,14 @@ class ClinicPackRepository:
             int(state.ended),
             state.remaining_units,
             None if state.expired_on is None else state.expired_on.isoformat(),
+            None if state.next_sweep is None else state.next_sweep.isoformat(),
         )
         if change.expected_version == 0:
             try:
                 db.execute(
                     "INSERT INTO clinic_pack (location_ref, pack_ref, patient_ref, revision,"
-                    " snapshot_json, expires_on, finished, units_left, expiry_recorded_for)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " snapshot_json, expires_on, finished, units_left, expiry_recorded_for,"
+                    " sweep_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (self._loc, change.pack_id, state.client_id, *columns),
                 )
             except sqlite3.IntegrityError as error:
@@ -357,7 +360,7 @@ class ClinicPackRepository:
         else:
             updated = db.execute(
                 "UPDATE clinic_pack SET revision = ?, snapshot_json = ?, expires_on = ?,"
-                " finished = ?, units_left = ?, expiry_recorded_for = ?"
+                " finished = ?, units_left = ?, expiry_recorded_for = ?, sweep_on = ?"
                 " WHERE location_ref = ? AND pack_ref = ? AND revision = ?",
                 (*columns, self._loc, change.pack_id, change.expected_version),
             )

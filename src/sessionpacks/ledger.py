@@ -67,6 +67,7 @@ __all__ = [
     "Voided",
     "apply",
     "replay",
+    "replay_as_of",
 ]
 
 
@@ -734,6 +735,24 @@ def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
     holds = tuple(sorted((*others, kept), key=lambda h: h.start)) if kept.days > 0 else others
     unused = ended.days - max(kept.days, 0)
     return attrs.evolve(state, holds=holds, hold_days=state.hold_days - unused)
+
+
+def replay_as_of(entries: Iterable[Entry], moment: datetime) -> PackState | None:
+    """The state the ledger gave at the instant ``moment``, from the entries recorded up to it
+    (R23), or ``None`` if the pack was not opened by then. Entries are taken in order until
+    the first one recorded after ``moment``; an entry recorded at an instant before an earlier
+    entry's (a clock set back) counts from that earlier instant, so what was known at any
+    instant is a prefix of the ledger."""
+    cut = instant(require_aware("as_of", moment))
+    state: PackState | None = None
+    latest: datetime | None = None
+    for entry in entries:
+        recorded = instant(entry.recorded_at)
+        latest = recorded if latest is None or recorded > latest else latest
+        if latest > cut:
+            break
+        state = apply(state, entry)
+    return state
 
 
 def replay(entries: Iterable[Entry]) -> PackState:

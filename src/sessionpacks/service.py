@@ -11,17 +11,18 @@ import random
 import time
 import types
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 import attrs
 
-from sessionpacks import _reporting
+from sessionpacks import _batch, _reporting
 from sessionpacks import operations as ops
 from sessionpacks._commands import decode_result, encode_result, fingerprint, numbered
-from sessionpacks._limits import check_count, check_day, check_id
+from sessionpacks._limits import check_count, check_day, check_id, check_instant
 from sessionpacks.clock import SystemClock
 from sessionpacks.errors import (
     ConcurrencyError,
@@ -30,9 +31,10 @@ from sessionpacks.errors import (
     NotFoundError,
     RefusedError,
     Rule,
+    SessionPacksError,
 )
 from sessionpacks.events import Event, RecordedEvent
-from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Released
+from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Released, replay_as_of
 from sessionpacks.model import (
     Amount,
     Appointment,
@@ -57,6 +59,7 @@ from sessionpacks.ports import (
     check_page,
 )
 from sessionpacks.pricing import InvoiceLine, PackFigures, figures, refundable
+from sessionpacks.pricing import invoice_line as line_of
 from sessionpacks.reports import JournalAccounts, JournalLine, Report
 from sessionpacks.resolution import (
     Choice,
@@ -214,6 +217,9 @@ class PackService:
     def _retrying(
         self, attempt: Callable[[], T], again: tuple[type[Exception], ...] = (ConcurrencyError,)
     ) -> T:
+        deciding = getattr(self.repository, "deciding", None)
+        if deciding is not None:  # a store that checks answers from memory (PostgreSQL)
+            attempt = partial(_within, deciding, attempt)
         for tried in range(self.retries):
             try:
                 return attempt()
@@ -974,15 +980,44 @@ class PackService:
 
     # Reading -------------------------------------------------------------------------------
 
-    def pack(self, pack_id: str) -> PackState:
-        return self.repository.load(check_id("pack_id", pack_id))
+    def assign_many(
+        self, appointments: Iterable[Appointment], *, size: int = 1000, seconds: float = 1.0
+    ) -> list[Assignment | SessionPacksError]:
+        """Book each appointment with its client's default (as :meth:`book`), committed in
+        batches of ``size`` appointments or every ``seconds``: one answer per appointment, in
+        order, the :class:`Assignment` or its refusal, which writes nothing while the others go
+        on. A crash leaves whole batches; booking the same appointments again writes nothing
+        more (R6). Within a batch the events are grouped by pack. See
+        ``docs/performance.md``."""
+        return _batch.assign_many(self, appointments, size=size, seconds=seconds)
 
-    def client_packs(self, client_id: str) -> list[PackState]:
-        """A client's packs, open ones first, then exhausted or expired, closed, voided."""
+    def pack(self, pack_id: str, *, as_of: datetime | None = None) -> PackState:
+        """The pack as its ledger says now, or as it said at the instant ``as_of``: from the
+        entries recorded up to it (R23; :func:`~sessionpacks.ledger.replay_as_of`). A pack
+        not yet opened at ``as_of`` is :class:`NotFoundError`."""
+        check_id("pack_id", pack_id)
+        if as_of is None:
+            return self.repository.load(pack_id)
+        then = replay_as_of(self.repository.ledger(pack_id), check_instant("as_of", as_of))
+        if then is None:
+            raise NotFoundError("pack_id", pack_id, f"was not opened by {as_of.isoformat()}")
+        return then
+
+    def client_packs(self, client_id: str, *, as_of: datetime | None = None) -> list[PackState]:
+        """A client's packs, open ones first, then exhausted or expired, closed, voided; with
+        ``as_of``, each as its ledger said at that instant (R23), those opened later left
+        out. It reads the client's own ledgers only."""
         check_id("client_id", client_id)
-        now = self._now()
         packs = self.repository.client_packs(client_id)
-        return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(now)], instant(p.opened_at)))
+        moment = self._now() if as_of is None else check_instant("as_of", as_of)
+        if as_of is not None:
+            then = (replay_as_of(self.repository.ledger(p.pack_id), moment) for p in packs)
+            packs = [p for p in then if p is not None]
+        return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(moment)], instant(p.opened_at)))
+
+    def figures(self, pack_id: str, *, as_of: datetime | None = None) -> PackFigures:
+        """The pack's money figures (R15a), now or as its ledger said at ``as_of`` (R23)."""
+        return figures(self.pack(pack_id, as_of=as_of), as_of)
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100
@@ -1017,10 +1052,19 @@ class PackService:
         return _reporting.journal(self, start, end, accounts=accounts, as_of=as_of)
 
     def invoice_line(
-        self, appointment_id: str, *, idempotency_key: str | None = None
+        self,
+        appointment_id: str,
+        *,
+        as_of: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> InvoiceLine:
-        """Issue (once) and return the invoice line of an appointment on a pack (R8, R15)."""
+        """Issue (once) and return the invoice line of an appointment on a pack (R8, R15).
+
+        With ``as_of``, the line as the ledger of the pack holding the appointment now said at
+        that instant (R23): a read that writes nothing, so it takes no idempotency key."""
         check_id("appointment_id", appointment_id)
+        if as_of is not None:
+            return self._line_as_of(appointment_id, check_instant("as_of", as_of), idempotency_key)
         return self._run(
             idempotency_key,
             "invoice_line",
@@ -1028,6 +1072,19 @@ class PackService:
             InvoiceLine,
             lambda: self._invoice_plan(appointment_id),
         )
+
+    def _line_as_of(self, appointment_id: str, as_of: datetime, key: str | None) -> InvoiceLine:
+        if key is not None:
+            raise InvalidValueError(
+                "idempotency_key", key, "an invoice line as of an instant writes nothing"
+            )
+        holder = self.repository.pack_of_appointment(appointment_id)
+        then = None if holder is None else self.pack(holder, as_of=as_of)
+        if then is None or then.usage(appointment_id) is None:
+            raise NotFoundError(
+                "appointment_id", appointment_id, f"was not active on a pack at {as_of.isoformat()}"
+            )
+        return line_of(then, appointment_id)
 
     def _invoice_plan(self, appointment_id: str) -> _Plan[InvoiceLine]:
         change, line = ops.issue_invoice(
@@ -1087,3 +1144,9 @@ def _holding(state: PackState, appointment_id: str) -> PackState:
     if state.usage(appointment_id) is None:
         raise ConcurrencyError("appointment_id", appointment_id, f"left pack {state.pack_id}")
     return state
+
+
+def _within(deciding: Callable[[], AbstractContextManager[object]], attempt: Callable[[], T]) -> T:
+    """``attempt`` inside the store's decision scope (``PostgresRepository.deciding``)."""
+    with deciding():
+        return attempt()

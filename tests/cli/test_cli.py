@@ -200,6 +200,25 @@ def test_templates_add_list_show_and_edit_into_versions(clinic: Cli) -> None:
 # Packs -----------------------------------------------------------------------------------
 
 
+def test_as_of_reads_the_ledger_as_it_was(clinic: Cli) -> None:
+    clinic.ok("--now", "2026-03-01T09:00+11:00", "pack", "open", "C1", "--template",
+              "physio-10", "--pack-id", "P1")  # fmt: skip
+    clinic.ok("--now", "2026-03-02T11:00+11:00", "appointment", "assign",
+              *appointment("A1", "2026-03-02T10:00+11:00"), "--pack", "P1")  # fmt: skip
+    clinic.ok("--now", "2026-03-09T11:00+11:00", "appointment", "assign",
+              *appointment("A2", "2026-03-09T10:00+11:00"), "--pack", "P1")  # fmt: skip
+    then = clinic.ok("pack", "show", "P1", "--as-of", "2026-03-05T12:00+11:00", "--json").json()
+    assert then["remaining"] == 9
+    assert [s["label"] for s in then["sessions"]] == ["Session 1 of 10"]
+    assert [e["type"] for e in then["ledger"]] == ["Opened", "Used"]
+    listed = clinic.ok("pack", "list", "C1", "--as-of", "2026-02-01T00:00+11:00").out
+    assert "C1 has no packs." in listed
+    line = clinic.ok("appointment", "invoice", "A1", "--as-of", "2026-03-05T12:00+11:00").out
+    assert "Session 1 of 10" in line
+    naive = clinic("pack", "show", "P1", "--as-of", "2026-03-05T12:00")
+    assert naive.code == 2
+
+
 def test_pack_hold_and_end_hold(clinic: Cli) -> None:
     clinic.ok("pack", "open", "C1", "--template", "physio-10", "--pack-id", "P1")
     clinic.ok("pack", "extend", "P1", "2026-10-01", "--reason", "to a date")

@@ -155,7 +155,9 @@ def add_to_invoice(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def invoice(ctx: Context, args: argparse.Namespace) -> int:
-    line = ctx.service.invoice_line(args.appointment_id, **keyed(args))
+    line = ctx.service.invoice_line(
+        args.appointment_id, as_of=args.as_of, idempotency_key=args.idempotency_key
+    )
     ctx.emit(line, invoice_text(line))
     return 0
 
@@ -288,6 +290,13 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         )
         _appointment_id(p)
         add_idempotency_key(p)
+        if name == "invoice":
+            p.add_argument(
+                "--as-of",
+                metavar="INSTANT",
+                type=instant,
+                help="the line as the ledger said at this instant; writes nothing",
+            )
     p = add_command(
         verbs,
         "cancel",

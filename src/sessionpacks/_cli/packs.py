@@ -109,17 +109,17 @@ def pack_open(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def pack_list(ctx: Context, args: argparse.Namespace) -> int:
-    packs = ctx.service.client_packs(args.client_id)
-    now = ctx.now()
+    packs = ctx.service.client_packs(args.client_id, as_of=args.as_of)
+    now = args.as_of or ctx.now()
     lines = [pack_line(p, now) for p in packs] or [f"{args.client_id} has no packs."]
     ctx.emit([pack_data(p, now) for p in packs], lines)
     return 0
 
 
 def pack_show(ctx: Context, args: argparse.Namespace) -> int:
-    pack = ctx.service.pack(args.pack_id)
-    ledger = ctx.service.ledger(args.pack_id)
-    now = ctx.now()
+    pack = ctx.service.pack(args.pack_id, as_of=args.as_of)
+    ledger = ctx.service.ledger(args.pack_id)[: pack.version]
+    now = args.as_of or ctx.now()
     lines = [f"{pack_line(pack, now)}", f"  client {pack.client_id}"]
     if pack.template_id:
         lines[-1] += f", from template {pack.template_id} v{pack.template_version}"
@@ -423,15 +423,18 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "client_id", metavar="CLIENT_ID", type=identifier, help="the client's id (the host's)"
     )
+    _as_of(p)
     p = add_command(
         verbs,
         "show",
         help="a pack with its numbered sessions and its ledger",
-        example="sessionpacks pack show pk_1234",
+        example="sessionpacks pack show pk_1234\n"
+        "sessionpacks pack show pk_1234 --as-of 2026-03-31T23:59+11:00  # as it was then",
         run=pack_show,
         common=common,
     )
     p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+    _as_of(p)
     p = add_command(
         verbs,
         "adjust",
@@ -477,6 +480,15 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         # No string default: argparse would run it through reason(), which refuses "".
         p.add_argument("--reason", type=reason, help="why (kept in the ledger)")
         add_idempotency_key(p)
+
+
+def _as_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-of",
+        metavar="INSTANT",
+        type=instant,
+        help="as the ledger said at this instant (ISO 8601), from the entries recorded by then",
+    )
 
 
 def _holds(verbs: Subparsers, common: argparse.ArgumentParser) -> None:
