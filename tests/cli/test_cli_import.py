@@ -87,7 +87,7 @@ def test_an_import_applies_each_row_once_in_start_order(desk: Cli, tmp_path: Pat
             row("P3", "C2", "2026-03-05T18:00+11:00", "cancelled", service="pilates"),
             row("N1", "C3", "2026-03-05T10:00+11:00"),
             row("T1", "C3", "2026-03-06T10:00+11:00", template_id="physio-10"),
-            row("X1", "C3", "2026-03-07T10:00+11:00", duration="1.5h"),
+            row("X1", "C3", "2026-03-07T10:00+11:00", duration="1.5 fortnights"),
             row("X2", "C3", "2026-03-07T10:00+11:00", price="1.001"),
             row("X3", "C3", "2026-03-07T10:00+11:00", status="maybe"),
             row("X4", "C3", "2026-03-07T10:00+11:00", pack_id="p", template_id="t"),

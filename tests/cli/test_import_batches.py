@@ -113,7 +113,7 @@ def test_a_refused_row_in_the_middle_of_a_batch_leaves_the_others(tmp_path: Path
     body[30][1] = "C1"
     body[30][-2] = "no-such-pack"  # refused by the domain (R4), in the middle of the batch
     body[31][-1] = "no-such-template"  # refused by the domain (R2)
-    body[32][3] = "2026-03-01 10:00"  # refused by the reader: no UTC offset
+    body[32][3] = "2026-10-04 02:30"  # refused by the reader: a local time DST skips
     source = write_csv(tmp_path / "in.csv", body)
     rejects = tmp_path / "refused.csv"
     base = ["--db", str(db), "--now", NOW]

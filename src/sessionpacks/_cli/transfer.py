@@ -5,6 +5,8 @@ file. A file not sorted by start is sorted on disk first (runs of ``--sort-buffe
 merge), in bounded memory (:mod:`.csvrows`). Re-running an import applies only what is missing:
 what the store already holds (an appointment already active on a pack) is skipped. A row that
 cannot be read or applied is refused with its line, field and reason, and the import goes on.
+The file's own headers and spellings (naive local times, ``$110.00``, ``45 min``) are read by
+:mod:`.spellings` first.
 """
 
 from __future__ import annotations
@@ -37,10 +39,21 @@ from .context import Context
 from .csvrows import Record, RowError, header, records_in_order, work_folder
 from .render import jsonable, pack_summary
 from .signals import Stops, Terminated, stopping_cleanly
+from .spellings import Layout, column_pairs, layout_of
 from .store import UsageError
 from .stream import events_after
 from .values import currency as currency_code
-from .values import cut, duration, identifier, instant, money, path, positive_int, shown
+from .values import (
+    cut,
+    duration,
+    identifier,
+    instant,
+    money,
+    nonblank,
+    path,
+    positive_int,
+    shown,
+)
 
 __all__ = ["COLUMNS", "RowError", "parse_row", "register", "rows_in_start_order"]
 
@@ -55,6 +68,7 @@ COLUMNS = (
     "status",
 )
 OPTIONAL = ("pack_id", "template_id")
+KNOWN = (*COLUMNS, *OPTIONAL)
 STATUSES = {
     "booked": AppointmentStatus.BOOKED,
     "cancelled": AppointmentStatus.CANCELLED,
@@ -75,30 +89,43 @@ T = TypeVar("T")
 # Reading rows in start order ---------------------------------------------------------------
 
 
-def _key(record: Record) -> str:
+def _key(layout: Layout) -> Callable[[Record], str]:
     """A sortable key: the start in UTC, fixed width; "" for a row whose start is unreadable."""
-    if record.problem is not None:
-        return ""
-    try:
-        start = instant(record.row.get("start") or "")
-    except argparse.ArgumentTypeError:
-        return ""
-    return start.astimezone(UTC).strftime(_KEY_FORMAT)
+
+    def key(record: Record) -> str:
+        if record.problem is not None:
+            return ""
+        try:
+            start = instant(layout.start(record.row))
+        except (argparse.ArgumentTypeError, RowError):
+            return ""
+        return start.astimezone(UTC).strftime(_KEY_FORMAT)
+
+    return key
 
 
 def rows_in_start_order(
-    path: Path, buffer: int, workdir: Path, stops: Stops | None = None
+    path: Path,
+    buffer: int,
+    workdir: Path,
+    stops: Stops | None = None,
+    layout: Layout | None = None,
 ) -> Iterator[Record]:
     """The rows with their line numbers, by start (ties in file order), in bounded memory.
 
     A sorted file is streamed as it is. Otherwise runs of ``buffer`` rows are sorted into
     temporary files in ``workdir`` and merged; rows whose start cannot be read come first.
-    A signal to ``stops`` stops the scanning, sorting and merging at the next row.
+    A signal to ``stops`` stops the scanning, sorting and merging at the next row. ``layout``
+    (checked against the header by the caller) maps the file's headers and reads naive starts
+    in its zone; without one, the file must have the columns, and naive starts sort first.
     """
-    header(path, COLUMNS)
+    if layout is None:
+        header(path, COLUMNS)
+        layout = Layout()
+    key = _key(layout)
     if stops is None:
-        return records_in_order(path, buffer, workdir, _key)
-    return records_in_order(path, buffer, workdir, _key, stops.check)
+        return records_in_order(path, buffer, workdir, key)
+    return records_in_order(path, buffer, workdir, key, stops.check)
 
 
 # Reading one row ---------------------------------------------------------------------------
@@ -194,12 +221,12 @@ def apply_row(service: PackService, row: Row) -> tuple[str, str]:
     return "skipped", assignment.decision.reason
 
 
-def _parsed(record: Record) -> Row:
+def _parsed(record: Record, layout: Layout) -> Row:
     """The row a record describes, or a RowError: never another exception."""
     if record.problem is not None:
         raise record.problem
     try:
-        return parse_row(record.line, record.row)
+        return parse_row(record.line, layout.cells(record.row))
     except (RowError, SessionPacksError):
         raise
     except Exception as error:
@@ -223,14 +250,13 @@ class Summary:
     by_field: Counter[str] = attrs.Factory(Counter)
     examples: list[dict[str, Any]] = attrs.Factory(list)
 
-    def refuse(self, record: Record, field: str, reason: str) -> None:
+    def refuse(self, line: int, appointment_id: str | None, field: str, reason: str) -> None:
         self.refused += 1
         self.by_field[field] += 1
         if len(self.examples) < _MAX_EXAMPLES:
-            appointment_id = record.row.get("appointment_id")
             self.examples.append(
                 {
-                    "line": record.line,
+                    "line": line,
                     "appointment_id": None if appointment_id is None else cut(appointment_id),
                     "field": field,
                     "reason": reason,
@@ -318,15 +344,18 @@ class _Applying:
     :data:`~sessionpacks._batch.BATCH_SECONDS` at a time. A row counts in the summary, and a
     refused one goes to the rejects file, once its batch is committed, in the order read."""
 
-    def __init__(self, service: PackService, summary: Summary, rejects: _Rejects | None) -> None:
+    def __init__(
+        self, service: PackService, summary: Summary, rejects: _Rejects | None, layout: Layout
+    ) -> None:
         self.batch: Batch[tuple[str, str]] = Batch(service, live_only=True)
         self.summary = summary
         self.rejects = rejects
+        self.layout = layout
         self.waiting: deque[tuple[Record, tuple[str, str] | None]] = deque()
 
     def add(self, record: Record) -> None:
         try:
-            row = _parsed(record)
+            row = _parsed(record, self.layout)
         except (RowError, SessionPacksError) as error:
             self.waiting.append((record, _refusal(error)))
             self._settle([])
@@ -359,7 +388,8 @@ class _Applying:
                 setattr(self.summary, applied, getattr(self.summary, applied) + 1)
 
     def _refuse(self, record: Record, problem: tuple[str, str]) -> None:
-        self.summary.refuse(record, *problem)
+        appointment_id = self.layout.mapped(record.row).get("appointment_id")
+        self.summary.refuse(record.line, appointment_id, *problem)
         if self.rejects is not None:
             self.rejects.write(record, *problem)
 
@@ -372,14 +402,17 @@ def _refusal(error: RowError | SessionPacksError) -> tuple[str, str]:
 def run_import(ctx: Context, args: argparse.Namespace) -> int:
     summary = Summary()
     progress = Progress(ctx.err)
+    pairs = column_pairs(args.column, KNOWN)
     with contextlib.ExitStack() as stack:
         stops = stack.enter_context(stopping_cleanly())
         work = stack.enter_context(work_folder(stops))
         source = _source(args.file, work, stops)
-        columns = header(source, COLUMNS)  # before anything is written
+        columns = header(source, ())  # before anything is written
+        found = layout_of(pairs, columns, KNOWN, COLUMNS, str(source))
+        found = found.in_zone(ctx.service.practice.zone)
         rejects = _rejects(stack, args.rejects, source, columns)
         try:
-            _import_all(ctx, args, source, work, stops, summary, rejects, progress)
+            _import_all(ctx, args, source, work, stops, summary, rejects, progress, found)
         except (KeyboardInterrupt, Terminated):
             progress.done(summary)
             ctx.emit({**summary.data(), "interrupted": True}, summary.lines())
@@ -403,10 +436,11 @@ def _import_all(
     summary: Summary,
     rejects: _Rejects | None,
     progress: Progress,
+    layout: Layout,
 ) -> None:
-    applying = _Applying(ctx.service, summary, rejects)
+    applying = _Applying(ctx.service, summary, rejects, layout)
     try:
-        for record in rows_in_start_order(source, args.sort_buffer, work, stops):
+        for record in rows_in_start_order(source, args.sort_buffer, work, stops, layout):
             applying.add(record)  # a signal waits for the next check: rows are never cut short
             progress.update(summary)
             stops.check()
@@ -598,6 +632,14 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=path,
         help="write refused rows with their line, field and reason to this CSV",
+    )
+    p.add_argument(
+        "--column",
+        action="append",
+        type=nonblank,
+        metavar="'HEADER=COLUMN'",
+        help="read the file's column HEADER as the import's COLUMN, e.g. "
+        "'Appointment ID=appointment_id' (repeatable)",
     )
     p = add_command(
         top,
