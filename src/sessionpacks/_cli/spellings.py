@@ -144,7 +144,7 @@ _PRICE = re.compile(
     r"(?P<sign>-?)\s*(?:(?P<before>[A-Za-z]{3})\s*)?(?P<symbol>[^\s\d.,+-]{1,3}?)?\s*"
     r"(?P<number>[0-9][0-9,]*(?:\.[0-9]+)?)\s*(?P<after>[A-Za-z]{3})?"
 )
-_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})*(?:\.[0-9]+)?")
+_GROUPED = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 _MONEY_EXAMPLE = "(e.g. 110.00, $110.00, 1,100.00 or '110.00 AUD')"
 
 
