@@ -1528,6 +1528,8 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "reason": ("goodwill", "moved away"),
     "name": ("Pack", "10 x Physio"),
     "description": ("a pack",),
+    # import --column: the good CSV has the import's own headers
+    "column": ("start=start", "appointment_id=appointment_id", "template_id=pack_id", "x=start"),
     "low_balance": ("1", "1h", "50.00", "none"),
     "remind_days": ("7", "366", "none"),
     "amount": ("+1", "-1", "30m", "-30m", "10.00", "-10.00"),
@@ -1893,12 +1895,15 @@ def good_row(appointment_id: str, hour: int) -> dict[str, str]:
     }
 
 
-def write_rows(path: Path, rows: list[dict[str, str] | list[str]]) -> None:
-    """Write the header and ``rows``; a lone surrogate is written as the bytes it stands for
-    (``\\udcff`` is the byte 0xff), so cells can hold text that is not UTF-8."""
+def write_rows(
+    path: Path, rows: list[dict[str, str] | list[str]], header: tuple[str, ...] = CSV_HEADER
+) -> None:
+    """Write ``header`` (the file's names of CSV_HEADER) and ``rows``; a lone surrogate is
+    written as the bytes it stands for (``\\udcff`` is the byte 0xff), so cells can hold text
+    that is not UTF-8."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(header)
     for row in rows:
         writer.writerow([row.get(c, "") for c in CSV_HEADER] if isinstance(row, dict) else row)
     try:
@@ -1912,9 +1917,15 @@ CSV_COLUMN_VALID: dict[str, Strategy] = {
     "appointment_id": st.builds(lambda n: f"H{n}", st.integers(1, 5)),
     "client_id": sample(*CLIENT_IDS),
     "service_id": sample(*SERVICE_IDS),
-    "start": sample("2026-02-09T09:30+11:00", "2026-02-09T09:30:00+11:00", "2026-02-08T22:30Z"),
-    "duration": sample("60m", "1h30m", "PT45M"),
-    "price": sample("10.00", "120", "0"),
+    "start": sample(
+        "2026-02-09T09:30+11:00",
+        "2026-02-09T09:30:00+11:00",
+        "2026-02-08T22:30Z",
+        "2026-02-09 09:30",  # naive: in the practice's zone
+        "2026-04-05 02:30",  # naive, repeated by the DST change: the first
+    ),
+    "duration": sample("60m", "1h30m", "PT45M", "45 min", "1:30", "1.5h", "0.75 hours"),
+    "price": sample("10.00", "120", "0", "$10.00", "A$ 1,000.00", "10.00 AUD"),
     "currency": sample("AUD", "aud"),
     "status": sample("booked", "cancelled", "late-cancel", "no_show", "BOOKED", ""),
     "pack_id": sample("", BIG_PACK, "pk1"),
@@ -1955,6 +1966,29 @@ CSV_HOSTILE: tuple[str, ...] = (
     "XXX",
     "=1+1",
     "unknown-status",
+    # spreadsheet spellings (naive times, money and durations as people write them)
+    "2026-10-04 02:30",  # skipped by the DST change in Sydney
+    "2026-04-05 02:30",  # repeated by it
+    "0001-01-01 00:00",
+    "9999-12-31 23:59",
+    "2026-02-09 09:30",
+    "$10.00",
+    "$-10",
+    "€10.00",
+    "US$10",
+    "$10.001",
+    "12,50",
+    "1,1000",
+    "$9,223,372,036,854,775,807",
+    "AUD 10 AUD",
+    "90",
+    "1.5",
+    "0:00",
+    "1:75",
+    "-1.5h",
+    "0.001 min",
+    "99999999999:00",
+    "1.0000000000000000000000000001h",
 )
 
 
@@ -1968,6 +2002,7 @@ class CsvCase:
     columns: tuple[str, ...]
     good: tuple[str, str]
     options: list[str]
+    header: tuple[str, ...] = CSV_HEADER
 
     @property
     def appointment_id(self) -> str:
@@ -2005,8 +2040,12 @@ def csv_cases(draw: st.DrawFn) -> CsvCase:
         options += ["--sort-buffer", "1"]
     if draw(st.booleans()):
         options += ["--rejects", "rejects.csv"]
+    header = CSV_HEADER
+    if draw(st.integers(0, 3)) == 0:  # the file's own headers, mapped with --column
+        header = tuple(f"Their {c}" for c in CSV_HEADER)
+        options += [w for c in CSV_HEADER for w in ("--column", f"Their {c}={c}")]
     good = (first["appointment_id"], last["appointment_id"])
-    return CsvCase(rows, hostile_row, tuple(columns), good, options)
+    return CsvCase(rows, hostile_row, tuple(columns), good, options, header)
 
 
 def import_result(db: Path, good: tuple[str, ...], bad: str) -> tuple[list[str], str | None]:
@@ -2033,7 +2072,7 @@ def run_csv_surface(folder: Path) -> None:
     def fuzz(case: CsvCase) -> None:
         db = fresh_copy(prepared, folder)
         source = out / "import.csv"
-        write_rows(source, case.rows)
+        write_rows(source, case.rows, case.header)
         argv = ["--db", str(db), "--practice", PRACTICE, "--now", NOW_TEXT, "import", str(source)]
         argv += case.options
         name = f"import [{', '.join(case.columns)}]"
