@@ -2040,7 +2040,7 @@ def csv_cases(draw: st.DrawFn) -> CsvCase:
         options += ["--sort-buffer", "1"]
     if draw(st.booleans()):
         options += ["--rejects", "rejects.csv"]
-    header = CSV_HEADER
+    header: tuple[str, ...] = CSV_HEADER
     if draw(st.integers(0, 3)) == 0:  # the file's own headers, mapped with --column
         header = tuple(f"Their {c}" for c in CSV_HEADER)
         options += [w for c in CSV_HEADER for w in ("--column", f"Their {c}={c}")]
