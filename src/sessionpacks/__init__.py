@@ -42,7 +42,7 @@ from sessionpacks.events import (
     UsageReleased,
     UsageRescheduled,
 )
-from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Usage, replay
+from sessionpacks.ledger import Entry, Mark, Migration, PackState, PackStatus, Usage, replay
 from sessionpacks.model import (
     Allowance,
     Appointment,
@@ -101,6 +101,7 @@ __all__ = [
     "LowBalance",
     "Mark",
     "Metric",
+    "Migration",
     "Money",
     "NoExpiry",
     "NoPack",

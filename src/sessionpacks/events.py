@@ -67,12 +67,16 @@ class _Occurs:
 
 @attrs.frozen(kw_only=True)
 class PackOpened(_Occurs):
+    """A pack was opened; ``migrated`` says it came from another system, with what it used
+    there, and no ``SessionUsed`` tells of that (R19)."""
+
     event_id: str
     pack_id: str
     client_id: str
     occurred_at: datetime
     name: str
     template_id: str | None
+    migrated: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from sessionpacks._limits import INT32_MAX, check_count, check_day
 from sessionpacks.errors import InvalidValueError
 from sessionpacks.model import (
     Amount,
@@ -55,6 +56,7 @@ __all__ = [
     "Invoiced",
     "Mark",
     "Marked",
+    "Migration",
     "Opened",
     "PackState",
     "PackStatus",
@@ -88,11 +90,31 @@ class PackStatus(enum.Enum):
     VOIDED = "voided"
 
 
+@attrs.frozen
+class Migration:
+    """A pack brought from another system (R19): opened there on ``opened_on`` (its expiry
+    counts from that date), with ``used`` of its allowance used there, in the pack's metric,
+    and ``numbered`` sessions numbered there, so the next one here is number ``numbered + 1``
+    (``None``: as many as ``used`` for a sessions pack, none for hours or money).
+
+    Its price was paid there: no line here charges it again."""
+
+    opened_on: date = attrs.field(validator=lambda _, a, v: check_day("migrated.opened_on", v))
+    used: Amount = 0
+    numbered: int | None = attrs.field(
+        default=None,
+        validator=lambda _, a, v: (
+            v is None or check_count("migrated.numbered", v, maximum=INT32_MAX)
+        ),
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Opened:
     """The pack was opened with these terms, copied from template ``template_id`` if given (R2).
 
     ``charged_on_open`` says the pack's price went on its own invoice at opening (R15).
+    ``migrated`` says it was brought from another system, with what was used there (R19).
     """
 
     pack_id: str
@@ -104,6 +126,7 @@ class Opened:
     template_id: str | None = None
     template_version: int | None = None
     charged_on_open: bool = False
+    migrated: Migration | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -226,11 +249,15 @@ class Resumed:
 
 @attrs.frozen
 class Hold:
-    """A hold in :attr:`PackState.holds`: from ``start`` until ``until``, excluded (R22)."""
+    """A hold in :attr:`PackState.holds`: from ``start`` until ``until``, excluded (R22).
+
+    ``counted``: its days move the expiry date. An extension or a recorded expiry sets the date
+    itself, so the holds before it no longer count (and ending one early gives nothing back)."""
 
     start: date
     until: date
     reason: str = ""
+    counted: bool = True
 
     @property
     def days(self) -> int:
@@ -352,10 +379,8 @@ class PackState:
     charged when that line is released, since the price is the pack's, not a session's (R7a).
     ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
     ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
-    ``reminded_for`` is the expiry date the last ``ExpiringSoon`` reminder was for (R25).
-    ``holds`` are the pack's holds by start date, and ``hold_days`` the days they add to the
-    expiry date the rule or the last recorded date gives (R22); an extension or a recorded
-    expiry sets the date itself, so from it only later holds count.
+    ``reminded_for`` are the expiry dates ``ExpiringSoon`` reminded of (R25), and ``holds``
+    the pack's holds by start date (R22).
     """
 
     pack_id: str
@@ -367,6 +392,8 @@ class PackState:
     template_version: int | None
     charged_on_open: bool
     version: int
+    # Before exhausted_totals: its default reads the balance, which counts what was used there.
+    migrated: Migration | None = None
     adjustment_units: int = 0
     consumed_units: int = 0
     usages: tuple[Usage, ...] = ()
@@ -380,9 +407,8 @@ class PackState:
         default=attrs.Factory(_exhausted_so_far, takes_self=True)
     )
     low_balance_totals: tuple[int, ...] = ()
-    reminded_for: date | None = None
+    reminded_for: tuple[date, ...] = ()
     holds: tuple[Hold, ...] = ()
-    hold_days: int = 0
 
     @property
     def metric(self) -> Metric:
@@ -394,7 +420,10 @@ class PackState:
 
     @property
     def opened_on(self) -> date:
-        """The local date the pack was opened, in the practice's time zone."""
+        """The local date the pack was opened, in the practice's time zone; for a migrated
+        pack, the date it was opened in the other system (R19)."""
+        if self.migrated is not None:
+            return self.migrated.opened_on
         return self.opened_at.astimezone(self.zone).date()
 
     @property
@@ -402,15 +431,32 @@ class PackState:
         return self.terms.allowance.units + self.adjustment_units
 
     @property
+    def used_before_units(self) -> int:
+        """What a migrated pack used in the other system, in units (R19); else 0."""
+        return 0 if self.migrated is None else units(self.metric, self.migrated.used)
+
+    @property
+    def numbered_before(self) -> int:
+        """Sessions a migrated pack numbered in the other system: the first here is
+        ``numbered_before + 1`` (R19)."""
+        found = self.migrated
+        if found is None:
+            return 0
+        if found.numbered is not None:
+            return found.numbered
+        return self.used_before_units if self.metric is Metric.SESSIONS else 0
+
+    @property
     def remaining_units(self) -> int:
-        return self.total_units - self.consumed_units
+        return self.total_units - self.used_before_units - self.consumed_units
 
     @property
     def next_tier(self) -> int:
         """The tier place the next line of a per-session pack is charged at: the lowest that no
-        standing line holds, so the standing lines always pay tiers 1..n (R7a, R15)."""
+        standing line holds, so the standing lines always pay tiers 1..n (R7a, R15); after the
+        sessions a migrated pack numbered elsewhere (R19)."""
         taken = {u.invoice.tier for u in self.usages if u.invoice is not None}
-        place = 1
+        place = 1 + self.numbered_before
         while place in taken:
             place += 1
         return place
@@ -436,16 +482,20 @@ class PackState:
 
     @property
     def first_use(self) -> date | None:
-        """The local date of the earliest active usage's appointment."""
-        if not self.usages:
-            return None
-        return self.usages[0].appointment.local_date(self.zone)
+        """The local date of the earliest active usage's appointment. A migrated pack used in
+        the other system was first used there on its opening date at the earliest, so that
+        date counts (R19)."""
+        here = self.usages[0].appointment.local_date(self.zone) if self.usages else None
+        if self.used_before_units > 0:
+            assert self.migrated is not None
+            return self.migrated.opened_on if here is None else min(here, self.migrated.opened_on)
+        return here
 
     @property
     def expiry_date(self) -> date | None:
         """The first date on which the pack is no longer valid, or ``None`` (R5)."""
         if self.expiry_override is not None:
-            return self._held(self.expiry_override)
+            return self._held(self.expiry_override, self.opened_on)
         return self.expiry_if_first_use(self.first_use)
 
     def expiry_if_first_use(self, first_use: date | None) -> date | None:
@@ -453,15 +503,24 @@ class PackState:
         moved by the holds (R22)."""
         rule = self.terms.expiry
         if isinstance(rule, ExpiresOn):
-            return self._held(rule.date)
+            return self._held(rule.date, self.opened_on)
         if isinstance(rule, ExpiresAfterOpening):
-            return self._held(rule.period.after(self.opened_on))
+            return self._held(rule.period.after(self.opened_on), self.opened_on)
         if isinstance(rule, ExpiresAfterFirstUse) and first_use is not None:
-            return self._held(rule.period.after(first_use))
+            return self._held(rule.period.after(first_use), first_use)
         return None
 
-    def _held(self, day: date) -> date:
-        return day + timedelta(days=self.hold_days) if self.hold_days else day
+    def _held(self, day: date, since: date) -> date:
+        """``day`` moved later by the days of the counted holds that pause the validity running
+        from ``since``: the days of each from ``since`` on, if it starts before the expiry as
+        moved by the holds before it (R22)."""
+        for hold in self.holds:
+            if not hold.counted or hold.until <= since:
+                continue
+            if hold.start >= day:
+                break
+            day += timedelta(days=(hold.until - max(hold.start, since)).days)
+        return day
 
     def hold_on(self, day: date) -> Hold | None:
         """The hold that covers local date ``day``, or ``None`` (R22)."""
@@ -471,7 +530,7 @@ class PackState:
         """The expiry date the pack would have if an appointment on local date ``day`` were
         recorded: ``day`` becomes the first use when it comes before the present one."""
         if self.expiry_override is not None:
-            return self._held(self.expiry_override)
+            return self._held(self.expiry_override, self.opened_on)
         first = self.first_use
         return self.expiry_if_first_use(day if first is None or day < first else first)
 
@@ -492,7 +551,7 @@ class PackState:
         """The day the sweep is due to remind of the :attr:`pending_expiry`, or ``None``: the
         policy's ``remind_days_before_expiry`` before it, unless reminded for it already (R25)."""
         expiry, days = self.pending_expiry, self.terms.policies.remind_days_before_expiry
-        if expiry is None or days is None or expiry == self.reminded_for:
+        if expiry is None or days is None or expiry in self.reminded_for:
             return None
         return expiry - timedelta(days=days)
 
@@ -544,7 +603,7 @@ class PackState:
 
     def number(self, appointment_id: str) -> int:
         """The session number of an active usage: 1..k by start, ties by order recorded (R8)."""
-        for index, usage in enumerate(self.usages, start=1):
+        for index, usage in enumerate(self.usages, start=1 + self.numbered_before):
             if usage.appointment.id == appointment_id:
                 return index
         raise InvalidValueError(
@@ -553,7 +612,8 @@ class PackState:
 
     def remaining_after(self, number: int) -> Amount:
         """What remains after sessions 1..number, in start order (R8's label for hours, money)."""
-        consumed = sum(u.consumed for u in self.usages[:number])
+        here = self.usages[: number - self.numbered_before]
+        consumed = self.used_before_units + sum(u.consumed for u in here)
         return self.amount(self.total_units - consumed)
 
     def label(self, appointment_id: str) -> str:
@@ -603,7 +663,8 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
             template_id=entry.template_id,
             template_version=entry.template_version,
             charged_on_open=entry.charged_on_open,
-            price_charged=entry.charged_on_open,
+            price_charged=entry.charged_on_open or entry.migrated is not None,
+            migrated=entry.migrated,
             version=1,
         )
     if entry.pack_id != state.pack_id or entry.sequence != state.version + 1:
@@ -702,17 +763,20 @@ def _fold_pack(state: PackState, entry: Entry) -> PackState:
             )
             return _balance_occurrences(state, after)
         case Extended():
-            return attrs.evolve(state, expiry_override=entry.until, hold_days=0)
+            return attrs.evolve(state, expiry_override=entry.until, holds=_uncounted(state))
         case Expired():
             # The recorded expiry stands: a later release of the first use must not move it
             # and revive the pack (R12: once per expiry). Only an extension moves it again.
             return attrs.evolve(
-                state, expired_on=entry.expiry_date, expiry_override=entry.expiry_date, hold_days=0
+                state,
+                expired_on=entry.expiry_date,
+                expiry_override=entry.expiry_date,
+                holds=_uncounted(state),
             )
         case Held() | Resumed():
             return _fold_hold(state, entry)
         case Reminded():
-            return attrs.evolve(state, reminded_for=entry.expiry_date)
+            return attrs.evolve(state, reminded_for=(*state.reminded_for, entry.expiry_date))
         case Closed():
             return attrs.evolve(state, closed_at=entry.recorded_at)
         case Voided():
@@ -720,11 +784,15 @@ def _fold_pack(state: PackState, entry: Entry) -> PackState:
     raise InvalidValueError("entry", entry, "is not a ledger entry that follows Opened")
 
 
+def _uncounted(state: PackState) -> tuple[Hold, ...]:
+    """The holds, none counted any more: a date set by an extension or a recorded expiry."""
+    return tuple(attrs.evolve(h, counted=False) for h in state.holds)
+
+
 def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
     if isinstance(entry, Held):
         hold = Hold(entry.start, entry.until, entry.reason)
-        holds = tuple(sorted((*state.holds, hold), key=lambda h: h.start))
-        return attrs.evolve(state, holds=holds, hold_days=state.hold_days + hold.days)
+        return attrs.evolve(state, holds=_by_start((*state.holds, hold)))
     ended = next((h for h in state.holds if h.start == entry.start), None)
     if ended is None:
         raise InvalidValueError(
@@ -732,24 +800,27 @@ def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
         )
     others = tuple(h for h in state.holds if h is not ended)
     kept = attrs.evolve(ended, until=entry.on)
-    holds = tuple(sorted((*others, kept), key=lambda h: h.start)) if kept.days > 0 else others
-    unused = ended.days - max(kept.days, 0)
-    return attrs.evolve(state, holds=holds, hold_days=state.hold_days - unused)
+    return attrs.evolve(state, holds=_by_start((*others, kept)) if kept.days > 0 else others)
+
+
+def _by_start(holds: Iterable[Hold]) -> tuple[Hold, ...]:
+    return tuple(sorted(holds, key=lambda h: h.start))
 
 
 def replay_as_of(entries: Iterable[Entry], moment: datetime) -> PackState | None:
-    """The state the ledger gave at the instant ``moment``, from the entries recorded up to it
-    (R23), or ``None`` if the pack was not opened by then. Entries are taken in order until
-    the first one recorded after ``moment``; an entry recorded at an instant before an earlier
-    entry's (a clock set back) counts from that earlier instant, so what was known at any
-    instant is a prefix of the ledger."""
+    """The state the ledger gave at the instant ``moment``, from the entries recorded before it
+    (R23), as reports cut (:func:`sessionpacks.reports.report`'s ``as_of``), or ``None`` if the
+    pack was not opened by then. Entries are taken in order until the first one recorded at or
+    after ``moment``; an entry recorded at an instant before an earlier entry's (a clock set
+    back) counts from that earlier instant, so what was known at any instant is a prefix of the
+    ledger."""
     cut = instant(require_aware("as_of", moment))
     state: PackState | None = None
     latest: datetime | None = None
     for entry in entries:
         recorded = instant(entry.recorded_at)
         latest = recorded if latest is None or recorded > latest else latest
-        if latest > cut:
+        if latest >= cut:
             break
         state = apply(state, entry)
     return state

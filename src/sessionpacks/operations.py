@@ -31,6 +31,7 @@ from sessionpacks.ledger import (
     Invoiced,
     Mark,
     Marked,
+    Migration,
     Opened,
     PackState,
     Released,
@@ -51,6 +52,7 @@ from sessionpacks.model import (
     PerSession,
     Policies,
     Practice,
+    format_amount,
     instant,
     require_aware,
     units,
@@ -241,8 +243,10 @@ def open_pack(
     template_id: str | None = None,
     template_version: int | None = None,
     charged_on_open: bool = False,
+    migrated: Migration | None = None,
 ) -> Change:
-    """Open a pack with ``terms`` for ``client_id`` (R2)."""
+    """Open a pack with ``terms`` for ``client_id`` (R2); ``migrated``: as brought from another
+    system, with what it used there (R19)."""
     check_id("pack_id", pack_id)
     check_id("client_id", client_id)
     if not isinstance(terms, PackTerms):
@@ -254,6 +258,7 @@ def open_pack(
     if template_version is not None:
         check_count("template_version", template_version, minimum=1, maximum=INT32_MAX)
     _flag("charged_on_open", charged_on_open)
+    _check_migration(migrated, terms, practice, at)
     build = _Builder(None, at)
     build.entry(
         Opened,
@@ -264,9 +269,43 @@ def open_pack(
         template_id=template_id,
         template_version=template_version,
         charged_on_open=charged_on_open,
+        migrated=migrated,
     )
-    build.event(ev.PackOpened, name=terms.name, template_id=template_id)
+    build.event(
+        ev.PackOpened, name=terms.name, template_id=template_id, migrated=migrated is not None
+    )
     return build.done()
+
+
+def _check_migration(migrated: object, terms: PackTerms, practice: Practice, at: datetime) -> None:
+    """R19: a migration's use is an amount of the pack's own metric, less than its allowance,
+    and it was opened there no later than today here."""
+    if migrated is None:
+        return
+    if not isinstance(migrated, Migration):
+        raise InvalidValueError("migrated", migrated, "must be a ledger.Migration or None")
+    used, metric = migrated.used, terms.metric
+    if not (
+        (metric is Metric.SESSIONS and type(used) is int)
+        or (metric is Metric.HOURS and isinstance(used, timedelta))
+        or (metric is Metric.MONEY and isinstance(used, Money) and used.currency == terms.currency)
+    ):
+        raise InvalidValueError(
+            "migrated.used", used, f"must be an amount of the pack's metric ({terms.metric.value})"
+        )
+    count, allowance = units(terms.metric, used), terms.allowance.units
+    if not 0 <= count < allowance:
+        raise InvalidValueError(
+            "migrated.used",
+            format_amount(used),
+            f"must be from zero to less than the allowance "
+            f"({format_amount(terms.allowance.amount)})",
+        )
+    today = require_aware("recorded_at", at).astimezone(practice.zone).date()
+    if migrated.opened_on > today:
+        raise InvalidValueError(
+            "migrated.opened_on", migrated.opened_on.isoformat(), f"is after today ({today})"
+        )
 
 
 # Using ---------------------------------------------------------------------------------------
@@ -994,6 +1033,16 @@ def end_hold(state: PackState, on: date, reason: str, at: datetime) -> Change:
         )
     build = _Builder(state, at)
     after = build.entry(Resumed, start=running.start, on=on, reason=reason)
+    stranded = _past_expiry(after)
+    if stranded is not None:
+        raise RefusedError(
+            Rule.R5,
+            "on",
+            on.isoformat(),
+            f"ending the hold then would make pack {state.pack_id} expire on "
+            f"{after.expiry_date}, before appointment {stranded.appointment.id}: "
+            "cancel or move it first",
+        )
     build.event(
         ev.HoldEnded,
         start=running.start,

@@ -44,6 +44,7 @@ __all__ = [
     "figures",
     "invoice_line",
     "recognised",
+    "recognised_before",
     "refundable",
 ]
 
@@ -136,16 +137,18 @@ class Recognised:
 def recognised(state: PackState) -> tuple[Recognised, ...]:
     """Revenue recognised by each active usage, in session-number order."""
     pricing = state.terms.pricing
+    first = 1 + state.numbered_before  # a migrated pack's sessions here follow its others (R19)
     if isinstance(pricing, PerSession):
         return tuple(
             Recognised(u.appointment.id, n, pricing.price_of(n))
-            for n, u in enumerate(state.usages, start=1)
+            for n, u in enumerate(state.usages, start=first)
         )
     price = pricing.price.minor
     paid = state.terms.allowance.units
     shares: list[Recognised] = []
-    used = before = 0
-    for n, usage in enumerate(state.usages, start=1):
+    used = state.used_before_units
+    before = price * min(used, paid) // paid
+    for n, usage in enumerate(state.usages, start=first):
         used += usage.consumed
         upto = price * min(used, paid) // paid
         shares.append(
@@ -184,7 +187,7 @@ def _paid_parts(state: PackState, pricing: PerPack) -> tuple[int, int, int]:
     """
     price, paid = pricing.price.minor, state.terms.allowance.units
     written = max(0, -state.adjustment_units)
-    used = min(state.consumed_units, paid - written)
+    used = min(state.used_before_units + state.consumed_units, paid - written)
 
     def scale(k: int) -> int:
         return price * k // paid
@@ -228,6 +231,17 @@ def figures(state: PackState, as_of: datetime | None = None) -> PackFigures:
         refundable=left if closed else zero,
         written_off=Money.from_minor(written, pricing.currency),
     )
+
+
+def recognised_before(state: PackState) -> Money:
+    """What a migrated pack charged per pack recognised in the other system, for what it used
+    there (R19): part of :func:`figures`' ``recognised``, earned before the pack came here."""
+    pricing = state.terms.pricing
+    if not isinstance(pricing, PerPack) or state.used_before_units == 0:
+        return Money.zero(pricing.currency)
+    paid = state.terms.allowance.units
+    share = pricing.price.minor * min(state.used_before_units, paid) // paid
+    return Money.from_minor(share, pricing.currency)
 
 
 def _unused(state: PackState) -> Money:

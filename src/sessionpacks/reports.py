@@ -39,7 +39,7 @@ from sessionpacks._limits import check_text
 from sessionpacks.errors import InvalidValueError
 from sessionpacks.ledger import Entry, Opened, PackState, apply
 from sessionpacks.model import Metric, Money, instant, require_aware
-from sessionpacks.pricing import figures
+from sessionpacks.pricing import figures, recognised_before
 
 __all__ = [
     "JOURNAL_COLUMNS",
@@ -81,14 +81,17 @@ class _Position:
 
 def _position(state: PackState) -> _Position:
     found = figures(state)
+    # A migrated pack's sale here is the value it brought, unearned: what it recognised in the
+    # other system is neither sold nor recognised here (R19).
+    before = recognised_before(state).minor
     voided = state.voided_at is not None
     # A void undoes a pack opened in error: what it left is written off, not refunded.
     left = found.refundable.minor
     consumed = state.consumed_units
     return _Position(
         packs=1,
-        sold=found.price.minor,
-        recognised=found.recognised.minor,
+        sold=found.price.minor - before,
+        recognised=found.recognised.minor - before,
         unearned=found.usable.minor,
         breakage=found.breakage.minor,
         refunds=0 if voided else left,

@@ -228,6 +228,9 @@ def _from_template(template: PackTemplate, given: _Given) -> Decision:
             f"open pack {chosen.pack_id} from template {template.id}",
             (*passed, *others),
         )
+    frozen = _held_back(template, given)
+    if frozen is not None:
+        return Decision(NoPack(), frozen, tuple(passed))
     refusal = template_refusal(template, appointment, given.practice, given.at)
     if refusal is not None:
         return Decision(
@@ -238,6 +241,22 @@ def _from_template(template: PackTemplate, given: _Given) -> Decision:
         f"no usable open pack from template {template.id}: a new pack is opened",
         tuple(passed),
     )
+
+
+def _held_back(template: PackTemplate, given: _Given) -> str | None:
+    """R22 with R13.3: a client whose pack from the template is on hold that day, and would
+    cover the appointment but for the hold, is not sold a new pack meanwhile: the reason."""
+    for pack in given.packs:
+        if pack.template_id != template.id or not pack.holds:
+            continue
+        refusal = unusable_because(pack, given.appointment)
+        if (
+            refusal is not None
+            and refusal.rule == Rule.R22
+            and unusable_because(attrs.evolve(pack, holds=()), given.appointment) is None
+        ):
+            return f"{refusal.reason}: no new pack is opened during a hold"
+    return None
 
 
 # An explicit choice on the appointment (R13.1) ----------------------------------------------

@@ -34,7 +34,15 @@ from sessionpacks.errors import (
     SessionPacksError,
 )
 from sessionpacks.events import Event, RecordedEvent
-from sessionpacks.ledger import Entry, Mark, PackState, PackStatus, Released, replay_as_of
+from sessionpacks.ledger import (
+    Entry,
+    Mark,
+    Migration,
+    PackState,
+    PackStatus,
+    Released,
+    replay_as_of,
+)
 from sessionpacks.model import (
     Amount,
     Appointment,
@@ -371,11 +379,15 @@ class PackService:
         terms: PackTerms | None = None,
         pack_id: str | None = None,
         charged_on_open: bool = True,
+        migrated: Migration | None = None,
         idempotency_key: str | None = None,
     ) -> PackState:
         """Open a pack from a client's profile, from a template or ad hoc (R2).
 
-        A pack charged per pack opened this way goes on its own invoice (``charged_on_open``).
+        A pack charged per pack opened this way goes on its own invoice (``charged_on_open``),
+        unless it is ``migrated``: brought from another system, where it was paid, opened on
+        ``migrated.opened_on`` (its expiry counts from it) with ``migrated.used`` used and
+        ``migrated.numbered`` sessions numbered there, so it goes on at the next number (R19).
         """
         if (template_id is None) == (terms is None):
             raise InvalidValueError(
@@ -397,7 +409,8 @@ class PackService:
                 template_id,
                 terms,
                 self._made_pack_id() if pack_id is None else pack_id,
-                charged_on_open,
+                charged_on_open and migrated is None,
+                migrated,
             )
             return self._commit_plan([change], lambda _: change.after)
 
@@ -407,6 +420,7 @@ class PackService:
             "terms": terms,
             "pack_id": pack_id,
             "charged_on_open": charged_on_open,
+            "migrated": migrated,
         }
         return self._run(idempotency_key, "open_pack", arguments, PackState, decide)
 
@@ -427,6 +441,7 @@ class PackService:
         terms: PackTerms | None,
         pack_id: str,
         charged_on_open: bool,
+        migrated: Migration | None = None,
     ) -> ops.Change:
         version = None
         if template_id is not None:
@@ -442,6 +457,7 @@ class PackService:
             template_id=template_id,
             template_version=version,
             charged_on_open=charged_on_open,
+            migrated=migrated,
         )
 
     # Assigning -----------------------------------------------------------------------------
@@ -1017,7 +1033,8 @@ class PackService:
 
     def figures(self, pack_id: str, *, as_of: datetime | None = None) -> PackFigures:
         """The pack's money figures (R15a), now or as its ledger said at ``as_of`` (R23)."""
-        return figures(self.pack(pack_id, as_of=as_of), as_of)
+        # Expiry as the ledger recorded it by then, as the reports count it (R23, R26).
+        return figures(self.pack(pack_id, as_of=as_of))
 
     def find_packs(
         self, query: PackQuery, *, after: str | None = None, limit: int = 100

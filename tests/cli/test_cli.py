@@ -200,6 +200,29 @@ def test_templates_add_list_show_and_edit_into_versions(clinic: Cli) -> None:
 # Packs -----------------------------------------------------------------------------------
 
 
+def test_a_pack_opened_as_migrated_goes_on_at_its_next_number(clinic: Cli) -> None:
+    opened = clinic.ok(
+        "--now", "2026-01-15T09:00+11:00", "pack", "open", "C1", "--template", "physio-10",
+        "--pack-id", "P1", "--opened-on", "2025-11-01", "--used-elsewhere", "6",
+    ).out  # fmt: skip
+    assert "the next session here is number 7" in opened
+    assert "Invoice the pack" not in opened  # paid in the other system
+    clinic.ok("--now", "2026-01-20T11:00+11:00", "appointment", "assign",
+              *appointment("A1", "2026-01-20T10:00+11:00"), "--pack", "P1")  # fmt: skip
+    shown = clinic.ok("pack", "show", "P1", "--json").json()
+    assert [s["label"] for s in shown["sessions"]] == ["Session 7 of 10"]
+    assert shown["migrated"] == {"opened_on": "2025-11-01", "used": 6, "numbered": None}
+    text = clinic.ok("pack", "show", "P1").out
+    assert "migrated: opened 2025-11-01 elsewhere, 6 sessions used there" in text
+    bad = clinic("pack", "open", "C2", "--template", "physio-10", "--used-elsewhere", "2")
+    assert bad.code == 2
+    assert "--opened-on" in bad.err
+    over = clinic("pack", "open", "C2", "--template", "physio-10", "--opened-on", "2025-11-01",
+                  "--used-elsewhere", "10")  # fmt: skip
+    assert over.code == 1
+    assert "migrated.used" in over.err
+
+
 def test_as_of_reads_the_ledger_as_it_was(clinic: Cli) -> None:
     clinic.ok("--now", "2026-03-01T09:00+11:00", "pack", "open", "C1", "--template",
               "physio-10", "--pack-id", "P1")  # fmt: skip
@@ -232,7 +255,9 @@ def test_pack_hold_and_end_hold(clinic: Cli) -> None:
     assert "on hold from 2026-04-01 until 2026-04-15 (travel)" in refused.err
     ended = clinic.ok("pack", "end-hold", "P1", "2026-04-08", "--json").json()
     assert ended["expiry_date"] == "2026-10-08"
-    assert ended["holds"] == [{"start": "2026-04-01", "until": "2026-04-08", "reason": "travel"}]
+    assert ended["holds"] == [
+        {"start": "2026-04-01", "until": "2026-04-08", "reason": "travel", "counted": True}
+    ]
     text = clinic.ok("pack", "show", "P1").out
     assert "on hold from 2026-04-01 until 2026-04-15: travel" in text
     assert "hold from 2026-04-01 ended, usable again from 2026-04-08" in text

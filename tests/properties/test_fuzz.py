@@ -65,6 +65,7 @@ from sessionpacks import (
     JournalAccounts,
     Mark,
     Metric,
+    Migration,
     Money,
     NoExpiry,
     PackPage,
@@ -502,6 +503,15 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("open_pack", "template_id"): st.none() | sample(*TEMPLATE_IDS),
     ("open_pack", "terms"): st.none() | valid_terms(),
     ("open_pack", "pack_id"): st.none() | sample("pk-new", "pk-other", *PACK_IDS),
+    ("open_pack", "migrated"): weighted(
+        (3, st.none()),
+        (
+            1,
+            sample(
+                Build(Migration, (date(2025, 11, 1), 2)), Build(Migration, (date(2026, 1, 2), 0))
+            ),
+        ),
+    ),
     ("assign", "pack_id"): st.none() | sample("pk1", "pk1", "pk3", "pkbig", *PACK_IDS),
     ("assign", "template_id"): st.none() | sample(*TEMPLATE_IDS),
     ("add_to_invoice", "pack_id"): st.none() | sample(*PACK_IDS),
@@ -793,6 +803,7 @@ FUZZED_CLASSES: tuple[type, ...] = (
     PreferTemplate,
     Service,
     Tier,
+    Migration,
 )
 # Public names that are not fuzzed as constructors (besides the errors), and why.
 NOT_CONSTRUCTORS = {
@@ -966,6 +977,9 @@ MODEL_VALID: dict[str, Strategy] = {
     "PackQuery.expiring_to": st.none() | days(date(2026, 6, 1), date(2027, 1, 1)),
     "PackQuery.at_most_left": sample(None, 0, 3, timedelta(hours=1), money("50")),
     "PackQuery.template_id": st.none() | sample("physio10"),
+    "Migration.opened_on": days(date(2025, 6, 1), date(2026, 1, 15)),
+    "Migration.used": sample(0, 1, 6, timedelta(hours=2), money("50")),
+    "Migration.numbered": st.none() | st.integers(0, 12),
 }
 MODEL_EXTREMES: dict[str, Strategy] = {
     **{
@@ -1013,6 +1027,9 @@ MODEL_EXTREMES: dict[str, Strategy] = {
     "late_cancel_notice": sample(*HOSTILE_DURATIONS),
     "low_balance_at": TYPED_AMOUNTS,
     "remind_days_before_expiry": sample(0, -1, 367, 2**63, True, 7.5, "7"),
+    "Migration.opened_on": sample(*HOSTILE_DATES, datetime(2026, 1, 1, tzinfo=UTC)),
+    "Migration.used": TYPED_AMOUNTS,
+    "Migration.numbered": sample(-1, 2**31, True, 1.5, "6"),
     **{k: TERM_EXTREMES[k] for k in ("allowance", "pricing", "expiry", "policies")},
     "terms": hostile_terms(),
     "start": hostile_instants(),
@@ -1250,6 +1267,7 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("client_packs", "as_of"): None,
     ("figures", "as_of"): None,
     ("invoice_line", "as_of"): None,
+    ("open_pack", "migrated"): None,
     ("hold", "start"): date(2026, 4, 1),
     ("hold", "until"): date(2026, 4, 15),
     ("end_hold", "on"): date(2026, 4, 5),

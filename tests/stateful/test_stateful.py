@@ -135,23 +135,36 @@ def usage(p: dict[str, Any], appointment_id: str) -> dict[str, Any] | None:
 
 
 def expiry(p: dict[str, Any], first: date | None) -> date | None:
-    """R5: the override, else the rule's date given the first use; R22: moved by the days of
-    the holds since."""
-    shift = timedelta(days=p["hold_days"])
+    """R5: the override, else the rule's date given the first use; R22: moved by the holds
+    counted since (those after the last extension or recorded expiry)."""
+    rule_, opened = p["terms"].expiry, local(p["opened_at"])
     if p["override"] is not None:
-        return p["override"] + shift  # type: ignore[no-any-return]
-    rule_ = p["terms"].expiry
+        return held(p, p["override"], opened)
     if isinstance(rule_, ExpiresOn):
-        return rule_.date + shift
+        return held(p, rule_.date, opened)
     if isinstance(rule_, ExpiresAfterOpening):
-        return rule_.period.after(local(p["opened_at"])) + shift
+        return held(p, rule_.period.after(opened), opened)
     if isinstance(rule_, ExpiresAfterFirstUse) and first is not None:
-        return rule_.period.after(first) + shift
+        return held(p, rule_.period.after(first), first)
     return None
 
 
+def held(p: dict[str, Any], day: date, since: date) -> date:
+    """Each counted hold that starts before the expiry (as the earlier ones moved it) adds its
+    days from the start of validity on."""
+    for start, until, counted in sorted(p["holds"]):
+        if counted and until > since and start < day:
+            day += timedelta(days=(until - max(start, since)).days)
+    return day
+
+
 def on_hold(p: dict[str, Any], day: date) -> bool:
-    return any(start <= day < until for start, until in p["holds"])
+    return any(start <= day < until for start, until, _ in p["holds"])
+
+
+def uncount(p: dict[str, Any]) -> None:
+    """An extension or a recorded expiry sets the date: earlier holds stop counting."""
+    p["holds"] = [(start, until, False) for start, until, _ in p["holds"]]
 
 
 def current_expiry(p: dict[str, Any]) -> date | None:
@@ -316,9 +329,8 @@ def open_in(
         "voided": False,
         "override": None,
         "expired_on": None,
-        "reminded": None,
+        "reminded": set(),
         "holds": [],
-        "hold_days": 0,
         "price_charged": charged,
         "lines_issued": 0,
         "exhausted": set(),
@@ -385,6 +397,16 @@ def from_template(
     ]
     if candidates:
         return ("use", min(candidates, key=lambda p: expiry_key(p, appointment))["id"])
+    frozen = [
+        p
+        for p in ref.packs.values()
+        if p["client"] == appointment.client_id
+        and p["template"] == template_id
+        and on_hold(p, local(appointment.start))
+        and usable({**p, "holds": []}, appointment)
+    ]
+    if frozen:
+        return ("none", None)  # R22: no new pack is sold while one is on hold
     if not new_pack_could_cover(ref.templates[template_id], appointment, now):
         return ("none", None)
     return ("open", template_id)
@@ -402,7 +424,6 @@ def new_pack_could_cover(terms: PackTerms, appointment: Appointment, now: dateti
         "voided": False,
         "override": None,
         "holds": [],
-        "hold_days": 0,
     }
     return usable(trial, appointment)
 
@@ -487,7 +508,8 @@ class PackMachine(RuleBasedStateMachine):
         for p in self.ref.packs.values():
             found.add(current_expiry(p) or date.max)
         for terms in self.ref.templates.values():
-            trial = {"override": None, "terms": terms, "opened_at": self.now, "hold_days": 0}
+            trial: dict[str, Any] = {"override": None, "terms": terms, "opened_at": self.now}
+            trial["holds"] = []
             found.add(expiry(trial, None) or date.max)
         found.discard(date.max)
         edges = {d - timedelta(days=k) for d in found for k in (0, 1)}
@@ -778,7 +800,7 @@ class PackMachine(RuleBasedStateMachine):
             if ended(p) or current is None:
                 raise RefusedByModelError(RefusedError)
             p["override"] = until
-            p["hold_days"] = 0  # the new date is the date; later holds move it (R22)
+            uncount(p)  # the new date is the date; later holds move it (R22)
             p["version"] += 1
             return [event("ExpiryExtended", pack_id, extra=until)]
 
@@ -794,12 +816,11 @@ class PackMachine(RuleBasedStateMachine):
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             p = ref.packs[pack_id]
             current = current_expiry(p)
-            overlaps = any(s < until and start < u for s, u in p["holds"])
+            overlaps = any(s < until and start < u for s, u, _ in p["holds"])
             inside = any(start <= local(u["appt"].start) < until for u in p["usages"])
             if ended(p) or overlaps or inside or (current is not None and start >= current):
                 raise RefusedByModelError(RefusedError)
-            p["holds"].append((start, until))
-            p["hold_days"] += length
+            p["holds"].append((start, until, True))
             p["version"] += 1
             return [event("PackHeld", pack_id, extra=(start, until, current_expiry(p)))]
 
@@ -816,11 +837,15 @@ class PackMachine(RuleBasedStateMachine):
             running = sorted(h for h in p["holds"] if h[1] > on)
             if ended(p) or not running:
                 raise RefusedByModelError(RefusedError)
-            start, until = running[0]
-            p["holds"].remove((start, until))
+            start, until, counted = running[0]
+            p["holds"].remove((start, until, counted))
             if on > start:
-                p["holds"].append((start, on))
-            p["hold_days"] -= (until - max(on, start)).days
+                p["holds"].append((start, on, counted))
+            until_now = current_expiry(p)
+            if until_now is not None and any(
+                local(u["appt"].start) >= until_now for u in p["usages"]
+            ):
+                raise RefusedByModelError(RefusedError)  # R5: it would strand a booked usage
             p["version"] += 1
             return [event("HoldEnded", pack_id, extra=(on, current_expiry(p)))]
 
@@ -884,11 +909,11 @@ class PackMachine(RuleBasedStateMachine):
                 if until <= as_of:
                     p["expired_on"] = until
                     p["override"] = until  # a recorded expiry stands (docs/rules.md)
-                    p["hold_days"] = 0
+                    uncount(p)
                     p["version"] += 1
                     expected.append(event("PackExpired", p["id"], left=remaining(p), extra=until))
-                elif days and p["reminded"] != until and as_of >= until - timedelta(days=days):
-                    p["reminded"] = until  # R25: once per pack and expiry date
+                elif days and until not in p["reminded"] and as_of >= until - timedelta(days=days):
+                    p["reminded"].add(until)  # R25: once per pack and expiry date
                     p["version"] += 1
                     expected.append(event("ExpiringSoon", p["id"], left=remaining(p), extra=until))
             return expected

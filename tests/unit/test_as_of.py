@@ -78,7 +78,8 @@ def test_a_clock_set_back_keeps_what_was_known_a_prefix() -> None:
     used = ops.use(opening.after, appt("A1", "2026-03-06T10:00"), at("2026-03-04T09:00"))
     ledger = [*opening.entries, *used.entries]
     assert replay_as_of(ledger, at("2026-03-04T12:00")) is None
-    assert replay_as_of(ledger, at("2026-03-05T09:00")) == used.after
+    assert replay_as_of(ledger, at("2026-03-05T09:00")) is None  # recorded before it: none
+    assert replay_as_of(ledger, at("2026-03-05T09:01")) == used.after
 
 
 @given(steps=st.lists(st.integers(0, 3), min_size=1, max_size=10), cut=st.integers(0, 40))
@@ -93,6 +94,22 @@ def test_as_of_is_the_state_at_that_time_for_any_prefix(steps: list[int], cut: i
         ledger += change.entries
         states.append((t, change.after))
     moment = at("2026-03-01T09:00") + timedelta(hours=cut)
-    known = [state for when, state in states if when <= moment]
+    known = [state for when, state in states if when < moment]
     assert replay_as_of(ledger, moment) == (known[-1] if known else None)
-    assert replay_as_of(ledger, states[-1][0]) == replay(ledger)
+    assert replay_as_of(ledger, states[-1][0] + timedelta(seconds=1)) == replay(ledger)
+
+
+def test_money_as_of_agrees_with_the_report_as_of(service: PackService, clock: FixedClock) -> None:
+    """Expiry counts as the ledger recorded it by then, as the reports count it (R23, R26)."""
+    per_pack = terms(10, pricing=PerPack(aud("1000")), expiry=ExpiresOn(date(2026, 3, 31)))
+    service.open_pack("C1", terms=per_pack)
+    clock.set(at("2026-03-02T11:00"))
+    service.assign(appt("A1", "2026-03-02T10:00"), pack_id="pk1")
+    clock.set(at("2026-04-02T06:00"))
+    service.sweep(date(2026, 4, 2))
+    then = at("2026-04-01T12:00")  # expired by the calendar, not yet by the sweep
+    money = service.figures("pk1", as_of=then)
+    [line] = service.report(date(2026, 1, 1), date(2026, 4, 2), as_of=then).totals
+    assert (money.usable, money.breakage) == (aud("900"), aud("0"))
+    assert line.closing_unearned == money.usable
+    assert line.recognised == money.recognised

@@ -16,7 +16,8 @@ from sessionpacks import operations as ops
 from sessionpacks.clock import FixedClock
 from sessionpacks.errors import InvalidValueError, RefusedError
 from sessionpacks.ledger import Hold, PackState, replay
-from sessionpacks.model import ExpiresAfterFirstUse, ExpiresOn, Period, Practice
+from sessionpacks.model import ExpiresAfterFirstUse, ExpiresOn, Period, Practice, PreferTemplate
+from sessionpacks.resolution import NoPack, UsePack
 from sessionpacks.serialization import dumps_event, dumps_state, loads_event, loads_state
 from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
@@ -201,3 +202,55 @@ def test_holds_move_the_expiry_by_exactly_their_days(
         running = next(h for h in state.holds if h.until > on)
         unused = (running.until - max(on, running.start)).days
         assert after.expiry_date == state.expiry_date - timedelta(days=unused)  # type: ignore[operator]
+
+
+def test_ending_a_hold_cannot_strand_a_booked_usage_past_the_expiry() -> None:
+    state = held(pack(), date(2026, 4, 1), date(2026, 4, 15))  # expires 2026-06-15
+    booked = ops.use(state, appt("A1", "2026-06-12T10:00"), NOW).after
+    with pytest.raises(RefusedError) as refused:
+        ops.end_hold(booked, date(2026, 4, 8), "back early", NOW)
+    assert refused.value.rule == "R5"
+    assert "before appointment A1" in str(refused.value)
+
+
+def test_an_extension_sets_the_date_so_ending_an_earlier_hold_gives_nothing_back() -> None:
+    state = held(pack(), date(2026, 4, 1), date(2026, 4, 15))
+    extended = ops.extend(state, date(2026, 7, 1), "goodwill", NOW).after
+    ended = ops.end_hold(extended, date(2026, 4, 8), "back early", NOW).after
+    assert ended.expiry_date == date(2026, 7, 1)
+
+
+def test_a_recorded_expiry_stands_when_an_earlier_hold_ends() -> None:
+    state = held(pack(allowance=3), date(2026, 4, 1), date(2026, 4, 15))
+    expired = ops.expire(state, date(2026, 6, 15), NOW).after
+    ended = ops.end_hold(expired, date(2026, 4, 8), "", NOW).after
+    assert ended.expiry_date == date(2026, 6, 15)
+    assert ops.expire(ended, date(2026, 6, 20), NOW).events == ()  # no second PackExpired
+
+
+def test_a_hold_before_the_first_use_pauses_nothing() -> None:
+    state = held(pack(ExpiresAfterFirstUse(Period(months=1))), date(2026, 3, 2), date(2026, 3, 16))
+    used = ops.use(state, appt("A1", "2026-05-01T10:00"), NOW).after
+    assert used.expiry_date == date(2026, 6, 1)
+    later = ops.use(
+        pack(ExpiresAfterFirstUse(Period(months=1))), appt("A1", "2026-05-10T10:00"), NOW
+    )
+    before_it = held(later.after, date(2026, 5, 1), date(2026, 5, 5))
+    assert before_it.expiry_date == date(2026, 6, 10)  # the hold is before the first use
+    earlier = ops.use(before_it, appt("A0", "2026-04-28T10:00"), NOW).after
+    assert earlier.expiry_date == date(2026, 6, 1)  # now it pauses the validity: 05-28 + 4 days
+
+
+def test_no_new_pack_is_sold_from_the_template_while_the_clients_pack_is_on_hold(
+    service: PackService,
+) -> None:
+    service.add_template("T", terms(10, expiry=ExpiresOn(JUNE)))
+    service.set_preference("C1", PreferTemplate("T"))
+    service.open_pack("C1", template_id="T")
+    service.hold("pk1", date(2026, 4, 1), date(2026, 5, 1), "travel")
+    decision = service.decide(appt("A1", "2026-04-10T10:00"))
+    assert isinstance(decision.action, NoPack)
+    assert "on hold from 2026-04-01 until 2026-05-01 (travel)" in decision.reason
+    assert "no new pack is opened during a hold" in decision.reason
+    after = service.decide(appt("A2", "2026-05-02T10:00"))
+    assert isinstance(after.action, UsePack)

@@ -57,7 +57,7 @@ def test_the_reminder_is_due_its_days_before_the_expiry_date() -> None:
     [entry] = change.entries
     assert isinstance(entry, Reminded)
     assert entry.as_of == date(2026, 4, 6)
-    assert change.after.reminded_for == EXPIRY
+    assert change.after.reminded_for == (EXPIRY,)
     assert change.after.next_sweep == EXPIRY  # what is left to record: the expiry itself
 
 
@@ -158,3 +158,13 @@ def test_the_service_sweep_reminds_once(service: PackService, clock: FixedClock)
 
 def _policy(days: int) -> Policies:
     return Policies(remind_days_before_expiry=days)
+
+
+def test_an_expiry_date_reminded_once_is_not_reminded_again_when_the_date_comes_back() -> None:
+    reminded = swept(reminding(10), date(2026, 4, 8)).after  # of 04-16
+    held_ = ops.hold(reminded, date(2026, 4, 9), date(2026, 4, 12), "", NOW).after  # to 04-19
+    moved = swept(held_, date(2026, 4, 10))
+    assert [type(e) for e in moved.events] == [ev.ExpiringSoon]  # the new date, 04-19
+    back = ops.end_hold(moved.after, date(2026, 4, 9), "", NOW).after  # to 04-16 again
+    assert back.expiry_date == EXPIRY
+    assert swept(back, date(2026, 4, 11)).events == ()

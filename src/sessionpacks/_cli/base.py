@@ -159,7 +159,7 @@ def add_idempotency_key(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def keyed(args: argparse.Namespace) -> dict[str, str]:
+def keyed(args: argparse.Namespace) -> dict[str, Any]:
     """The ``idempotency_key`` keyword for the service, when ``--idempotency-key`` was given."""
     key: str | None = getattr(args, "idempotency_key", None)
     return {} if key is None else {"idempotency_key": key}

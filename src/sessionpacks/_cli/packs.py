@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from sessionpacks.ledger import PackState, PackStatus
+from sessionpacks.ledger import Migration, PackState, PackStatus
 from sessionpacks.model import (
+    Amount,
+    PackTerms,
     Preference,
     PreferPack,
     PreferService,
     PreferTemplate,
+    amount,
     format_amount,
 )
 from sessionpacks.ports import MAX_PAGE, PackQuery
@@ -38,6 +41,7 @@ from .values import (
     nonblank,
     positive_int,
     reason,
+    whole,
     within,
 )
 
@@ -91,21 +95,45 @@ def pack_open(ctx: Context, args: argparse.Namespace) -> int:
     )
     if (args.template is None) == (not has_terms):
         raise UsageError("give --template ID, or the terms of an ad hoc pack (--name, ...)")
+    terms = None if args.template else new_terms(args)
+    migrated = _migration(ctx, args, terms)
     pack = ctx.service.open_pack(
         args.client_id,
         template_id=args.template,
-        terms=None if args.template else new_terms(args),
+        terms=terms,
         pack_id=args.pack_id,
         charged_on_open=not args.not_charged,
+        migrated=migrated,
         **keyed(args),
     )
     now = ctx.now()
     price = pack.terms.pricing
     lines = [f"Opened pack {pack.pack_id} for {pack.client_id}: {pack_line(pack, now)}"]
-    if not args.not_charged and hasattr(price, "price"):
+    if migrated is not None:
+        lines.append(
+            f"Migrated: opened {migrated.opened_on}, {format_amount(migrated.used)} used there;"
+            f" the next session here is number {pack.numbered_before + 1}."
+        )
+    elif not args.not_charged and hasattr(price, "price"):
         lines.append(f"Invoice the pack on its own: {price.price}.")
     ctx.emit(pack_data(pack, now), lines)
     return 0
+
+
+def _migration(ctx: Context, args: argparse.Namespace, terms: PackTerms | None) -> Migration | None:
+    """R19's --opened-on, --used-elsewhere and --numbered-elsewhere, read in the pack's metric."""
+    given = (args.opened_on, args.used_elsewhere, args.numbered_elsewhere)
+    if all(value is None for value in given):
+        return None
+    if args.opened_on is None:
+        raise UsageError("a migrated pack needs --opened-on, the date it was opened there")
+    if terms is None:
+        terms = ctx.service.template(args.template).terms
+    used: Amount = amount(terms.metric, 0, terms.currency)
+    if args.used_elsewhere is not None:
+        with reading("--used-elsewhere"):
+            used = amount_of(terms.metric, args.used_elsewhere, terms.currency)
+    return Migration(args.opened_on, used, args.numbered_elsewhere)
 
 
 def pack_list(ctx: Context, args: argparse.Namespace) -> int:
@@ -409,6 +437,22 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "--not-charged",
         action="store_true",
         help="do not invoice the pack's price on its own (it goes on its first session)",
+    )
+    migrated = p.add_argument_group("a pack brought from another system (R19)")
+    migrated.add_argument(
+        "--opened-on", metavar="DATE", type=day, help="the date it was opened there"
+    )
+    migrated.add_argument(
+        "--used-elsewhere",
+        metavar="AMOUNT",
+        type=nonblank,
+        help="how much was used there, in the pack's metric: 6, 2h, 150.00 (default none)",
+    )
+    migrated.add_argument(
+        "--numbered-elsewhere",
+        metavar="N",
+        type=whole,
+        help="sessions numbered there (default: as many as used, for a sessions pack)",
     )
     add_terms_options(p)
     add_idempotency_key(p)

@@ -136,6 +136,7 @@ def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
         "remaining": jsonable(pack.remaining),
         "expiry_date": jsonable(pack.expiry_date),
         "holds": jsonable(pack.holds),
+        "migrated": jsonable(pack.migrated),
         "opened_at": pack.opened_at.isoformat(),
         "template_id": pack.template_id,
         "template_version": pack.template_version,
@@ -237,6 +238,12 @@ def _pack_entry(entry: lg.Entry) -> str:
                 else "ad hoc"
             )
             charged = ", charged on its own invoice" if entry.charged_on_open else ""
+            moved = entry.migrated
+            if moved is not None:
+                charged = (
+                    f", migrated: opened {moved.opened_on.isoformat()} elsewhere, "
+                    f"{format_amount(moved.used)} used there"
+                )
             return f"opened for {entry.client_id} {source}{charged}"
         case lg.Adjusted():
             return f"adjusted by {_signed(entry.amount)}: {entry.reason}"
@@ -334,7 +341,7 @@ def _pack_detail(event: ev.Event) -> str:
         case ev.PackClosed():
             return f" with {format_amount(event.remaining)} left"
         case ev.PackOpened():
-            return f" {event.name!r}"
+            return f" {event.name!r}" + (" (migrated)" if event.migrated else "")
     return ""
 
 
