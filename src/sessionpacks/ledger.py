@@ -96,6 +96,7 @@ class Migration:
     counts from that date), with ``used`` of its allowance used there, in the pack's metric,
     and ``numbered`` sessions numbered there, so the next one here is number ``numbered + 1``
     (``None``: as many as ``used`` for a sessions pack, none for hours or money).
+    ``expires_on``, if given, is its expiry date there, which stands instead of its rule's.
 
     Its price was paid there: no line here charges it again."""
 
@@ -106,6 +107,10 @@ class Migration:
         validator=lambda _, a, v: (
             v is None or check_count("migrated.numbered", v, maximum=INT32_MAX)
         ),
+    )
+    expires_on: date | None = attrs.field(
+        default=None,
+        validator=lambda _, a, v: v is None or check_day("migrated.expires_on", v),
     )
 
 
@@ -665,6 +670,7 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
             charged_on_open=entry.charged_on_open,
             price_charged=entry.charged_on_open or entry.migrated is not None,
             migrated=entry.migrated,
+            expiry_override=None if entry.migrated is None else entry.migrated.expires_on,
             version=1,
         )
     if entry.pack_id != state.pack_id or entry.sequence != state.version + 1:

@@ -174,3 +174,12 @@ def test_numbers_continue_after_those_used_elsewhere(
         range(first + 1, first + 1 + len(state.usages))
     )
     assert state.remaining == 10 - used - len(state.usages)
+
+
+def test_an_expiry_date_set_there_stands() -> None:
+    rule = terms(10, expiry=ExpiresAfterOpening(Period(months=3)))
+    moved = Migration(date(2025, 11, 1), 6, expires_on=date(2026, 3, 15))
+    state = ops.open_pack("pk1", "C1", rule, SYDNEY, NOW, migrated=moved).after
+    assert state.expiry_date == date(2026, 3, 15)
+    with pytest.raises(InvalidValueError):
+        Migration(date(2025, 11, 1), 6, expires_on="2026-03-15")  # type: ignore[arg-type]
