@@ -36,6 +36,7 @@ __all__ = [
     "PackExpired",
     "PackHeld",
     "PackOpened",
+    "PackTransferred",
     "PackVoided",
     "RecordedEvent",
     "SessionUsed",
@@ -263,6 +264,26 @@ class HoldEnded(_Occurs):
 
 
 @attrs.frozen(kw_only=True)
+class PackTransferred(_Occurs):
+    """What remained of pack ``from_pack_id`` (client ``from_client_id``) was transferred to a
+    new pack ``to_pack_id`` for ``to_client_id`` (R21): ``remaining`` and its unearned
+    ``value`` (``None`` for a pack charged per session, which holds none). Emitted on both
+    packs, in one atomic change: ``pack_id`` says which side this is."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    from_pack_id: str
+    to_pack_id: str
+    from_client_id: str
+    to_client_id: str
+    remaining: Amount
+    value: Money | None
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
 class PackClosed(_Occurs):
     event_id: str
     pack_id: str
@@ -295,6 +316,7 @@ Event: TypeAlias = (
     | ExpiryExtended
     | PackHeld
     | HoldEnded
+    | PackTransferred
     | PackClosed
     | PackVoided
 )
@@ -314,6 +336,7 @@ EVENT_TYPES = (
     ExpiringSoon,
     PackHeld,
     HoldEnded,
+    PackTransferred,
 )
 
 

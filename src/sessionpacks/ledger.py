@@ -119,7 +119,8 @@ class Opened:
     """The pack was opened with these terms, copied from template ``template_id`` if given (R2).
 
     ``charged_on_open`` says the pack's price went on its own invoice at opening (R15).
-    ``migrated`` says it was brought from another system, with what was used there (R19).
+    ``migrated`` says it was brought from another system, with what was used there (R19);
+    ``transferred_from`` names the pack whose remainder it holds (R21), its price paid there.
     """
 
     pack_id: str
@@ -132,6 +133,7 @@ class Opened:
     template_version: int | None = None
     charged_on_open: bool = False
     migrated: Migration | None = None
+    transferred_from: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -274,12 +276,14 @@ class Hold:
 
 @attrs.frozen(kw_only=True)
 class Closed:
-    """The pack was closed early: no further usage (R10)."""
+    """The pack was closed early: no further usage (R10). ``transferred_to`` names the pack
+    what remained was transferred to (R21): then it is not refundable."""
 
     pack_id: str
     sequence: int
     recorded_at: datetime
     reason: str = ""
+    transferred_to: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -399,6 +403,8 @@ class PackState:
     version: int
     # Before exhausted_totals: its default reads the balance, which counts what was used there.
     migrated: Migration | None = None
+    transferred_from: str | None = None
+    transferred_to: str | None = None
     adjustment_units: int = 0
     consumed_units: int = 0
     usages: tuple[Usage, ...] = ()
@@ -668,7 +674,12 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
             template_id=entry.template_id,
             template_version=entry.template_version,
             charged_on_open=entry.charged_on_open,
-            price_charged=entry.charged_on_open or entry.migrated is not None,
+            price_charged=(
+                entry.charged_on_open
+                or entry.migrated is not None
+                or entry.transferred_from is not None
+            ),
+            transferred_from=entry.transferred_from,
             migrated=entry.migrated,
             expiry_override=None if entry.migrated is None else entry.migrated.expires_on,
             version=1,
@@ -784,7 +795,9 @@ def _fold_pack(state: PackState, entry: Entry) -> PackState:
         case Reminded():
             return attrs.evolve(state, reminded_for=(*state.reminded_for, entry.expiry_date))
         case Closed():
-            return attrs.evolve(state, closed_at=entry.recorded_at)
+            return attrs.evolve(
+                state, closed_at=entry.recorded_at, transferred_to=entry.transferred_to
+            )
         case Voided():
             return attrs.evolve(state, voided_at=entry.recorded_at)
     raise InvalidValueError("entry", entry, "is not a ledger entry that follows Opened")

@@ -44,11 +44,14 @@ from sessionpacks.ledger import (
     apply,
 )
 from sessionpacks.model import (
+    Allowance,
     Amount,
     Appointment,
+    ExpiresOn,
     Metric,
     Money,
     PackTerms,
+    PerPack,
     PerSession,
     Policies,
     Practice,
@@ -80,6 +83,7 @@ __all__ = [
     "record",
     "release",
     "reschedule",
+    "transfer",
     "unusable_because",
     "use",
     "void",
@@ -1074,6 +1078,104 @@ def close(state: PackState, reason: str, at: datetime) -> Change:
     after = build.entry(Closed, reason=reason)
     build.event(ev.PackClosed, remaining=after.remaining, reason=reason)
     return build.done()
+
+
+# The reason of the releases a transfer writes for the usages still to come (R21).
+_TRANSFER_RELEASE = "pack transferred"
+
+
+def transfer(
+    state: PackState, pack_id: str, client_id: str, practice: Practice, reason: str, at: datetime
+) -> tuple[Change, Change]:
+    """Transfer what remains of the pack to a new pack ``pack_id`` for ``client_id`` (R21).
+
+    Two changes, to be committed together: the source is closed with the remainder marked
+    transferred (not refundable), its usages still to come released as closing releases
+    them (R10a); the new pack opens with the same terms but that remainder as its allowance,
+    the source's expiry date, and, charged per pack, its unearned value as its price, paid
+    already. Each ledger names the other pack; ``PackTransferred`` on both."""
+    _state(state)
+    check_id("pack_id", pack_id)
+    check_id("client_id", client_id)
+    reason = _reason(reason)
+    require_aware("recorded_at", at)
+    _require_live(state)
+    if pack_id == state.pack_id:
+        raise InvalidValueError("pack_id", pack_id, "must be a new pack, not the one transferred")
+    build = _Builder(state, at)
+    left = _released_for_transfer(build, at)
+    value = figures(left).usable if isinstance(left.terms.pricing, PerPack) else None
+    build.entry(Closed, reason=reason, transferred_to=pack_id)
+    moved: dict[str, Any] = {
+        "from_pack_id": state.pack_id,
+        "to_pack_id": pack_id,
+        "from_client_id": state.client_id,
+        "to_client_id": client_id,
+        "remaining": left.remaining,
+        "value": value,
+        "reason": reason,
+    }
+    build.event(ev.PackTransferred, **moved)
+    target = _Builder(None, at)
+    opened = target.entry(
+        Opened,
+        pack_id=pack_id,
+        client_id=client_id,
+        terms=_carried_terms(left, value),
+        timezone=practice.timezone,
+        template_id=state.template_id,
+        template_version=state.template_version,
+        transferred_from=state.pack_id,
+    )
+    target.event(ev.PackOpened, name=opened.terms.name, template_id=state.template_id)
+    target.event(ev.PackTransferred, **moved)
+    return build.done(), target.done()
+
+
+def _released_for_transfer(build: _Builder, at: datetime) -> PackState:
+    """The source with its usages still to come released (R10a), checked transferable."""
+    state = build.state
+    assert state is not None
+    moment = instant(at)
+    for usage in state.usages:
+        if usage.mark is None and instant(usage.appointment.start) > moment:
+            build.release(usage, _TRANSFER_RELEASE)
+    left = build.state
+    assert left is not None
+    refusal = _untransferable(left, at.astimezone(left.zone).date())
+    if refusal is not None:
+        raise refusal
+    return left
+
+
+def _untransferable(state: PackState, today: date) -> RefusedError | None:
+    """R21: only what remains of an open pack, not one expired by today."""
+    if state.remaining_units <= 0:
+        return RefusedError(Rule.R21, "pack_id", state.pack_id, "the pack has nothing left")
+    expiry = state.expiry_date
+    if expiry is not None and today >= expiry:
+        return RefusedError(
+            Rule.R21, "pack_id", state.pack_id, f"the pack expired on {expiry.isoformat()}"
+        )
+    return None
+
+
+def _carried_terms(state: PackState, value: Money | None) -> PackTerms:
+    """The source's terms for the remainder: its allowance, its expiry date, and for a pack
+    charged per pack its unearned value as the price (so the money carried is exact)."""
+    terms = state.terms
+    allowance = Allowance(terms.metric, state.remaining)
+    expiry = state.expiry_date
+    changes: dict[str, Any] = {"allowance": allowance}
+    if expiry is not None:
+        changes["expiry"] = ExpiresOn(expiry)
+    if value is not None:
+        changes["pricing"] = PerPack(value)
+    policies = terms.policies
+    low = policies.low_balance_at
+    if low is not None and units(terms.metric, low) >= allowance.units:
+        changes["policies"] = attrs.evolve(policies, low_balance_at=None)
+    return attrs.evolve(terms, **changes)
 
 
 def void(state: PackState, reason: str, at: datetime) -> Change:

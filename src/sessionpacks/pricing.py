@@ -163,10 +163,12 @@ class PackFigures:
     """A pack's money at one point (R15a), in its currency.
 
     ``price == recognised + unearned`` and ``unearned == usable + breakage + refundable +
-    written_off``, to the cent. ``usable`` is what is left while the pack is open, ``breakage``
-    what an expired pack left, ``refundable`` what a closed (or voided) pack left, and
-    ``written_off`` the value debit adjustments took away. For a pack charged per session,
-    ``price`` is the tier price of its sessions used, all recognised, and the rest is zero.
+    written_off + transferred``, to the cent. ``usable`` is what is left while the pack is
+    open, ``breakage`` what an expired pack left, ``refundable`` what a closed (or voided) pack
+    left, ``written_off`` the value debit adjustments took away, and ``transferred`` what a
+    pack closed by a transfer left to the pack that holds it now (R21). For a pack charged per
+    session, ``price`` is the tier price of its sessions used, all recognised, and the rest is
+    zero.
     """
 
     price: Money
@@ -176,6 +178,7 @@ class PackFigures:
     breakage: Money
     refundable: Money
     written_off: Money
+    transferred: Money
 
 
 def _paid_parts(state: PackState, pricing: PerPack) -> tuple[int, int, int]:
@@ -218,18 +221,21 @@ def figures(state: PackState, as_of: datetime | None = None) -> PackFigures:
             breakage=zero,
             refundable=zero,
             written_off=zero,
+            transferred=zero,
         )
     earned, unused, written = _paid_parts(state, pricing)
     left = Money.from_minor(unused, pricing.currency)
     closed, expired = state.ended, not state.ended and _expired(state, as_of)
+    moved = closed and state.transferred_to is not None
     return PackFigures(
         price=pricing.price,
         recognised=Money.from_minor(earned, pricing.currency),
         unearned=Money.from_minor(unused + written, pricing.currency),
         usable=zero if closed or expired else left,
         breakage=left if expired else zero,
-        refundable=left if closed else zero,
+        refundable=left if closed and not moved else zero,
         written_off=Money.from_minor(written, pricing.currency),
+        transferred=left if moved else zero,
     )
 
 
@@ -260,5 +266,7 @@ def breakage(state: PackState, as_of: datetime) -> Money:
 
 def refundable(state: PackState) -> Money:
     """The price of what is not yet used, debits written off aside: what a closed pack
-    refunds (R10, R15a)."""
+    refunds (R10, R15a); nothing for a pack whose remainder was transferred (R21)."""
+    if state.transferred_to is not None:
+        return Money.zero(state.terms.currency)
     return _unused(state)

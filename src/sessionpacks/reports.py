@@ -84,13 +84,16 @@ def _position(state: PackState) -> _Position:
     # A migrated pack's sale here is the value it brought, unearned: what it recognised in the
     # other system is neither sold nor recognised here (R19).
     before = recognised_before(state).minor
+    # A transfer moves unearned value from one pack to another (R21): the source's sale shrinks
+    # by what it handed on, the new pack is sold at it, so the practice's sales net to nil.
+    handed_on = found.transferred.minor
     voided = state.voided_at is not None
     # A void undoes a pack opened in error: what it left is written off, not refunded.
     left = found.refundable.minor
     consumed = state.consumed_units
     return _Position(
         packs=1,
-        sold=found.price.minor - before,
+        sold=found.price.minor - before - handed_on,
         recognised=found.recognised.minor - before,
         unearned=found.usable.minor,
         breakage=found.breakage.minor,

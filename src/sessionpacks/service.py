@@ -918,6 +918,45 @@ class PackService:
             {"on": on, "reason": reason},
         )
 
+    def transfer(
+        self,
+        pack_id: str,
+        client_id: str,
+        *,
+        new_pack_id: str | None = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> PackState:
+        """Transfer what remains of a pack to a new pack for ``client_id`` (R21), in one atomic
+        commit: the source is closed with the remainder marked transferred (not refundable);
+        the new pack, returned, holds the remainder with the same terms and expiry date and,
+        charged per pack, the unearned value. Both ledgers name the other pack."""
+        check_id("pack_id", pack_id)
+        check_id("client_id", client_id)
+        if new_pack_id is not None:
+            check_id("new_pack_id", new_pack_id)
+
+        def decide() -> _Plan[PackState]:
+            target = self._made_pack_id() if new_pack_id is None else new_pack_id
+            self._refuse_existing(target)
+            source, opened = ops.transfer(
+                self.repository.load(pack_id),
+                target,
+                client_id,
+                self.repository.practice,
+                reason,
+                self._now(),
+            )
+            return self._commit_plan([source, opened], lambda _: opened.after)
+
+        arguments = {
+            "pack_id": pack_id,
+            "client_id": client_id,
+            "new_pack_id": new_pack_id,
+            "reason": reason,
+        }
+        return self._run(idempotency_key, "transfer", arguments, PackState, decide)
+
     def close(
         self, pack_id: str, reason: str = "", *, idempotency_key: str | None = None
     ) -> Closure:

@@ -211,7 +211,12 @@ def test_a_pack_opened_as_migrated_goes_on_at_its_next_number(clinic: Cli) -> No
               *appointment("A1", "2026-01-20T10:00+11:00"), "--pack", "P1")  # fmt: skip
     shown = clinic.ok("pack", "show", "P1", "--json").json()
     assert [s["label"] for s in shown["sessions"]] == ["Session 7 of 10"]
-    assert shown["migrated"] == {"opened_on": "2025-11-01", "used": 6, "numbered": None}
+    assert shown["migrated"] == {
+        "opened_on": "2025-11-01",
+        "used": 6,
+        "numbered": None,
+        "expires_on": None,
+    }
     text = clinic.ok("pack", "show", "P1").out
     assert "migrated: opened 2025-11-01 elsewhere, 6 sessions used there" in text
     bad = clinic("pack", "open", "C2", "--template", "physio-10", "--used-elsewhere", "2")

@@ -226,7 +226,7 @@ def test_bad_input_names_what_is_wrong(db: Path, args: list[str], code: int, mes
 def test_every_verb_has_help_with_an_example_and_the_common_options() -> None:
     common = {a.dest for a in common_options()._actions if a.dest != "help"}
     leaves = list(reference.leaves(build_parser()))
-    assert len(leaves) == 33
+    assert len(leaves) == 34
     for name, parser in leaves:
         text = parser.format_help()
         assert "example:\n  sessionpacks " in text, name

@@ -674,7 +674,8 @@ def test_many_runs_are_merged_a_few_at_a_time(tmp_path: Path) -> None:
 
 WRITING = {
     "template add", "template edit", "pack open", "pack adjust", "pack extend", "pack close",
-    "pack void", "pack hold", "pack end-hold", "client prefer", "appointment book",
+    "pack void", "pack hold", "pack end-hold", "pack transfer", "client prefer",
+    "appointment book",
     "appointment assign",
     "appointment add-to-invoice", "appointment invoice", "appointment late-cancel",
     "appointment no-show", "appointment cancel", "appointment reschedule", "appointment move",

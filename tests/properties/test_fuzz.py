@@ -530,6 +530,8 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("journal", "end"): days(date(2026, 3, 1), date(2026, 6, 1)) | instants(),
     ("journal", "as_of"): st.none() | instants(),
     ("journal", "accounts"): st.none() | st.builds(JournalAccounts),
+    # PackService.transfer: to another client, a new pack id or a generated one
+    ("transfer", "new_pack_id"): st.none() | sample("pk-moved", *PACK_IDS),
     # Reads as of an instant (R23), or now
     ("pack", "as_of"): st.none() | instants(),
     ("client_packs", "as_of"): st.none() | instants(),
@@ -820,6 +822,7 @@ NOT_CONSTRUCTORS = {
             "PackExpired",
             "PackHeld",
             "PackOpened",
+            "PackTransferred",
             "PackVoided",
             "RecordedEvent",
             "SessionUsed",
@@ -980,6 +983,7 @@ MODEL_VALID: dict[str, Strategy] = {
     "Migration.opened_on": days(date(2025, 6, 1), date(2026, 1, 15)),
     "Migration.used": sample(0, 1, 6, timedelta(hours=2), money("50")),
     "Migration.numbered": st.none() | st.integers(0, 12),
+    "Migration.expires_on": st.none() | days(date(2026, 2, 1), date(2026, 12, 1)),
 }
 MODEL_EXTREMES: dict[str, Strategy] = {
     **{
@@ -1030,6 +1034,7 @@ MODEL_EXTREMES: dict[str, Strategy] = {
     "Migration.opened_on": sample(*HOSTILE_DATES, datetime(2026, 1, 1, tzinfo=UTC)),
     "Migration.used": TYPED_AMOUNTS,
     "Migration.numbered": sample(-1, 2**31, True, 1.5, "6"),
+    "Migration.expires_on": sample(*HOSTILE_DATES, "2026-03-01"),
     **{k: TERM_EXTREMES[k] for k in ("allowance", "pricing", "expiry", "policies")},
     "terms": hostile_terms(),
     "start": hostile_instants(),
@@ -1268,6 +1273,8 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("figures", "as_of"): None,
     ("invoice_line", "as_of"): None,
     ("open_pack", "migrated"): None,
+    ("transfer", "new_pack_id"): None,
+    ("transfer", "client_id"): "C3",
     ("hold", "start"): date(2026, 4, 1),
     ("hold", "until"): date(2026, 4, 15),
     ("end_hold", "on"): date(2026, 4, 5),

@@ -488,9 +488,9 @@ money_scenarios = sps.pack_terms(max_sessions=6).flatmap(
 
 
 def _adds_up(state: PackState, found: PackFigures) -> None:
-    parts = (found.usable, found.breakage, found.refundable, found.written_off)
+    parts = (found.usable, found.breakage, found.refundable, found.written_off, found.transferred)
     assert found.price == found.recognised + found.unearned
-    assert found.unearned == parts[0] + parts[1] + parts[2] + parts[3]
+    assert found.unearned == parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
     zero = Money.zero(state.terms.currency)
     assert all(zero <= value for value in (found.price, found.recognised, *parts))
     shares = sum((r.amount for r in recognised(state)), zero)

@@ -637,7 +637,8 @@ def test_a_state_stored_before_r12b_knows_it_was_exhausted() -> None:
 def test_e23_close_releases_future_usages_in_the_same_change() -> None:
     state = used(opened(10), "A1", "A2", "A3")  # on 2 to 4 February
     change = ops.close(state, "moving away", at("2026-02-02T12:00"))
-    assert [type(e) for e in change.entries] == [Released, Released, Closed]
+    expected: list[type] = [Released, Released, Closed]
+    assert [type(e) for e in change.entries] == expected
     reasons = [e.reason for e in change.entries if isinstance(e, Released | Closed)]
     assert reasons == ["pack closed", "pack closed", "moving away"]
     assert kinds(change) == [ev.UsageReleased, ev.UsageReleased, ev.PackClosed]

@@ -185,7 +185,9 @@ def test_recognised_plus_refundable_is_always_the_price(
 
 def _adds_up(found: PackFigures) -> None:
     assert found.price == found.recognised + found.unearned
-    assert found.unearned == (found.usable + found.breakage + found.refundable + found.written_off)
+    assert found.unearned == (
+        found.usable + found.breakage + found.refundable + found.written_off + found.transferred
+    )
 
 
 def test_figures_through_the_life_of_a_pack_charged_per_pack() -> None:
@@ -198,6 +200,7 @@ def test_figures_through_the_life_of_a_pack_charged_per_pack() -> None:
         breakage=aud(0),
         refundable=aud(0),
         written_off=aud(0),
+        transferred=aud(0),
     )
     state = use(use(use(state, "A1", 2), "A2", 3), "A3", 4)
     assert (figures(state).recognised, figures(state).usable) == (aud(300), aud(700))

@@ -196,6 +196,22 @@ def pack_end_hold(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def pack_transfer(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.transfer(
+        args.pack_id,
+        args.client_id,
+        new_pack_id=args.pack_id_new,
+        reason=args.reason or "",
+        **keyed(args),
+    )
+    now = ctx.now()
+    ctx.emit(
+        pack_data(after, now),
+        f"Transferred {args.pack_id} to {after.client_id}: {pack_line(after, now)}",
+    )
+    return 0
+
+
 def pack_close(ctx: Context, args: argparse.Namespace) -> int:
     closure = ctx.service.close(args.pack_id, args.reason or "", **keyed(args))
     now = ctx.now()
@@ -414,7 +430,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     verbs = add_group(
         top,
         "pack",
-        help="packs: open, list, show, adjust, extend, hold, end-hold, close, void",
+        help="packs: open, list, show, adjust, extend, hold, end-hold, transfer, close, void",
         example="sessionpacks pack show pk_1234",
     )
     p = add_command(
@@ -508,6 +524,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", type=reason, required=True, help="why (kept in the ledger)")
     add_idempotency_key(p)
     _holds(verbs, common)
+    _transfer(verbs, common)
     for name, run, help_text in (
         ("close", pack_close, "close a pack early: no further use; shows the refundable value"),
         ("void", pack_void, "void a pack opened in error (no active sessions)"),
@@ -533,6 +550,30 @@ def _as_of(parser: argparse.ArgumentParser) -> None:
         type=instant,
         help="as the ledger said at this instant (ISO 8601), from the entries recorded by then",
     )
+
+
+def _transfer(verbs: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        verbs,
+        "transfer",
+        help="move what remains of a pack to a new pack for another client (not refundable)",
+        example="sessionpacks pack transfer pk_1234 C3 --reason 'given to her partner'",
+        run=pack_transfer,
+        common=common,
+    )
+    p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+    p.add_argument(
+        "client_id", metavar="CLIENT_ID", type=identifier, help="the client who receives it"
+    )
+    p.add_argument(
+        "--pack-id",
+        dest="pack_id_new",
+        metavar="ID",
+        type=identifier,
+        help="the new pack's id (default: generated)",
+    )
+    p.add_argument("--reason", type=reason, help="why (kept in both ledgers)")
+    add_idempotency_key(p)
 
 
 def _holds(verbs: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -238,6 +238,8 @@ def _pack_entry(entry: lg.Entry) -> str:
                 else "ad hoc"
             )
             charged = ", charged on its own invoice" if entry.charged_on_open else ""
+            if entry.transferred_from is not None:
+                charged = f", transferred from {entry.transferred_from}"
             moved = entry.migrated
             if moved is not None:
                 charged = (
@@ -266,7 +268,8 @@ def _pack_entry(entry: lg.Entry) -> str:
                 f"{entry.on.isoformat()}{why}"
             )
         case lg.Closed():
-            return f"closed{': ' + entry.reason if entry.reason else ''}"
+            handed = f", transferred to {entry.transferred_to}" if entry.transferred_to else ""
+            return f"closed{handed}{': ' + entry.reason if entry.reason else ''}"
         case lg.Voided():
             return f"voided{': ' + entry.reason if entry.reason else ''}"
     raise TypeError(f"unknown entry {entry!r}")  # pragma: no cover - the union is closed
@@ -338,6 +341,12 @@ def _pack_detail(event: ev.Event) -> str:
             return f" from {event.start} until {event.until}, expires {event.expiry_date}"
         case ev.HoldEnded():
             return f" usable again from {event.on}, expires {event.expiry_date}"
+        case ev.PackTransferred():
+            value = "" if event.value is None else f", {event.value}"
+            return (
+                f" {event.from_pack_id} ({event.from_client_id}) to {event.to_pack_id} "
+                f"({event.to_client_id}): {format_amount(event.remaining)}{value}"
+            )
         case ev.PackClosed():
             return f" with {format_amount(event.remaining)} left"
         case ev.PackOpened():

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -183,6 +183,13 @@ class _Recorder:
         assert self.repo.load(change.pack_id) == change.after
         return change.after
 
+    def together(self, changes: Sequence[ops.Change]) -> None:
+        """Commit several changes in one commit (a transfer's two, R21)."""
+        self.recorded.extend(self.repo.commit(list(changes)))
+        self.changes.extend(changes)
+        for change in changes:
+            assert self.repo.load(change.pack_id) == change.after
+
 
 def _every_kind(record: _Recorder) -> None:
     """A workflow whose changes contain every entry kind and every event kind, in every metric."""
@@ -210,7 +217,8 @@ def _every_kind(record: _Recorder) -> None:
     record(ops.use(h, _appointment("h2", _at(2, 9), minutes=240), at))  # shortfall 1h
     m = record(ops.open_pack("money", "C2", _money("500.00", "450.00"), repo.practice, at))
     m = record(ops.use(m, _appointment("m1", _at(2, 2), client="C2", price="120.50"), at))
-    record(ops.adjust(m, _aud("-10.25"), "correction", at))
+    m = record(ops.adjust(m, _aud("-10.25"), "correction", at))
+    record.together(ops.transfer(m, "money-to-c3", "C3", repo.practice, "partner", at))
     v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at))
     record(ops.void(v, "opened in error", at))
 
