@@ -487,7 +487,14 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
     for phrase in (
         "Way 1: Alice buys a pack",
         "Way 2: assign an open pack",
-        "Way 3: a template opens a new pack",
+        "Way 3: add a pack to the invoice of an appointment that already happened",
+        "A template opens a new pack on an appointment (Chloe)",
+        "Session 2, 0m left on pack PK-0006 (2 hours of massage)",
+        "plus 31.67 AUD for 30m not covered",
+        "plus 30.00 AUD for 30.00 AUD not covered",
+        "F-601: Session 7 of 10 on pack PK-0008",
+        "A booking on 20 April is refused: pack PK-0008 is on hold",
+        "It carries 300.00 AUD unearned",
         "A-102: Session 2 of 10 on pack PK-0001 (10 x Physio) — preferred pack PK-0001.",
         "C-302: Session 2 of 5 on pack PK-0003: 120.00 AUD",
         "#17 PackExhausted PK-0002 (client ben)",
@@ -505,6 +512,8 @@ def test_the_demo_is_a_deterministic_walkthrough_in_its_own_file(tmp_path: Path)
     assert data.code == 0
     assert [(t["occurrence"], t["event_id"]) for t in data.json()["tasks"]] == [
         ("PK-0002:PackExhausted:3", "PK-0002#4.2"),
+        ("PK-0006:PackExhausted:7200000000", "PK-0006#3.2"),
+        ("PK-0007:PackExhausted:30000", "PK-0007#4.2"),
         ("PK-0005:ExpiringSoon:2026-05-03", "PK-0005#3.1"),
         ("PK-0005:PackExpired:2026-05-03", "PK-0005#4.1"),
     ]

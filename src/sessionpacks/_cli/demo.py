@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 from sessionpacks import _compose as compose
 from sessionpacks.clock import FixedClock
+from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import ExpiringSoon, PackExhausted, PackExpired, RecordedEvent
+from sessionpacks.ledger import Migration
 from sessionpacks.model import (
     Allowance,
     Appointment,
@@ -33,6 +35,7 @@ from sessionpacks.model import (
     PreferTemplate,
     format_amount,
 )
+from sessionpacks.pricing import figures
 from sessionpacks.service import Assignment, PackService
 
 from .appointments import assignment_text
@@ -47,7 +50,15 @@ DEMO_DB = "sessionpacks-demo.db"
 DEMO_PRACTICE = "demo-clinic"
 ZONE = "Australia/Sydney"
 SYDNEY = ZoneInfo(ZONE)
-CLIENTS = {"alice": "Alice Nguyen", "ben": "Ben Carter", "chloe": "Chloe Park", "dev": "Dev Patel"}
+CLIENTS = {
+    "alice": "Alice Nguyen",
+    "ben": "Ben Carter",
+    "chloe": "Chloe Park",
+    "dev": "Dev Patel",
+    "erin": "Erin Walsh",
+    "farah": "Farah Haddad",
+    "gus": "Gus Haddad",
+}
 
 
 def _aud(amount: str) -> Money:
@@ -90,9 +101,15 @@ class _Walkthrough:
     # Helpers -------------------------------------------------------------------------------
 
     def appointment(
-        self, appointment_id: str, client: str, service: str, start: str, price: str
+        self,
+        appointment_id: str,
+        client: str,
+        service: str,
+        start: str,
+        price: str,
+        minutes: int | None = None,
     ) -> Appointment:
-        minutes = {"physio": 45, "pilates": 60, "massage": 60}[service]
+        minutes = minutes or {"physio": 45, "pilates": 60, "massage": 60}[service]
         return Appointment(
             appointment_id, client, service, _at(start), timedelta(minutes=minutes), _aud(price)
         )
@@ -119,6 +136,9 @@ class _Walkthrough:
         self.after_the_fact()
         self.late_cancel()
         self.exhaustion()
+        self.hours_and_money()
+        self.migrated_pack()
+        self.hold_and_transfer()
         self.reminders()
         self.expiry()
         self.turn_events_into_tasks()
@@ -206,7 +226,7 @@ class _Walkthrough:
 
     def template_on_appointment(self) -> None:
         self.at("2026-03-05 08:00")
-        self.step("Way 3: a template opens a new pack on an appointment (Chloe)")
+        self.step("A template opens a new pack on an appointment (Chloe)")
         first = self.appointment("C-301", "chloe", "pilates", "2026-03-05 18:00", "150.00")
         self.booked(self.desk.assign(first, template_id="pilates-5"))
         self.desk.set_preference("chloe", PreferTemplate("pilates-5"))
@@ -220,7 +240,7 @@ class _Walkthrough:
 
     def after_the_fact(self) -> None:
         self.at("2026-03-13 09:00")
-        self.step("Adding a pack to the invoice of an appointment that already happened")
+        self.step("Way 3: add a pack to the invoice of an appointment that already happened")
         past = self.appointment("D-401", "dev", "physio", "2026-03-06 16:00", "110.00")
         self.say("Dev came last Friday and was not invoiced yet; he takes a 10 x Physio:")
         self.say(
@@ -259,6 +279,77 @@ class _Walkthrough:
         )
         self.booked(self.desk.book(appointment))
         self.ben_second = self.desk.holder("B-204")
+
+    def hours_and_money(self) -> None:
+        self.at("2026-04-06 09:00")
+        self.step("An hours pack with a shortfall, and a money pack (Erin)")
+        hours = PackTerms(
+            name="2 hours of massage",
+            allowance=Allowance.hours(timedelta(hours=2)),
+            pricing=PerPack(_aud("180.00")),
+            eligible_services={"massage"},
+        )
+        credit = PackTerms(
+            name="Wellness credit",
+            allowance=Allowance.money(_aud("300.00")),
+            pricing=PerPack(_aud("270.00")),
+        )
+        self.desk.open_pack("erin", terms=hours)
+        self.desk.open_pack("erin", terms=credit)
+        for appointment_id, start, minutes in (
+            ("E-501", "2026-04-06 10:00", 60),
+            ("E-502", "2026-04-13 10:00", 90),
+        ):
+            appointment = self.appointment(
+                appointment_id, "erin", "massage", start, "95.00", minutes
+            )
+            self.booked(self.desk.assign(appointment, pack_id=self._erin("2 hours of massage")))
+        self.say("The 90-minute massage had only an hour left: 30 minutes to bill.")
+        self.invoice("E-502")
+        for appointment_id, start in (
+            ("E-503", "2026-04-07 09:00"),
+            ("E-504", "2026-04-14 09:00"),
+            ("E-505", "2026-04-21 09:00"),
+        ):
+            appointment = self.appointment(appointment_id, "erin", "physio", start, "110.00")
+            self.booked(self.desk.assign(appointment, pack_id=self._erin("Wellness credit")))
+        self.invoice("E-505")
+
+    def _erin(self, name: str) -> str:
+        return next(p.pack_id for p in self.desk.client_packs("erin") if p.terms.name == name)
+
+    def migrated_pack(self) -> None:
+        self.at("2026-04-08 09:00")
+        self.step("A pack sold in the old system continues here (Farah)")
+        moved = Migration(date(2026, 1, 10), used=6)
+        pack = self.desk.open_pack("farah", template_id="physio-10", migrated=moved)
+        self.farah_pack = pack.pack_id
+        self.say(
+            "Opened as migrated: bought 2026-01-10, 6 used there; "
+            + pack_line(pack, self.clock.now())
+        )
+        self.booked(
+            self.desk.assign(
+                self.appointment("F-601", "farah", "physio", "2026-04-08 11:00", "110.00"),
+                pack_id=self.farah_pack,
+            )
+        )
+        self.invoice("F-601")
+
+    def hold_and_transfer(self) -> None:
+        self.at("2026-04-09 09:00")
+        self.step("Farah goes on hold while she travels, then gives the rest to Gus")
+        held = self.desk.hold(self.farah_pack, date(2026, 4, 13), date(2026, 4, 27), "travel")
+        self.say(f"On hold 13 to 27 April: {pack_line(held, self.clock.now())}")
+        during = self.appointment("F-602", "farah", "physio", "2026-04-20 11:00", "110.00")
+        try:
+            self.desk.assign(during, pack_id=self.farah_pack)
+        except SessionPacksError as refused:
+            self.say(f"A booking on 20 April is refused: {refused.reason}.")
+        new = self.desk.transfer(self.farah_pack, "gus", reason="given to her husband")
+        self.say(f"Transferred to Gus: {pack_line(new, self.clock.now())}")
+        money = figures(new)
+        self.say(f"It carries {money.usable} unearned; Farah's pack refunds nothing.")
 
     def reminders(self) -> None:
         self.at("2026-04-27 07:00")
