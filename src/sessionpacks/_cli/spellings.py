@@ -269,48 +269,60 @@ def read_duration(text: str) -> timedelta:
 # Headers ---------------------------------------------------------------------------------
 
 
-def column_pairs(texts: Sequence[str] | None, known: Sequence[str]) -> dict[str, str]:
+def column_pairs(
+    texts: Sequence[str] | None, known: Sequence[str], *, option: str = "--column"
+) -> dict[str, str]:
     """``--column "Their header=column"`` options as {column: their header}; a usage error if
-    one is not of that shape, names no column of the import, or maps a column or header twice."""
+    one is not of that shape, names no column of the import, or maps a column or header twice.
+    ``option`` is the option's name in the messages (``--packs-column`` for the packs file)."""
     pairs: dict[str, str] = {}
     for text in texts or ():
         theirs, equals, ours = text.rpartition("=")
         ours = ours.strip()
         if not equals or not theirs:
-            raise _usage(f"--column {shown(text)} must be 'Their header=column'")
+            raise _usage(f"{option} {shown(text)} must be 'Their header=column'", option)
         if ours not in known:
             raise _usage(
-                f"--column {shown(text)}: {shown(ours)} is not a column of the import "
-                f"(one of {', '.join(known)})"
+                f"{option} {shown(text)}: {shown(ours)} is not a column of the import "
+                f"(one of {', '.join(known)})",
+                option,
             )
         if ours in pairs:
-            raise _usage(f"--column maps {shown(pairs[ours])} and {shown(theirs)} both to {ours}")
+            raise _usage(
+                f"{option} maps {shown(pairs[ours])} and {shown(theirs)} both to {ours}", option
+            )
         if theirs in pairs.values():
-            raise _usage(f"--column maps the header {shown(theirs)} twice")
+            raise _usage(f"{option} maps the header {shown(theirs)} twice", option)
         pairs[ours] = theirs
     return pairs
 
 
-def _usage(message: str) -> UsageError:
-    return UsageError(message, argument="--column")
+def _usage(message: str, option: str = "--column") -> UsageError:
+    return UsageError(message, argument=option)
 
 
 def _sources(
-    pairs: Mapping[str, str], headers: Sequence[str], known: Sequence[str], name: str
+    pairs: Mapping[str, str],
+    headers: Sequence[str],
+    known: Sequence[str],
+    name: str,
+    option: str = "--column",
 ) -> dict[str, str]:
     """Each column of the import present in the file, with the header it is read from."""
     absent = [theirs for theirs in pairs.values() if theirs not in headers]
     if absent:
         raise _usage(
-            f"{name}: --column names the header {shown(absent[0])}, which the file does not "
-            f"have (it has {cut(', '.join(map(repr, headers)))})"
+            f"{name}: {option} names the header {shown(absent[0])}, which the file does not "
+            f"have (it has {cut(', '.join(map(repr, headers)))})",
+            option,
         )
     mapped = set(pairs.values())
     for ours, theirs in pairs.items():
         if ours != theirs and ours in headers and ours not in mapped:
             raise _usage(
-                f"{name}: the file has a column {ours}, and --column maps {shown(theirs)} to "
-                "it too: map one of them"
+                f"{name}: the file has a column {ours}, and {option} maps {shown(theirs)} to "
+                "it too: map one of them",
+                option,
             )
     found = {c: c for c in known if c in headers and c not in mapped}
     return {**found, **pairs}
@@ -322,15 +334,17 @@ def layout_of(
     known: Sequence[str],
     required: Sequence[str],
     name: str,
+    *,
+    option: str = "--column",
 ) -> Layout:
     """How to read the file of ``name`` with ``headers``: a usage error if a header ``pairs``
     names is not there, if a column would be read from two headers, or if one is missing."""
-    sources = _sources(pairs, headers, known, name)
+    sources = _sources(pairs, headers, known, name, option)
     missing = [c for c in required if c not in sources]
     if missing:
         raise UsageError(
             f"{cut(name)}: missing column(s) {', '.join(missing)}; see docs/cli.md (a header "
-            "of your own is read as a column with --column 'Their header=column')"
+            f"of your own is read as a column with {option} 'Their header=column')"
         )
     return Layout(sources)
 

@@ -6,7 +6,8 @@ merge), in bounded memory (:mod:`.csvrows`). Re-running an import applies only w
 what the store already holds (an appointment already active on a pack) is skipped. A row that
 cannot be read or applied is refused with its line, field and reason, and the import goes on.
 The file's own headers and spellings (naive local times, ``$110.00``, ``45 min``) are read by
-:mod:`.spellings` first.
+:mod:`.spellings` first. ``--packs`` first opens the packs of another system's packs file as
+migrated (R19, :mod:`.packfile`), through the same batches, so the appointments draw on them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import attrs
 
-from sessionpacks._batch import Batch, Outcome
+from sessionpacks._batch import Batch, Command, Outcome
 from sessionpacks.errors import SessionPacksError
 from sessionpacks.events import PackOpened
 from sessionpacks.ledger import PackState
@@ -36,7 +38,8 @@ from sessionpacks.service import PackService
 
 from .base import Subparsers, add_command
 from .context import Context
-from .csvrows import Record, RowError, header, records_in_order, work_folder
+from .csvrows import Record, RowError, header, records, records_in_order, work_folder
+from .packfile import PACK_COLUMNS, PACK_KNOWN, PackRows, column_of, open_row
 from .render import jsonable, pack_summary
 from .signals import Stops, Terminated, stopping_cleanly
 from .spellings import Layout, column_pairs, layout_of
@@ -241,27 +244,53 @@ def _parsed(record: Record, layout: Layout) -> Row:
 
 
 @attrs.define
-class Summary:
+class _Refusals:
+    """The rows of one file read and refused, the refusals by field and the first ones."""
+
+    KEY = "appointment_id"  # the column that names a row in the examples
+
     rows: int = 0
-    applied: int = 0
-    no_pack: int = 0
     skipped: int = 0
     refused: int = 0
     by_field: Counter[str] = attrs.Factory(Counter)
     examples: list[dict[str, Any]] = attrs.Factory(list)
 
-    def refuse(self, line: int, appointment_id: str | None, field: str, reason: str) -> None:
+    def refuse(self, line: int, key: str | None, field: str, reason: str) -> None:
         self.refused += 1
         self.by_field[field] += 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(
                 {
                     "line": line,
-                    "appointment_id": None if appointment_id is None else cut(appointment_id),
+                    self.KEY: None if key is None else cut(key),
                     "field": field,
                     "reason": reason,
                 }
             )
+
+    def refusal_data(self) -> dict[str, Any]:
+        return {
+            "refused": self.refused,
+            "refused_by_field": dict(self.by_field.most_common()),
+            "examples": self.examples,
+        }
+
+    def refusal_lines(self, title: str) -> list[str]:
+        lines = [f"  refused:  {self.refused}"]
+        lines += [f"    {count:>7}  {field}" for field, count in self.by_field.most_common()]
+        if self.examples:
+            lines.append(title)
+            lines += [
+                f"  line {e['line']} ({_ascii(e[self.KEY] or '')}): {_ascii(e['reason'])}"
+                for e in self.examples
+            ]
+        return lines
+
+
+@attrs.define
+class Summary(_Refusals):
+    applied: int = 0
+    no_pack: int = 0
 
     def data(self) -> dict[str, Any]:
         return {
@@ -269,27 +298,42 @@ class Summary:
             "applied": self.applied,
             "no_pack": self.no_pack,
             "skipped": self.skipped,
-            "refused": self.refused,
-            "refused_by_field": dict(self.by_field.most_common()),
-            "examples": self.examples,
+            **self.refusal_data(),
         }
 
     def lines(self) -> list[str]:
-        lines = [
+        return [
             f"Rows read: {self.rows}",
             f"  applied:  {self.applied} (recorded on a pack)",
             f"  no pack:  {self.no_pack} (billed without a pack, nothing recorded)",
             f"  skipped:  {self.skipped} (already in the store, or nothing to record)",
-            f"  refused:  {self.refused}",
+            *self.refusal_lines("First refused rows:"),
         ]
-        lines += [f"    {count:>7}  {field}" for field, count in self.by_field.most_common()]
-        if self.examples:
-            lines.append("First refused rows:")
-            lines += [
-                f"  line {e['line']} ({_ascii(e['appointment_id'] or '')}): {_ascii(e['reason'])}"
-                for e in self.examples
-            ]
-        return lines
+
+
+@attrs.define
+class PackSummary(_Refusals):
+    """The packs file's rows: opened as migrated, skipped (open already), refused."""
+
+    KEY = "client_id"
+
+    opened: int = 0
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "opened": self.opened,
+            "skipped": self.skipped,
+            **self.refusal_data(),
+        }
+
+    def lines(self) -> list[str]:
+        return [
+            f"Packs read: {self.rows}",
+            f"  opened:   {self.opened} (as migrated from the other system)",
+            f"  skipped:  {self.skipped} (already in the store)",
+            *self.refusal_lines("First refused packs:"),
+        ]
 
 
 def _ascii(text: str) -> str:
@@ -337,31 +381,45 @@ class _Rejects:
         self.writer.writerow({**record.row, "line": record.line, "field": field, "reason": reason})
 
 
+Decide = Callable[[Record], Command[tuple[str, str]]]
+
+
 class _Applying:
     """The rows being applied, in batches (:class:`~sessionpacks._batch.Batch`): each row is
     decided against the states the earlier rows left, and the batch's rows are committed
     together, at most :data:`~sessionpacks._batch.BATCH_ROWS` rows or
     :data:`~sessionpacks._batch.BATCH_SECONDS` at a time. A row counts in the summary, and a
-    refused one goes to the rejects file, once its batch is committed, in the order read."""
+    refused one goes to the rejects file, once its batch is committed, in the order read.
+
+    ``decide`` reads a record into its command (an appointment's by default, or a pack's),
+    raising the row's refusal; the command's value names the summary's count to add one to."""
 
     def __init__(
-        self, service: PackService, summary: Summary, rejects: _Rejects | None, layout: Layout
+        self,
+        service: PackService,
+        summary: _Refusals,
+        rejects: _Rejects | None,
+        layout: Layout,
+        decide: Decide | None = None,
+        column: Callable[[str], str] = str,
     ) -> None:
         self.batch: Batch[tuple[str, str]] = Batch(service, live_only=True)
         self.summary = summary
         self.rejects = rejects
         self.layout = layout
+        self.decide = decide or partial(_appointment_command, layout=layout)
+        self.column = column  # the file's column for a library field
         self.waiting: deque[tuple[Record, tuple[str, str] | None]] = deque()
 
     def add(self, record: Record) -> None:
         try:
-            row = _parsed(record, self.layout)
+            command = self.decide(record)
         except (RowError, SessionPacksError) as error:
             self.waiting.append((record, _refusal(error)))
             self._settle([])
             return
         self.waiting.append((record, None))
-        self._settle(self.batch.add(lambda service: apply_row(service, row)))
+        self._settle(self.batch.add(command))
 
     def flush(self) -> None:
         self._settle(self.batch.flush())
@@ -388,10 +446,16 @@ class _Applying:
                 setattr(self.summary, applied, getattr(self.summary, applied) + 1)
 
     def _refuse(self, record: Record, problem: tuple[str, str]) -> None:
-        appointment_id = self.layout.mapped(record.row).get("appointment_id")
-        self.summary.refuse(record.line, appointment_id, *problem)
+        key = self.layout.mapped(record.row).get(self.summary.KEY)
+        field, reason = problem
+        self.summary.refuse(record.line, key, self.column(field), reason)
         if self.rejects is not None:
-            self.rejects.write(record, *problem)
+            self.rejects.write(record, self.column(field), reason)
+
+
+def _appointment_command(record: Record, layout: Layout) -> Command[tuple[str, str]]:
+    row = _parsed(record, layout)
+    return lambda service: apply_row(service, row)
 
 
 def _refusal(error: RowError | SessionPacksError) -> tuple[str, str]:
@@ -401,8 +465,10 @@ def _refusal(error: RowError | SessionPacksError) -> tuple[str, str]:
 
 def run_import(ctx: Context, args: argparse.Namespace) -> int:
     summary = Summary()
+    packs = None if args.packs is None else PackSummary()
     progress = Progress(ctx.err)
     pairs = column_pairs(args.column, KNOWN)
+    pack_pairs = _pack_pairs(args)
     with contextlib.ExitStack() as stack:
         stops = stack.enter_context(stopping_cleanly())
         work = stack.enter_context(work_folder(stops))
@@ -410,12 +476,15 @@ def run_import(ctx: Context, args: argparse.Namespace) -> int:
         columns = header(source, ())  # before anything is written
         found = layout_of(pairs, columns, KNOWN, COLUMNS, str(source))
         found = found.in_zone(ctx.service.practice.zone)
+        packs_file = _packs_file(stack, args, pack_pairs, source)
         rejects = _rejects(stack, args.rejects, source, columns)
         try:
+            if packs_file is not None and packs is not None:
+                _open_packs(ctx, packs_file, stops, packs)
             _import_all(ctx, args, source, work, stops, summary, rejects, progress, found)
         except (KeyboardInterrupt, Terminated):
             progress.done(summary)
-            ctx.emit({**summary.data(), "interrupted": True}, summary.lines())
+            ctx.emit(*_report(summary, packs, interrupted=True))
             if not ctx.json:  # under --json the summary says so, and main reports the signal
                 ctx.note(
                     f"import interrupted after {summary.rows} rows; run it again to apply the "
@@ -423,8 +492,85 @@ def run_import(ctx: Context, args: argparse.Namespace) -> int:
                 )
             raise
     progress.done(summary)
-    ctx.emit(summary.data(), summary.lines())
-    return 1 if summary.refused else 0
+    ctx.emit(*_report(summary, packs))
+    return 1 if summary.refused or (packs is not None and packs.refused) else 0
+
+
+def _report(
+    summary: Summary, packs: PackSummary | None, **more: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """The summary's data and lines: the packs file's first, if there is one."""
+    if packs is None:
+        return {**summary.data(), **more}, summary.lines()
+    return {**summary.data(), "packs": packs.data(), **more}, [*packs.lines(), *summary.lines()]
+
+
+# The packs file ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _PacksFile:
+    path: Path
+    layout: Layout
+    rejects: _Rejects | None
+
+
+def _pack_pairs(args: argparse.Namespace) -> dict[str, str]:
+    """``--packs-column`` as {column: their header}; a usage error for the packs file's
+    options without ``--packs``."""
+    if args.packs is None:
+        for given, option in (
+            (args.packs_column, "--packs-column"),
+            (args.packs_rejects, "--packs-rejects"),
+        ):
+            if given:
+                raise UsageError(f"{option} needs --packs FILE", argument=option)
+        return {}
+    return column_pairs(args.packs_column, PACK_KNOWN, option="--packs-column")
+
+
+def _packs_file(
+    stack: contextlib.ExitStack, args: argparse.Namespace, pairs: dict[str, str], source: Path
+) -> _PacksFile | None:
+    """The packs file, its layout and its rejects file, all checked before anything is
+    written; None without ``--packs``."""
+    if args.packs is None:
+        return None
+    path = Path(args.packs)
+    if args.packs == "-" or not path.is_file():
+        raise UsageError(f"--packs {shown(args.packs)}: no such file", argument="--packs")
+    columns = header(path, ())
+    layout = layout_of(pairs, columns, PACK_KNOWN, PACK_COLUMNS, str(path), option="--packs-column")
+    named = args.packs_rejects
+    for other in (source, args.rejects):
+        if named is not None and other is not None and _same_file(Path(named), Path(other)):
+            raise UsageError(f"--packs-rejects {shown(named)} is a file the import reads or writes")
+    rejects = _rejects(stack, named, path, columns, "--packs-rejects")
+    return _PacksFile(path, layout, rejects)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    return one.exists() and other.exists() and one.resolve() == other.resolve()
+
+
+def _pack_command(record: Record, reader: PackRows) -> Command[tuple[str, str]]:
+    row = reader.parse(record)
+    return lambda service: (open_row(service, row), "")
+
+
+def _open_packs(ctx: Context, plan: _PacksFile, stops: Stops, packs: PackSummary) -> None:
+    """Open the packs file's packs, in file order, in batches; committed before it returns."""
+    reader = PackRows(plan.layout, lambda template_id: ctx.service.template(template_id).terms)
+    decide = partial(_pack_command, reader=reader)
+    opening = _Applying(ctx.service, packs, plan.rejects, plan.layout, decide, column_of)
+    try:
+        for record in records(plan.path):
+            opening.add(record)
+            stops.check()
+    except (KeyboardInterrupt, Terminated):
+        opening.flush()
+        raise
+    opening.flush()
 
 
 def _import_all(
@@ -451,13 +597,17 @@ def _import_all(
 
 
 def _rejects(
-    stack: contextlib.ExitStack, name: str | None, source: Path, columns: list[str]
+    stack: contextlib.ExitStack,
+    name: str | None,
+    source: Path,
+    columns: list[str],
+    option: str = "--rejects",
 ) -> _Rejects | None:
     if name is None:
         return None
     target = Path(name)
-    if target.exists() and target.resolve() == source.resolve():
-        raise UsageError(f"--rejects {shown(name)} is the file being imported")
+    if _same_file(target, source):
+        raise UsageError(f"{option} {shown(name)} is the file being imported")
     # surrogateescape: a row refused for a byte that is not UTF-8 is written back as it was.
     handle = stack.enter_context(
         target.open("w", newline="", encoding="utf-8", errors="surrogateescape")
@@ -612,10 +762,12 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         description="Apply appointments from a CSV file (see docs/cli.md for the columns) in "
         "start order, each with the client's default unless the row names a pack_id or "
         "template_id. Rows already in the store are skipped, so a re-run applies only what is "
-        "missing. An unsorted file is sorted on disk in bounded memory. Exit status 1 if any "
-        "row was refused.",
+        "missing. An unsorted file is sorted on disk in bounded memory. With --packs, the packs "
+        "of another system (one row a pack) are opened as migrated first (R19), so the "
+        "appointments go on from them. Exit status 1 if any row was refused.",
         example="sessionpacks --timezone Australia/Sydney import appointments.csv "
-        "--rejects refused.csv",
+        "--rejects refused.csv\n"
+        "sessionpacks import appointments.csv --packs packs.csv --packs-rejects refused-packs.csv",
         run=run_import,
         common=common,
     )
@@ -640,6 +792,28 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="'HEADER=COLUMN'",
         help="read the file's column HEADER as the import's COLUMN, e.g. "
         "'Appointment ID=appointment_id' (repeatable)",
+    )
+    packs = p.add_argument_group("packs sold in another system (R19)")
+    packs.add_argument(
+        "--packs",
+        metavar="PATH",
+        type=path,
+        help="a CSV of packs (one row a pack: client_id, template_id, opened_on, used, ...), "
+        "opened as migrated before the appointments are read",
+    )
+    packs.add_argument(
+        "--packs-rejects",
+        metavar="PATH",
+        type=path,
+        help="write refused pack rows with their line, field and reason to this CSV",
+    )
+    packs.add_argument(
+        "--packs-column",
+        action="append",
+        type=nonblank,
+        metavar="'HEADER=COLUMN'",
+        help="read the packs file's column HEADER as its COLUMN, e.g. 'Opened=opened_on' "
+        "(repeatable)",
     )
     p = add_command(
         top,
