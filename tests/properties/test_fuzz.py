@@ -1,17 +1,17 @@
 """Fuzzing every public surface with hostile values (issue 8; R17, R18).
 
 Every public model constructor, every public :class:`~sessionpacks.PackService` method (on the
-in-memory store and on a SQLite file), every CLI verb and every CSV column of ``import`` is fed
-hostile values: wrong types, naive and out-of-range instants, NaN and infinities, huge and
-negative amounts and durations, ids with quotes, NUL, lone surrogates, control characters and
-100,000 characters, mixed with mostly-valid values (a real appointment with one field replaced)
-so that deep code paths run, not only the first check.
+in-memory store and on a SQLite file), every CLI verb and every CSV column of ``import`` (and of
+its ``--packs`` file) is fed hostile values: wrong types, naive and out-of-range instants, NaN
+and infinities, huge and negative amounts and durations, ids with quotes, NUL, lone surrogates,
+control characters and 100,000 characters, mixed with mostly-valid values (a real appointment
+with one field replaced) so that deep code paths run, not only the first check.
 
 Two kinds of input: hypothesis draws (``model``, ``service-memory``, ``service-sqlite``,
-``cli``, ``csv``) and a deterministic grid (``grid-*``) that gives every parameter of every
-method and constructor, and every option of every verb, one value of each hostile kind with
-the other arguments valid, and runs every method on each hostile clock. A few cases run the
-console script in a subprocess (``console``).
+``cli``, ``csv``, ``csv-packs``) and a deterministic grid (``grid-*``) that gives every
+parameter of every method and constructor, and every option of every verb, one value of each
+hostile kind with the other arguments valid, and runs every method on each hostile clock. A
+few cases run the console script in a subprocess (``console``).
 
 Each call is counted by surface and outcome: ``accepted``, ``refused`` (the library's own
 :class:`~sessionpacks.SessionPacksError`, or for the CLI exit status 1 or 2 without a
@@ -87,11 +87,12 @@ from sessionpacks import (
     Tier,
 )
 from sessionpacks._cli import app as cli_app
-from sessionpacks._cli import transfer
+from sessionpacks._cli import packfile, transfer
 from sessionpacks._cli.app import build_parser, main
 from sessionpacks._cli.base import GLOBAL_DEFAULTS
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, StoreError
+from sessionpacks.events import PackOpened
 from sessionpacks.ports import PackRepository
 
 from ..fuzz_support import (
@@ -1555,6 +1556,8 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "description": ("a pack",),
     # import --column: the good CSV has the import's own headers
     "column": ("start=start", "appointment_id=appointment_id", "template_id=pack_id", "x=start"),
+    # import --packs-column: the good packs CSV has the packs file's own headers
+    "packs_column": ("opened_on=opened_on", "client_id=client_id", "used=pack_id", "x=used"),
     "low_balance": ("1", "1h", "50.00", "none"),
     "remind_days": ("7", "366", "none"),
     "amount": ("+1", "-1", "30m", "-30m", "10.00", "-10.00"),
@@ -1564,7 +1567,7 @@ CLI_DEST_FIRST: dict[str, tuple[str, ...]] = {
     "as_of": ("2026-02-10", "2026-02-16"),  # a sweep cannot look ahead
     "until": ("2026-06-30", "2027-01-31"),  # an extension moves the expiry later
 }
-PATH_DESTS = ("file", "rejects", "output", "html")
+PATH_DESTS = ("file", "rejects", "output", "html", "packs", "packs_rejects")
 
 
 class CliWorld:
@@ -1577,10 +1580,14 @@ class CliWorld:
         self.good_csv = folder / "good.csv"
         if not self.good_csv.exists():
             write_rows(self.good_csv, [good_row("Q1", 0), good_row("Q2", 1)])
+        self.good_packs = folder / "good-packs.csv"
+        if not self.good_packs.exists():
+            write_rows(self.good_packs, [good_pack_row("QP1")], PACK_HEADER, PACK_HEADER)
 
     def path_value(self, dest: str, text: str | None) -> str:
         if text is None:
-            return str(self.good_csv if dest == "file" else self.out / f"{dest}.out")
+            good = {"file": self.good_csv, "packs": self.good_packs}
+            return str(good.get(dest, self.out / f"{dest}.out"))
         return str(self.out / (text.replace("/", "_") or "_"))
 
 
@@ -1921,16 +1928,19 @@ def good_row(appointment_id: str, hour: int) -> dict[str, str]:
 
 
 def write_rows(
-    path: Path, rows: list[dict[str, str] | list[str]], header: tuple[str, ...] = CSV_HEADER
+    path: Path,
+    rows: list[dict[str, str] | list[str]],
+    header: tuple[str, ...] = CSV_HEADER,
+    columns: tuple[str, ...] = CSV_HEADER,
 ) -> None:
-    """Write ``header`` (the file's names of CSV_HEADER) and ``rows``; a lone surrogate is
+    """Write ``header`` (the file's names of ``columns``) and ``rows``; a lone surrogate is
     written as the bytes it stands for (``\\udcff`` is the byte 0xff), so cells can hold text
     that is not UTF-8."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([row.get(c, "") for c in CSV_HEADER] if isinstance(row, dict) else row)
+        writer.writerow([row.get(c, "") for c in columns] if isinstance(row, dict) else row)
     try:
         data = text.getvalue().encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -2133,6 +2143,133 @@ def run_csv_surface(folder: Path) -> None:
     TALLY.done.add(surface)
 
 
+# CSV import: the packs file -----------------------------------------------------------------
+
+PACK_HEADER = packfile.PACK_KNOWN
+PACKS_CASES = itertools.count(1)
+
+
+def good_pack_row(pack_id: str) -> dict[str, str]:
+    """A pack of a client of its own, from the sessions template, 1 of 10 used there."""
+    return {
+        "pack_id": pack_id,
+        "client_id": f"client-{pack_id}",
+        "template_id": "physio10",
+        "opened_on": "2026-01-10",
+        "used": "1",
+        "numbered": "",
+        "expires_on": "",
+    }
+
+
+PACK_COLUMN_VALID: dict[str, Strategy] = {
+    "pack_id": sample("", "pk1", BIG_PACK, "HP1", "HP2"),  # new, or a pack the store holds
+    "client_id": sample(*CLIENT_IDS, "C7"),
+    "template_id": sample(*TEMPLATE_IDS),
+    "opened_on": sample("2025-11-01", "2026-01-10", "2026-02-16"),
+    "used": sample("", "0", "1", "6", "2h", "1:30", "45 min", "$50.00", "50.00", "0.00 AUD"),
+    "numbered": sample("", "0", "3"),
+    "expires_on": sample("", "2026-06-30", "2026-02-16"),
+}
+PACK_HOSTILE: tuple[str, ...] = (
+    *CSV_HOSTILE,
+    "2026-02-17",  # after today
+    "2026-02-30",
+    "01/11/2025",
+    "1899-12-31",
+    "2200-01-01",
+    "10",  # the whole allowance
+    "-1",
+    "2147483648",
+    "€50.00",
+)
+PACK_HOSTILE_VALUES = weighted((3, sample(*PACK_HOSTILE)), (1, hostile_text()))
+
+
+@attrs.frozen
+class PacksCase:
+    rows: list[dict[str, str] | list[str]]
+    columns: tuple[str, ...]
+    good: tuple[str, str]
+    options: list[str]
+    header: tuple[str, ...] = PACK_HEADER
+
+
+@st.composite
+def packs_cases(draw: st.DrawFn) -> PacksCase:
+    """A packs file of a good row, one hostile row and another good row."""
+    row = {column: draw(s) for column, s in PACK_COLUMN_VALID.items()}
+    columns = draw(st.lists(sample(*PACK_HEADER), min_size=1, max_size=3, unique=True))
+    for column in columns:
+        row[column] = draw(PACK_HOSTILE_VALUES)
+    hostile_row: dict[str, str] | list[str] = row
+    if draw(st.integers(0, 9)) == 0:  # a ragged row: cells missing
+        hostile_row = [row[c] for c in PACK_HEADER][: draw(st.integers(1, len(PACK_HEADER) - 1))]
+        columns.append("missing cells")
+    n = next(PACKS_CASES)
+    good = (f"GPA{n}", f"GPB{n}")
+    rows: list[dict[str, str] | list[str]] = [good_pack_row(good[0]), hostile_row]
+    rows.append(good_pack_row(good[1]))
+    options = ["--json"] if draw(st.booleans()) else []
+    if draw(st.booleans()):
+        options += ["--packs-rejects", "packs-rejects.csv"]
+    header: tuple[str, ...] = PACK_HEADER
+    if draw(st.integers(0, 3)) == 0:  # the file's own headers, mapped with --packs-column
+        header = tuple(f"Their {c}" for c in PACK_HEADER)
+        options += [w for c in PACK_HEADER for w in ("--packs-column", f"Their {c}={c}")]
+    return PacksCase(rows, tuple(columns), good, options, header)
+
+
+def opened_packs(db: Path) -> set[str]:
+    """The ids of the packs the store holds."""
+    with SqliteStore(db) as store:
+        repository = store.practice(PRACTICE)
+        return {
+            r.event.pack_id for r in repository.events_since(0) if isinstance(r.event, PackOpened)
+        }
+
+
+def run_packs_csv_surface(folder: Path) -> None:
+    surface = "csv-packs"
+    prepared = prepared_sqlite(folder)
+    before = opened_packs(prepared)
+    out = folder / "csv-packs"
+    out.mkdir(exist_ok=True)
+    appointments = out / "appointments.csv"
+    write_rows(appointments, [])
+
+    @scaled(CSV_FACTOR)
+    @given(packs_cases())
+    def fuzz(case: PacksCase) -> None:
+        db = fresh_copy(prepared, folder)
+        source = out / "packs.csv"
+        write_rows(source, case.rows, case.header, PACK_HEADER)
+        argv = ["--db", str(db), "--practice", PRACTICE, "--now", NOW_TEXT, "import",
+                str(appointments), "--packs", str(source), *case.options]  # fmt: skip
+        name = f"import --packs [{', '.join(case.columns)}]"
+        try:
+            outcome = judge_cli(surface, name, argv, True, None)
+            if outcome in ("accepted", "refused"):
+                added = opened_packs(db) - before
+                lost = [p for p in case.good if p not in added]
+                if lost or (outcome == "refused" and len(added) != 2) or len(added) > 3:
+                    TALLY.relabel(surface, name, outcome, "aborted" if lost else "changed")
+                    TALLY.fail(
+                        surface,
+                        name,
+                        "good packs not opened" if lost else "refused row opened a pack",
+                        "-",
+                        f"packs opened: {sorted(added)}",
+                        short(case.rows[1], 300),
+                    )
+        finally:
+            remove_db(db)
+
+    with timed(surface), inside(out):
+        fuzz()
+    TALLY.done.add(surface)
+
+
 # The console script, in a subprocess ---------------------------------------------------------
 
 
@@ -2263,6 +2400,7 @@ RUNNERS: dict[str, Callable[[Path], None]] = {
     "service-sqlite": run_service_sqlite,
     "cli": run_cli_surface,
     "csv": run_csv_surface,
+    "csv-packs": run_packs_csv_surface,
     "console": run_console_surface,
 }
 
@@ -2387,6 +2525,11 @@ def test_fuzz_cli_verbs(fuzz_dir: Path) -> None:
 def test_fuzz_csv_columns(fuzz_dir: Path) -> None:
     run_csv_surface(fuzz_dir)
     check_surface("csv")
+
+
+def test_fuzz_packs_csv_columns(fuzz_dir: Path) -> None:
+    run_packs_csv_surface(fuzz_dir)
+    check_surface("csv-packs")
 
 
 def test_fuzz_console_script(fuzz_dir: Path) -> None:
