@@ -13,7 +13,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from sessionpacks.adapters.postgres import MIGRATIONS, PostgresStore
+from sessionpacks.adapters.postgres import MIGRATIONS, PostgresStore, StoreError
+from sessionpacks.errors import InvalidValueError
 
 from ..pg_support import pg_dsn, pg_schema
 
@@ -95,3 +96,35 @@ def test_a_schema_of_an_earlier_version_upgrades_with_the_same_keys(
     with PostgresStore(pg_dsn, schema=pg_schema) as store:
         assert store.migrated_from == made_at
     _assert_practice_leads(pg_dsn, pg_schema)
+
+
+def test_the_partitioned_layout_keeps_the_keys(pg_dsn: str, pg_schema: str) -> None:
+    with PostgresStore(pg_dsn, schema=pg_schema, partitions=3) as store:
+        assert store.partitions == 3
+        store.practice("clinic-1", "Australia/Sydney")
+    _assert_practice_leads(pg_dsn, pg_schema)
+
+
+def test_an_existing_schema_keeps_its_layout(pg_dsn: str, pg_schema: str) -> None:
+    PostgresStore(pg_dsn, schema=pg_schema, partitions=2).close()
+    with PostgresStore(pg_dsn, schema=pg_schema) as again:
+        assert again.partitions == 2
+    for other in (1, 3):
+        with pytest.raises(StoreError) as raised:
+            PostgresStore(pg_dsn, schema=pg_schema, partitions=other)
+        assert raised.value.field == "partitions"
+        assert raised.value.value == other
+
+
+def test_a_plain_schema_is_not_partitioned_by_asking(pg_dsn: str, pg_schema: str) -> None:
+    with PostgresStore(pg_dsn, schema=pg_schema) as plain:
+        assert plain.partitions == 0
+    with pytest.raises(StoreError, match="no partitions"):
+        PostgresStore(pg_dsn, schema=pg_schema, partitions=4)
+
+
+@pytest.mark.parametrize("partitions", [0, -1, 2.0, "4", True])
+def test_partitions_must_be_a_whole_number(partitions: object) -> None:
+    with pytest.raises(InvalidValueError) as raised:
+        PostgresStore("postgresql://127.0.0.1:1/none", partitions=partitions)  # type: ignore[arg-type]
+    assert raised.value.field == "partitions"

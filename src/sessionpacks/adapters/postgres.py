@@ -142,11 +142,25 @@ def _alive(connection: Connection) -> bool:
     return not readable
 
 
+_LAYOUT = b"""SELECT CASE WHEN p.partrelid IS NULL THEN 0
+    ELSE (SELECT count(*) FROM pg_catalog.pg_inherits WHERE inhparent = c.oid) END
+FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_partitioned_table AS p ON p.partrelid = c.oid
+WHERE n.nspname = %s AND c.relname = 'packs'"""
+
+
 class PostgresStore(SqlStore):
     """A PostgreSQL database holding any number of practices, through a connection pool.
 
     Opening creates or upgrades the tables in ``schema``. Safe to share between threads; each
     process opens its own store. Close it, or use it as a context manager.
+
+    ``partitions``: a schema created by this open gets its tables as ``PARTITION BY HASH
+    (practice_id)`` with that many partitions each (native partitioning; ``None``, the default,
+    creates plain tables). The layout is chosen when the schema is created: a store opening an
+    existing schema with ``partitions`` given refuses one laid out otherwise
+    (:class:`StoreError`), and without it keeps the schema's layout, its later steps included.
     """
 
     def __init__(
@@ -158,9 +172,14 @@ class PostgresStore(SqlStore):
         max_size: int = 8,
         timeout: float = 30.0,
         migrations: Sequence[Migration] = MIGRATIONS,
+        partitions: int | None = None,
     ) -> None:
         check_schema(schema)
-        for name, size in (("min_size", min_size), ("max_size", max_size)):
+        for name, size in (
+            ("min_size", min_size),
+            ("max_size", max_size),
+            ("partitions", 1 if partitions is None else partitions),
+        ):
             if type(size) is not int or size < 1:
                 raise InvalidValueError(name, size, "must be a whole number >= 1")
         if max_size < min_size:
@@ -186,15 +205,45 @@ class PostgresStore(SqlStore):
             with translated():
                 self._pool.open()
             with self.connection() as connection:
-                self._migrated_from = migrate(
-                    _Session(connection, self._sql.dialect, "schema", schema),
-                    lambda: self._upgrade(connection),
-                    migrations,
-                    f"schema {schema}",
-                )
+                self._open_schema(connection, migrations, partitions)
         except BaseException:
             self._pool.close()
             raise
+
+    def _open_schema(
+        self, connection: Connection, migrations: Sequence[Migration], partitions: int | None
+    ) -> None:
+        """Create or upgrade the schema in the layout it has (or ``partitions``' if new)."""
+        found = self._layout(connection)
+        layout = (partitions or 0) if found is None else found
+        self._sql = Statements(postgres(self._schema, layout))
+        self._migrated_from = migrate(
+            _Session(connection, self._sql.dialect, "schema", self._schema),
+            lambda: self._upgrade(connection),
+            migrations,
+            f"schema {self._schema}",
+        )
+        # Read again: another process may have created the schema meanwhile.
+        found = self._layout(connection)
+        if partitions is not None and found != partitions:
+            raise StoreError(
+                "partitions",
+                partitions,
+                f"schema {self._schema} has {found or 'no'} partitions by practice: the layout"
+                " is chosen when the schema is created",
+            )
+
+    def _layout(self, connection: Connection) -> int | None:
+        """How many partitions the schema's ``packs`` has (0: not partitioned; ``None``: no
+        such table yet)."""
+        with translated("schema", self._schema):
+            row = connection.execute(_LAYOUT, (self._schema,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @property
+    def partitions(self) -> int:
+        """How many hash partitions by ``practice_id`` each table has (0: not partitioned)."""
+        return self._sql.dialect.partitions
 
     @property
     def schema(self) -> str:

@@ -43,6 +43,8 @@ class Dialect:
     ``instant`` turn a ``date | None``, a ``bool`` and a ``datetime`` into what the driver
     stores (and reads back, so a stored value compares equal to a derived one); ``text``
     refuses an id the database cannot hold (raising :class:`InvalidValueError`).
+    ``partitions`` is how many hash partitions by ``practice_id`` a table the schema steps
+    create gets (0: none); the ``partitioned`` token is its ``PARTITION BY`` clause.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Dialect:
     flag: Callable[[bool], Any]
     instant: Callable[[datetime], Any]
     text: Callable[[str, str], str]
+    partitions: int = 0
 
     def render(self, sql: str) -> str:
         """``sql`` in this dialect: its ``{token}`` fields filled, its ``?`` placeholders
@@ -91,6 +94,7 @@ SQLITE = Dialect(
         # "+pack_id" is no column to SQLite's planner: without statistics it would rather walk
         # the key in order than read a narrow range of an index and sort what it finds.
         "sorted_after": "+",
+        "partitioned": "",
     },
     marker="?",
     no_limit=-1,
@@ -102,8 +106,10 @@ SQLITE = Dialect(
 """SQLite: one file, no schema prefix; dates as ISO text, booleans as 0 and 1."""
 
 
-def postgres(schema: str) -> Dialect:
-    """PostgreSQL with every table in ``schema`` (a checked lower-case identifier)."""
+def postgres(schema: str, partitions: int = 0) -> Dialect:
+    """PostgreSQL with every table in ``schema`` (a checked lower-case identifier), each table
+    the schema steps create hash-partitioned by ``practice_id`` into ``partitions`` (0: not
+    partitioned)."""
     return Dialect(
         name="PostgreSQL",
         tokens={
@@ -135,6 +141,7 @@ def postgres(schema: str) -> Dialect:
             "code_point_ids": (
                 f'ALTER TABLE {schema}.packs ALTER COLUMN pack_id TYPE text COLLATE "C"'
             ),
+            "partitioned": " PARTITION BY HASH (practice_id)" if partitions else "",
         },
         marker="%s",
         no_limit=None,
@@ -142,6 +149,7 @@ def postgres(schema: str) -> Dialect:
         flag=bool,
         instant=_same,
         text=postgres_text,
+        partitions=partitions,
     )
 
 

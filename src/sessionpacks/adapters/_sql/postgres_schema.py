@@ -29,6 +29,7 @@ __all__ = [
     "Commit",
     "check_schema",
     "commit_call",
+    "partitions_of",
 ]
 
 # pg_advisory_xact_lock(classid, objid): classid says "sessionpacks schema upgrade", objid is
@@ -317,13 +318,33 @@ COMMIT_FUNCTION = _commit_function(PROJECTION)
 """The commit function this release calls (schema version 4)."""
 
 
+def partitions_of(session: Session, *tables: str) -> None:
+    """In the partitioned layout, the hash partitions of ``tables`` just created with
+    ``{partitioned}`` (each ``<table>_p<remainder>``); in the plain layout nothing. A step
+    creating a table creates its partitions: rows go in only once they exist."""
+    count = session.dialect.partitions
+    for table in tables:
+        for remainder in range(count):
+            session.run(
+                session.dialect.render(
+                    f"CREATE TABLE {{s}}{table}_p{remainder} PARTITION OF {{s}}{table}"
+                    f" FOR VALUES WITH (MODULUS {count}, REMAINDER {remainder})"
+                )
+            )
+
+
+_V1_TABLES = ("practices", "packs", "entries", "events", "active_usages", "templates")
+
+
 def _v1(session: Session) -> None:
     core_schema.V1(session)
+    partitions_of(session, *_V1_TABLES, "preferences")
     statements(_V1_FUNCTION)(session)
 
 
 def _v2(session: Session) -> None:
     core_schema.V2(session)
+    partitions_of(session, "commands")
     statements(_V2_FUNCTION)(session)
 
 

@@ -3,6 +3,12 @@
 The steps are history: a database at version N has had the first N applied, so a step's text
 never changes once released. ``{s}`` is the table prefix (PostgreSQL's schema), the other
 fields are :class:`~sessionpacks.adapters._sql.dialect.Dialect` tokens.
+
+Every table's ``CREATE TABLE`` ends with ``{partitioned}``: empty on SQLite and in PostgreSQL's
+plain layout (so the text each step runs there is as released), ``PARTITION BY HASH
+(practice_id)`` in the partitioned one, where the PostgreSQL step creating a table then creates
+its partitions (``postgres_schema``). Every key and index starts with ``practice_id``, which a
+partitioned table needs of its unique indexes (``tests/adapters/test_postgres_keys.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ V1 = statements(
         practice_id text PRIMARY KEY,
         timezone text NOT NULL,
         last_position {bigint} NOT NULL DEFAULT 0{nonnegative}
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
     # {opened}: the order packs were opened in, which client_packs() lists them in.
     """CREATE TABLE {s}packs (
         practice_id text NOT NULL{practice_ref},
@@ -59,7 +65,7 @@ V1 = statements(
         remaining_units {bigint} NOT NULL,
         expired_on {date},
         {pack_key} (practice_id, pack_id)
-    )""",
+    ){partitioned}""",
     "CREATE INDEX packs_by_client ON {s}packs ({by_client})",
     """CREATE INDEX packs_expiring ON {s}packs (practice_id, expiry_date)
         WHERE NOT ended AND remaining_units > 0""",
@@ -70,7 +76,7 @@ V1 = statements(
         kind text NOT NULL,
         entry text NOT NULL,
         PRIMARY KEY (practice_id, pack_id, sequence){pack_ref}
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
     """CREATE TABLE {s}events (
         practice_id text NOT NULL{practice_ref},
         position {bigint} NOT NULL CHECK (position >= 1),
@@ -80,13 +86,13 @@ V1 = statements(
         event text NOT NULL,
         PRIMARY KEY (practice_id, position),
         UNIQUE (practice_id, event_id)
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
     """CREATE TABLE {s}active_usages (
         practice_id text NOT NULL,
         appointment_id text NOT NULL,
         pack_id text NOT NULL,
         PRIMARY KEY (practice_id, appointment_id){pack_ref}
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
     # {saved}: templates() lists ids in the order first saved, like the reference store.
     """CREATE TABLE {s}templates (
         practice_id text NOT NULL{practice_ref},
@@ -95,13 +101,13 @@ V1 = statements(
         {saved_column}
         template text NOT NULL,
         {template_key} (practice_id, template_id, version)
-    )""",
+    ){partitioned}""",
     """CREATE TABLE {s}preferences (
         practice_id text NOT NULL{practice_ref},
         client_id text NOT NULL,
         preference text NOT NULL,
         PRIMARY KEY (practice_id, client_id)
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
 )
 """Version 1 (release 0.1.0): the ledger, the folded states, usages, events, templates."""
 
@@ -114,7 +120,7 @@ _COMMANDS = statements(
         result text NOT NULL,
         first_position {bigint} NOT NULL,
         PRIMARY KEY (practice_id, key)
-    ){without_rowid}""",
+    ){without_rowid}{partitioned}""",
 )
 
 
