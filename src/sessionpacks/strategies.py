@@ -15,8 +15,12 @@ validity is judged on the local date (R5).
 
 Workflows are lists of :data:`Step` values (book, cancel, reschedule, late cancel, no-show,
 adjust, extend, close, sweep, a wait that moves the clock, and, if asked for, issuing an
-invoice line): the steps are valid values, but whether the domain accepts each one depends on
-the state reached, which is what the tests are for.
+invoice line and putting on or ending a hold): the steps are valid values, but whether the
+domain accepts each one depends on the state reached, which is what the tests are for.
+
+:func:`migrations` draws the :class:`~sessionpacks.ledger.Migration` of a pack brought from
+another system (R19), valid for the terms it is drawn for, and :func:`holds` the dates of a
+hold (R22).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from hypothesis import strategies as st
 
 from sessionpacks._currencies import MINOR_UNITS
 from sessionpacks._limits import MAX_REMIND_DAYS
+from sessionpacks.ledger import Migration
 from sessionpacks.model import (
     Allowance,
     Amount,
@@ -66,10 +71,12 @@ __all__ = [
     "Book",
     "Cancel",
     "Close",
+    "EndHold",
     "Extend",
     "Invoice",
     "LateCancel",
     "NoShow",
+    "PutOnHold",
     "Reschedule",
     "Step",
     "Sweep",
@@ -81,10 +88,12 @@ __all__ = [
     "dst_days",
     "durations",
     "expiry_rules",
+    "holds",
     "identifiers",
     "local_days",
     "local_starts",
     "metrics",
+    "migrations",
     "money",
     "pack_terms",
     "periods",
@@ -316,6 +325,62 @@ def templates(
     return PackTemplate(tid, terms, draw(st.integers(1, 3)))
 
 
+# Opening balances, holds ---------------------------------------------------------------------
+
+
+def _used_before(terms: PackTerms) -> st.SearchStrategy[Amount]:
+    """An amount of ``terms``' metric from zero to less than its allowance: whole sessions,
+    five-minute steps of hours, minor units of money."""
+    allowance = terms.allowance.units
+    if terms.metric is Metric.SESSIONS:
+        return st.integers(0, allowance - 1)
+    if terms.metric is Metric.HOURS:
+        step = timedelta(minutes=5)
+        most = (allowance - 1) // (step // timedelta(microseconds=1))
+        return st.integers(0, most).map(lambda n: n * step)
+    return st.integers(0, allowance - 1).map(lambda n: Money.from_minor(n, terms.currency))
+
+
+@st.composite
+def migrations(
+    draw: st.DrawFn,
+    terms: PackTerms,
+    *,
+    min_date: date = date(2024, 1, 1),
+    max_date: date = _DEFAULT_START,
+    max_numbered: int = 30,
+) -> Migration:
+    """A pack with ``terms`` as brought from another system (R19), that
+    ``open_pack(..., terms=terms, migrated=...)`` accepts on any day from ``max_date`` on.
+
+    Opened there between the dates (``max_date``, the latest, at most the practice's today
+    when the pack is opened here; recent dates drawn often), with ``used`` in the terms' metric
+    (and currency) from zero to less than the allowance, ``numbered`` sessions there or
+    ``None`` (its default: as many as used for a sessions pack), and maybe ``expires_on``, its
+    expiry date there (which may be past by now)."""
+    recent = st.integers(0, 60).map(lambda n: max(min_date, max_date - timedelta(days=n)))
+    opened_on = draw(st.one_of(recent, st.dates(min_date, max_date)))
+    used = draw(_used_before(terms))
+    numbered = draw(st.none() | st.integers(0, max_numbered))
+    later = st.integers(1, 730).map(lambda n: opened_on + timedelta(days=n))
+    return Migration(opened_on, used, numbered, draw(st.none() | later))
+
+
+def holds(
+    *,
+    min_date: date = _DEFAULT_START,
+    max_date: date = _DEFAULT_END,
+    max_days: int = 60,
+) -> st.SearchStrategy[tuple[date, date]]:
+    """The dates of a hold (R22): ``(start, until)``, ``start`` between the dates and
+    ``until``, the first date usable again, 1 to ``max_days`` days after it."""
+    if max_days < 1:
+        raise ValueError(f"max_days={max_days!r}: a hold lasts at least one day")
+    return st.tuples(st.dates(min_date, max_date), st.integers(1, max_days)).map(
+        lambda pair: (pair[0], pair[0] + timedelta(days=pair[1]))
+    )
+
+
 # Time zones, days, appointments -------------------------------------------------------------
 
 
@@ -531,6 +596,25 @@ class Wait:
 
 
 @attrs.frozen
+class PutOnHold:
+    """Put the pack on hold from ``start`` until ``until``, the first date usable again (R22;
+    drawn only by ``workflows(..., holds=True)``)."""
+
+    start: date
+    until: date
+    reason: str
+
+
+@attrs.frozen
+class EndHold:
+    """End the pack's hold early, usable again from ``on`` (R22; drawn only by
+    ``workflows(..., holds=True)``)."""
+
+    on: date
+    reason: str
+
+
+@attrs.frozen
 class Invoice:
     """Issue the appointment's invoice line (drawn only by ``workflows(..., invoices=True)``)."""
 
@@ -549,6 +633,8 @@ Step: TypeAlias = (
     | Sweep
     | Wait
     | Invoice
+    | PutOnHold
+    | EndHold
 )
 
 
@@ -563,6 +649,16 @@ def adjustments(draw: st.DrawFn, terms: PackTerms) -> Amount:
     return Money.from_minor(sign * draw(st.integers(1, 30_000)), terms.currency)
 
 
+def _hold_steps(
+    min_date: date, max_date: date, reasons: st.SearchStrategy[str]
+) -> list[st.SearchStrategy[Step]]:
+    dates = holds(min_date=min_date, max_date=max_date, max_days=45)
+    return [
+        st.builds(lambda pair, why: PutOnHold(pair[0], pair[1], why), dates, reasons),
+        st.builds(EndHold, st.dates(min_date, max_date), reasons),
+    ]
+
+
 @st.composite
 def workflows(
     draw: st.DrawFn,
@@ -575,14 +671,16 @@ def workflows(
     max_appointments: int = 8,
     max_steps: int = 25,
     invoices: bool = False,
+    holds: bool = False,
 ) -> list[Step]:
     """A list of steps on one pack with ``terms``, on appointments of ``client_id``.
 
     Appointments (unique ids ``A1``, ``A2``...) are for services the terms cover, priced in
     their currency, on days of ``timezone`` between the dates (daylight-saving days drawn often).
     Steps refer to any of them, booked or not: a refusal is an outcome the tests expect.
-    ``invoices=True`` adds :class:`Invoice` steps (off by default, so a host's runner written
-    for the other steps keeps working).
+    ``invoices=True`` adds :class:`Invoice` steps and ``holds=True`` :class:`PutOnHold` and
+    :class:`EndHold` steps on dates in the range (both off by default, so a host's runner
+    written for the other steps keeps working).
     """
     days = local_days(timezone, min_date=min_date, max_date=max_date)
     covered = sorted(terms.eligible_services) or list(SERVICE_IDS)
@@ -618,6 +716,9 @@ def workflows(
     if invoices:
         kinds.append(ids.map(Invoice))
         weights.append(2)
+    if holds:
+        kinds += _hold_steps(min_date, max_date, reasons)
+        weights += [2, 1]
     # Drawn by weight, so that a pack is closed in few workflows, and early in fewer.
     weighted = [k for k, w in zip(kinds, weights, strict=True) for _ in range(w)]
     step = st.one_of(weighted) | st.one_of(kinds)

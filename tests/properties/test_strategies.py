@@ -3,7 +3,7 @@ corners the property tests rely on (daylight-saving days, every metric and expir
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from sessionpacks import strategies as sps
 from sessionpacks._currencies import MINOR_UNITS
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.model import (
     Allowance,
     Appointment,
@@ -31,6 +33,7 @@ from sessionpacks.model import (
     Service,
     units,
 )
+from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
 
 # Counts scale with the profile (sessionpacks.testing.plugin.scaled): 40 under ci, as pinned
@@ -259,3 +262,88 @@ def test_invoice_steps_are_drawn() -> None:
         settings=FIND,
     )
     assert any(isinstance(s, sps.Invoice) for s in found)
+
+
+# Opening balances (R19) and holds (R22) -------------------------------------------------------
+
+
+def _desk(today: date) -> PackService:
+    clock = FixedClock(datetime.combine(today, time(9), SYDNEY))
+    return PackService(InMemoryStore().practice("clinic-1", "Australia/Sydney"), clock)
+
+
+@MODEST
+@given(st.data(), sps.pack_terms(currency=st.sampled_from(["AUD", "JPY", "BHD"])))
+def test_migrations_open_a_pack_of_their_terms(data: st.DataObject, terms: PackTerms) -> None:
+    """A migration drawn for terms is accepted by open_pack, on its latest day or later, ad hoc
+    and from a template, and the pack goes on after it (R19)."""
+    migration = data.draw(sps.migrations(terms, max_date=date(2026, 1, 15)))
+    assert _rebuild(migration) == migration
+    assert migration.opened_on <= date(2026, 1, 15)
+    used = units(terms.metric, migration.used)
+    assert 0 <= used < terms.allowance.units
+    desk = _desk(date(2026, 1, 15) + timedelta(days=data.draw(st.integers(0, 30))))
+    pack = desk.open_pack("C1", terms=terms, migrated=migration)
+    assert pack.remaining_units == terms.allowance.units - used
+    assert pack.opened_on == migration.opened_on
+    desk.add_template("T1", terms)
+    again = desk.open_pack("C1", template_id="T1", migrated=migration)
+    assert again.migrated == migration
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_migrations_reach_use_numbering_and_expiry_there(metric: Metric) -> None:
+    terms = find(sps.pack_terms(metric), lambda t: t.allowance.units > 1, settings=FIND)
+    found = find(
+        sps.migrations(terms),
+        lambda m: units(metric, m.used) > 0 and m.numbered is not None and m.expires_on,
+        settings=FIND,
+    )
+    assert found.expires_on is not None
+    assert found.expires_on > found.opened_on
+
+
+@MODEST
+@given(sps.holds(min_date=date(2026, 3, 1), max_date=date(2026, 6, 30), max_days=20))
+def test_holds_are_dates_a_pack_can_be_held_for(dates: tuple[date, date]) -> None:
+    start, until = dates
+    assert date(2026, 3, 1) <= start <= date(2026, 6, 30)
+    assert 1 <= (until - start).days <= 20
+    desk = _desk(date(2026, 2, 1))
+    terms = PackTerms("5 x Physio", Allowance.sessions(5), PerPack(Money("500", "AUD")), NoExpiry())
+    desk.open_pack("C1", pack_id="P1", terms=terms)
+    held = desk.hold("P1", start, until, "travel")
+    assert [(h.start, h.until) for h in held.holds] == [(start, until)]
+
+
+def test_holds_refuse_an_empty_length() -> None:
+    with pytest.raises(ValueError, match="max_days="):
+        sps.holds(max_days=0)
+
+
+@MODEST
+@given(
+    sps.pack_terms().flatmap(
+        lambda t: st.tuples(sps.workflows(t, invoices=True), sps.workflows(t, holds=True))
+    )
+)
+def test_hold_steps_only_when_asked_for(pair: tuple[list[sps.Step], list[sps.Step]]) -> None:
+    plain, held = pair
+    hold_steps = (sps.PutOnHold, sps.EndHold)
+    assert not any(isinstance(step, hold_steps) for step in plain)
+    for step in held:
+        if isinstance(step, sps.PutOnHold):
+            assert _rebuild(step) == step
+            assert date(2026, 3, 1) <= step.start < step.until
+        if isinstance(step, sps.EndHold):
+            assert date(2026, 3, 1) <= step.on <= date(2026, 11, 30)
+
+
+def test_hold_steps_are_drawn() -> None:
+    terms = find(sps.pack_terms(), lambda _: True, settings=FIND)
+    found = find(
+        sps.workflows(terms, holds=True),
+        lambda steps: {sps.PutOnHold, sps.EndHold} <= {type(s) for s in steps},
+        settings=FIND,
+    )
+    assert any(isinstance(s, sps.PutOnHold) for s in found)
