@@ -355,13 +355,15 @@ def migrations(
 
     Opened there between the dates (``max_date``, the latest, at most the practice's today
     when the pack is opened here; recent dates drawn often), with ``used`` in the terms' metric
-    (and currency) from zero to less than the allowance, ``numbered`` sessions there or
-    ``None`` (its default: as many as used for a sessions pack), and maybe ``expires_on``, its
-    expiry date there (which may be past by now)."""
+    (and currency) from zero to less than the allowance, ``numbered`` sessions there (for a
+    sessions pack at most its allowance, otherwise up to ``max_numbered``) or ``None`` (its
+    default: as many as used for a sessions pack), and maybe ``expires_on``, its expiry date
+    there, after its opening (it may be past by now)."""
     recent = st.integers(0, 60).map(lambda n: max(min_date, max_date - timedelta(days=n)))
     opened_on = draw(st.one_of(recent, st.dates(min_date, max_date)))
     used = draw(_used_before(terms))
-    numbered = draw(st.none() | st.integers(0, max_numbered))
+    most = terms.allowance.units if terms.metric is Metric.SESSIONS else max_numbered
+    numbered = draw(st.none() | st.integers(0, most))
     later = st.integers(1, 730).map(lambda n: opened_on + timedelta(days=n))
     return Migration(opened_on, used, numbered, draw(st.none() | later))
 
