@@ -1,9 +1,10 @@
 """Reports (R26) over random histories, on the in-memory, SQLite and PostgreSQL stores.
 
 A history opens a few packs (from templates and ad hoc, per pack and per session, of every
-metric, in AUD and NZD), runs a workflow of :func:`sessionpacks.strategies.workflows` on each
-(use, cancel, late-cancel, no-show, reschedule, adjust, extend, close, sweep, invoice, and a
-void now and then), interleaved, through :class:`PackService` on the store under test, with the
+metric, in AUD and NZD, some as migrated from another system, R19), runs a workflow of
+:func:`sessionpacks.strategies.workflows` on each (use, cancel, late-cancel, no-show,
+reschedule, adjust, extend, hold and end a hold (R22), close, sweep, invoice, and a void now
+and then), interleaved, through :class:`PackService` on the store under test, with the
 clock moving on. The report is then read back through the service for random periods, and:
 
 * every line and every total reconciles to the cent;
@@ -23,7 +24,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,10 +42,10 @@ from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.adapters.postgres import PostgresStore
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.errors import SessionPacksError
-from sessionpacks.ledger import Entry, Opened, PackState, replay
+from sessionpacks.ledger import Entry, Migration, Opened, PackState, replay
 from sessionpacks.model import Metric, Money, PackTerms, instant
 from sessionpacks.ports import PackRepository
-from sessionpacks.pricing import figures
+from sessionpacks.pricing import figures, recognised_before
 from sessionpacks.reports import JournalAccounts, Report, ReportLine, journal, report
 from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
@@ -65,7 +66,9 @@ SETTINGS = {
 
 @attrs.frozen
 class Open:
-    """Open the plan's pack (always its first step)."""
+    """Open the plan's pack (always its first step), as migrated if ``migrated`` (R19)."""
+
+    migrated: Migration | None = None
 
 
 @attrs.frozen
@@ -114,14 +117,17 @@ def plans(draw: st.DrawFn, n: int, templates: tuple[tuple[str, PackTerms], ...])
     chosen = draw(st.sampled_from([*templates, None]))
     template_id, pack_terms = chosen if chosen is not None else (None, draw(terms))
     client = f"C{n}"
-    steps = [_renamed(s, f"P{n}-") for s in draw(sps.workflows(pack_terms, client_id=client))]
+    drawn = sps.workflows(pack_terms, client_id=client, invoices=True, holds=True)
+    steps = [_renamed(s, f"P{n}-") for s in draw(drawn)]
+    migrated = sps.migrations(pack_terms, min_date=date(2025, 9, 1), max_date=START.date())
+    opening = Open(draw(st.none() | migrated))
     if draw(st.integers(0, 3)) == 0:
         steps.insert(draw(st.integers(0, len(steps))), Void())
     # months pass and the sweep runs, so that packs expire with something left (breakage)
     for days in draw(st.lists(st.integers(20, 400), min_size=1, max_size=2)):
         at = draw(st.integers(0, len(steps)))
         steps[at:at] = [sps.Wait(timedelta(days=days)), SweepToday()]
-    return Plan(f"P{n}", client, pack_terms, template_id, (Open(), *steps))
+    return Plan(f"P{n}", client, pack_terms, template_id, (opening, *steps))
 
 
 @st.composite
@@ -141,10 +147,21 @@ def histories(draw: st.DrawFn) -> History:
 def _serve_pack(service: PackService, plan: Plan, step: Any) -> None:
     """The steps on the pack as a whole."""
     match step:
-        case Open() if plan.template_id is None:
-            service.open_pack(plan.client_id, terms=plan.terms, pack_id=plan.pack_id)
-        case Open():
-            service.open_pack(plan.client_id, template_id=plan.template_id, pack_id=plan.pack_id)
+        case Open(migrated=migrated) if plan.template_id is None:
+            service.open_pack(
+                plan.client_id, terms=plan.terms, pack_id=plan.pack_id, migrated=migrated
+            )
+        case Open(migrated=migrated):
+            service.open_pack(
+                plan.client_id,
+                template_id=plan.template_id,
+                pack_id=plan.pack_id,
+                migrated=migrated,
+            )
+        case sps.PutOnHold(start=start, until=until, reason=reason):
+            service.hold(plan.pack_id, start, until, reason)
+        case sps.EndHold(on=on, reason=reason):
+            service.end_hold(plan.pack_id, on, reason)
         case Void():
             service.void(plan.pack_id, "opened in error")
         case sps.Adjust(amount=amount, reason=reason):
@@ -226,10 +243,11 @@ def _parts(state: PackState | None, currency: str) -> dict[str, Any]:
         }
     found, voided = figures(state), state.voided_at is not None
     left, used = found.refundable, state.amount(state.consumed_units)
+    there = recognised_before(state)  # R19: a migrated pack is sold here at what it brings
     return {
         "packs": 1,
-        "sold": found.price,
-        "recognised": found.recognised,
+        "sold": found.price - there,
+        "recognised": found.recognised - there,
         "usable": found.usable,
         "breakage": found.breakage,
         "refunds": Money.zero(currency) if voided else left,

@@ -2,11 +2,17 @@
 
 The reference model below is written from the spec alone, with plain dicts and lists: it keeps
 each pack's usages, adjustments, marks and flags, decides R3 to R13 itself (with R7a's invoice
-lines, R10a's closing and R12b's occurrences), and predicts the events every call emits.
+lines, R10a's closing and R12b's occurrences, R19's packs opened as migrated, R22's holds and
+R25's reminders), and predicts the events every call emits.
 After every step the machine compares balances, statuses, session numbers and labels, the
 appointment -> pack map and the new events with the model, and checks the invariants: balance
 >= 0, numbers 1..k, no event id twice, no task (PackExhausted, LowBalance, PackExpired,
 ExpiringSoon) for the same occurrence twice, positions strictly increasing.
+
+As of a past instant (R23): the machine keeps a copy of the model after every step with the
+clock instant it ran at, and a rule reads packs, a client's packs and invoice lines as of an
+instant between, at or next to those instants, and compares them with the copy of the last
+step recorded before it (one recorded exactly at the instant does not count).
 
 Instants: appointments start in the practice's zone, on days around its DST changes often and
 in the repeated hour too; the clock runs in UTC or in the practice's zone (both must give the
@@ -24,6 +30,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
+import pytest
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -35,7 +42,9 @@ from sessionpacks import (
     ExpiresOn,
     FixedClock,
     InMemoryStore,
+    InvalidValueError,
     Metric,
+    Migration,
     Money,
     NoPack,
     NotFoundError,
@@ -117,8 +126,30 @@ def total(p: dict[str, Any]) -> int:
     return units(metric(p), p["terms"].allowance.amount) + int(p["adjust"])
 
 
+def used_there(p: dict[str, Any]) -> int:
+    """R19: what a migrated pack used in the other system counts against its balance."""
+    migrated = p.get("migrated")
+    return 0 if migrated is None else units(metric(p), migrated.used)
+
+
+def numbered_there(p: dict[str, Any]) -> int:
+    """R19: the sessions numbered there; by default as many as used, for a sessions pack."""
+    migrated = p.get("migrated")
+    if migrated is None:
+        return 0
+    if migrated.numbered is not None:
+        return int(migrated.numbered)
+    return used_there(p) if metric(p) is Metric.SESSIONS else 0
+
+
+def opened_on(p: dict[str, Any]) -> date:
+    """R19: a migrated pack's validity counts from its opening there."""
+    migrated = p.get("migrated")
+    return local(p["opened_at"]) if migrated is None else migrated.opened_on
+
+
 def remaining(p: dict[str, Any]) -> int:
-    return total(p) - sum(int(u["consumed"]) for u in p["usages"])
+    return total(p) - used_there(p) - sum(int(u["consumed"]) for u in p["usages"])
 
 
 def ordered(p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -127,7 +158,7 @@ def ordered(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 def number(p: dict[str, Any], appointment_id: str) -> int:
     ids = [u["appt"].id for u in ordered(p)]
-    return ids.index(appointment_id) + 1
+    return numbered_there(p) + ids.index(appointment_id) + 1
 
 
 def usage(p: dict[str, Any], appointment_id: str) -> dict[str, Any] | None:
@@ -137,7 +168,7 @@ def usage(p: dict[str, Any], appointment_id: str) -> dict[str, Any] | None:
 def expiry(p: dict[str, Any], first: date | None) -> date | None:
     """R5: the override, else the rule's date given the first use; R22: moved by the holds
     counted since (those after the last extension or recorded expiry)."""
-    rule_, opened = p["terms"].expiry, local(p["opened_at"])
+    rule_, opened = p["terms"].expiry, opened_on(p)
     if p["override"] is not None:
         return held(p, p["override"], opened)
     if isinstance(rule_, ExpiresOn):
@@ -167,14 +198,22 @@ def uncount(p: dict[str, Any]) -> None:
     p["holds"] = [(start, until, False) for start, until, _ in p["holds"]]
 
 
+def first_use(p: dict[str, Any], days: list[date]) -> date | None:
+    """The first of the usages' days; R19: a pack used there was first used on its opening
+    there at the latest."""
+    if used_there(p) > 0:
+        days = [*days, opened_on(p)]
+    return min(days, default=None)
+
+
 def current_expiry(p: dict[str, Any]) -> date | None:
-    return expiry(p, min((local(u["appt"].start) for u in p["usages"]), default=None))
+    return expiry(p, first_use(p, [local(u["appt"].start) for u in p["usages"]]))
 
 
 def expiry_for(p: dict[str, Any], appointment: Appointment) -> date | None:
     """The expiry the pack would have with ``appointment`` recorded on it."""
     days = [local(u["appt"].start) for u in p["usages"]] + [local(appointment.start)]
-    return expiry(p, min(days))
+    return expiry(p, first_use(p, days))
 
 
 def ended(p: dict[str, Any]) -> bool:
@@ -225,7 +264,7 @@ def label(p: dict[str, Any], appointment_id: str) -> str:
     n = number(p, appointment_id)
     if metric(p) is Metric.SESSIONS:
         return f"Session {n} of {total(p)}"
-    used = sum(u["consumed"] for u in ordered(p)[:n])
+    used = used_there(p) + sum(u["consumed"] for u in ordered(p)[: n - numbered_there(p)])
     return f"Session {n}, {show(p, total(p) - used)} left"
 
 
@@ -246,6 +285,7 @@ def observed(recorded: Any) -> tuple[Any, ...]:
     kind = type(e).__name__
     left = getattr(e, "remaining", None)
     extras: dict[str, Callable[[], Any]] = {
+        "PackOpened": lambda: e.migrated,
         "UsageMarked": lambda: e.mark.value,
         "ExpiryExtended": lambda: e.until,
         "PackExpired": lambda: e.expiry_date,
@@ -303,6 +343,25 @@ def release_in(ref: Ref, p: dict[str, Any], u: dict[str, Any]) -> tuple[Any, ...
     return event("UsageReleased", p["id"], u["appt"].id, left=remaining(p), extra=line)
 
 
+def tier_place(p: dict[str, Any]) -> int:
+    """R7a: the lowest tier place no standing line holds; R19: after the numbers there."""
+    held = {x.get("tier") for x in p["usages"] if x["invoice"] is not None}
+    return next(n for n in itertools.count(numbered_there(p) + 1) if n not in held)
+
+
+def tier_price(p: dict[str, Any], place: int) -> Money:
+    paid = [t for t in p["terms"].pricing.tiers if t.from_session <= place]
+    return paid[-1].price  # type: ignore[no-any-return]
+
+
+def unissued_amount(p: dict[str, Any]) -> Money:
+    """What the line of an appointment not invoiced yet would charge (R15)."""
+    pricing = p["terms"].pricing
+    if isinstance(pricing, PerSession):
+        return tier_price(p, tier_place(p))
+    return Money(0, "AUD") if p["price_charged"] else pricing.price
+
+
 def needed(p: dict[str, Any], appointment: Appointment) -> int:
     if metric(p) is Metric.SESSIONS:
         return 1
@@ -312,8 +371,16 @@ def needed(p: dict[str, Any], appointment: Appointment) -> int:
 
 
 def open_in(
-    ref: Ref, client: str, terms: PackTerms, template: str | None, now: datetime, charged: bool
+    ref: Ref,
+    client: str,
+    terms: PackTerms,
+    template: str | None,
+    now: datetime,
+    charged: bool,
+    migrated: Migration | None = None,
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """R2; R19: a migrated pack's price was paid there (never charged here), and its expiry
+    date there, if given, stands instead of its rule's."""
     pack_id = f"P{ref.next_pack}"
     ref.next_pack += 1
     p: dict[str, Any] = {
@@ -327,17 +394,19 @@ def open_in(
         "usages": [],
         "closed": False,
         "voided": False,
-        "override": None,
+        "override": None if migrated is None else migrated.expires_on,
+        "migrated": migrated,
         "expired_on": None,
         "reminded": set(),
         "holds": [],
-        "price_charged": charged,
+        "price_charged": charged or migrated is not None,
         "lines_issued": 0,
         "exhausted": set(),
         "low": set(),
     }
     ref.packs[pack_id] = p
-    return p, [event("PackOpened", pack_id)]
+    opened = [event("PackOpened", pack_id, extra=migrated is not None)]
+    return p, opened + balance_events(p, total(p))  # R12b: one may arrive at its threshold
 
 
 def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[Any, ...]]:
@@ -459,6 +528,8 @@ class PackMachine(RuleBasedStateMachine):
         self.event_ids: set[str] = set()
         self.occurrences: set[tuple[str, str]] = set()
         self.appointment_count = 0
+        self.history: list[tuple[datetime, Ref]] = []
+        """A copy of the model after each step that wrote, with the instant it ran at (R23)."""
 
     # helpers ----------------------------------------------------------------------------
 
@@ -483,6 +554,7 @@ class PackMachine(RuleBasedStateMachine):
         if error is None:
             assert raised is None, f"model: success; service: {raised!r}"
             self.ref = trial
+            self.history.append((self.now.astimezone(UTC), copy.deepcopy(trial)))
         else:
             assert isinstance(raised, error), f"model: {error.__name__}; service: {result!r}"
         self._check_events(expected)
@@ -582,6 +654,49 @@ class PackMachine(RuleBasedStateMachine):
 
         self._run(lambda: self.service.open_pack(client, terms=terms), predict)
 
+    @rule(
+        data=st.data(),
+        client=st.sampled_from(CLIENTS),
+        ad_hoc=_terms(),
+        from_template=st.booleans(),
+        late=st.integers(0, 7),
+        visits=st.integers(0, 3),
+    )
+    def open_migrated(
+        self,
+        data: st.DataObject,
+        client: str,
+        ad_hoc: PackTerms,
+        from_template: bool,
+        late: int,
+        visits: int,
+    ) -> None:
+        """R19: a pack brought from another system, ad hoc or from a template, and the
+        client's first ``visits`` here recorded on it."""
+        template_id = self._pick(data, list(self.ref.templates)) if from_template else None
+        terms = ad_hoc if template_id is None else self.ref.templates[template_id]
+        today = local(self.now)
+        drawn = sps.migrations(terms, min_date=date(2025, 12, 1), max_date=today, max_numbered=8)
+        migration = data.draw(drawn)
+        given: dict[str, Any] = {"terms": terms} if template_id is None else {}
+        given |= {} if template_id is None else {"template_id": template_id}
+        if late == 0:  # now and then opened there after today here: refused
+            migration = attrs.evolve(migration, opened_on=today + timedelta(days=1))
+            given["pack_id"] = "P-refused"  # so the service makes no pack id for it
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            if migration.opened_on > today:
+                raise RefusedByModelError(InvalidValueError)
+            return open_in(ref, client, terms, template_id, self.now, True, migration)[1]
+
+        opened = self._run(
+            lambda: self.service.open_pack(client, migrated=migration, **given), predict
+        )
+        if opened is None:
+            return
+        for _ in range(visits):
+            self._assign(self._new_appointment(data, client), opened.pack_id)
+
     @rule(data=st.data(), terms=_terms())
     def edit_template(self, data: st.DataObject, terms: PackTerms) -> None:
         template_id = self._pick(data, list(self.ref.templates))
@@ -654,8 +769,9 @@ class PackMachine(RuleBasedStateMachine):
             appointment = self._new_appointment(data, data.draw(st.sampled_from(CLIENTS)))
         else:
             appointment = self.ref.appointments[self._pick(data, known)]
-        pack_id = self._pick(data, list(self.ref.packs))
+        self._assign(appointment, self._pick(data, list(self.ref.packs)))
 
+    def _assign(self, appointment: Appointment, pack_id: str) -> None:
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             ref.appointments[appointment.id] = appointment
             held = ref.active.get(appointment.id)
@@ -934,12 +1050,8 @@ class PackMachine(RuleBasedStateMachine):
                 n, pricing = number(p, appointment_id), p["terms"].pricing
                 p["lines_issued"] += 1
                 if isinstance(pricing, PerSession):
-                    # the lowest tier place no standing line holds (R7a)
-                    held = {x.get("tier") for x in p["usages"] if x["invoice"] is not None}
-                    place = next(n for n in itertools.count(1) if n not in held)
-                    u["tier"] = place
-                    paid = [t for t in pricing.tiers if t.from_session <= place]
-                    amount = paid[-1].price
+                    u["tier"] = place = tier_place(p)
+                    amount = tier_price(p, place)
                 elif p["price_charged"]:
                     amount = Money(0, "AUD")
                 else:
@@ -957,6 +1069,65 @@ class PackMachine(RuleBasedStateMachine):
     def advance(self, minutes: int) -> None:
         self.clock.advance(timedelta(minutes=minutes))
 
+    # as of a past instant (R23) ----------------------------------------------------------
+
+    def _model_at(self, moment: datetime) -> Ref:
+        """The model after the last step recorded before ``moment`` (not at it)."""
+        earlier = [ref for at, ref in self.history if at < moment]
+        return earlier[-1] if earlier else Ref()
+
+    @precondition(lambda self: self.history)
+    @rule(
+        data=st.data(),
+        nudge=st.sampled_from([0, 0, -1, 1, 60_000_000]) | st.integers(-(10**12), 10**12),
+    )
+    def as_of(self, data: st.DataObject, nudge: int) -> None:
+        """Packs, a client's packs and invoice lines as of an instant at, next to or between
+        the steps' instants: what the model said after the last step recorded before it."""
+        recorded = data.draw(st.sampled_from([at for at, _ in self.history]))
+        moment = (recorded + timedelta(microseconds=nudge)).astimezone(
+            data.draw(st.sampled_from([UTC, ZONE]))
+        )
+        then = self._model_at(moment.astimezone(UTC))
+        for pack_id in sorted(self.ref.packs):
+            self._check_pack_as_of(pack_id, then.packs.get(pack_id), moment)
+        for client in CLIENTS:
+            found = sorted(p.pack_id for p in self.service.client_packs(client, as_of=moment))
+            assert found == sorted(k for k, p in then.packs.items() if p["client"] == client)
+        for appointment_id in sorted(self.ref.appointments):
+            self._check_line_as_of(appointment_id, then, moment)
+
+    def _check_pack_as_of(self, pack_id: str, p: dict[str, Any] | None, moment: datetime) -> None:
+        if p is None:
+            with pytest.raises(NotFoundError):
+                self.service.pack(pack_id, as_of=moment)
+            return
+        state = self.service.pack(pack_id, as_of=moment)
+        assert (state.version, state.remaining_units) == (p["version"], remaining(p))
+        assert state.status(moment) is status(p, moment)
+        assert state.expiry_date == current_expiry(p)
+        assert [(h.start, h.until) for h in state.holds] == sorted(h[:2] for h in p["holds"])
+        ids = [u.appointment.id for u in state.usages]
+        assert ids == [u["appt"].id for u in ordered(p)]
+        assert [state.label(a) for a in ids] == [label(p, a) for a in ids]
+
+    def _check_line_as_of(self, appointment_id: str, then: Ref, moment: datetime) -> None:
+        """R23: the line as the ledger of the pack holding it now said then."""
+        holder = self.ref.active.get(appointment_id)
+        p = None if holder is None else then.packs.get(holder)
+        u = None if p is None else usage(p, appointment_id)
+        if p is None or u is None:
+            with pytest.raises(NotFoundError):
+                self.service.invoice_line(appointment_id, as_of=moment)
+            return
+        line = self.service.invoice_line(appointment_id, as_of=moment)
+        expected = u["invoice"] or (
+            number(p, appointment_id),
+            label(p, appointment_id),
+            unissued_amount(p),
+        )
+        assert (line.number, line.label, line.amount) == expected
+
     # checks -----------------------------------------------------------------------------
 
     @invariant()
@@ -970,7 +1141,9 @@ class PackMachine(RuleBasedStateMachine):
             assert state.client_id == p["client"]
             ids = [u.appointment.id for u in state.usages]
             assert ids == [u["appt"].id for u in ordered(p)]
-            assert [state.number(a) for a in ids] == list(range(1, len(ids) + 1))
+            first = numbered_there(p) + 1
+            assert [state.number(a) for a in ids] == list(range(first, first + len(ids)))
+            assert state.expiry_date == current_expiry(p)
             for u in state.usages:
                 mine = usage(p, u.appointment.id)
                 assert mine is not None

@@ -1,16 +1,18 @@
 """A state machine that drives any store through :class:`~sessionpacks.service.PackService`
 beside the reference :class:`~sessionpacks.adapters.memory.InMemoryStore`.
 
-Hypothesis draws a practice's day: templates of every metric, preferences, bookings (R13),
-explicit assignments, moves, cancellations (late or not), no-shows, reschedules, adjustments,
-extensions, closes, voids, expiry sweeps, invoice lines, and a clock moved on between them.
+Hypothesis draws a practice's day: templates of every metric, preferences, packs opened from a
+template, ad hoc or as migrated from another system (R19), bookings (R13), explicit
+assignments, moves, cancellations (late or not), no-shows, reschedules, adjustments,
+extensions, holds and their early ends (R22), closes, voids, expiry sweeps, invoice lines, and
+a clock moved on between them.
 Every call runs on both services. They must give the same result, or refuse with the same
 kind of error and the same rule. After every step the machine reads both stores and checks
 that they agree on each pack (balance, status, session numbers and labels, marks, invoice
 lines, the whole state, the ledger and its replay), on which pack each appointment is active
 on, on templates and preferences, and on the new events (ids and kinds in order); and that the
-invariants hold: no balance below zero, sessions numbered 1..k, no event id twice, positions
-strictly increasing.
+invariants hold: no balance below zero, sessions numbered 1..k (after the sessions a migrated
+pack numbered there), no event id twice, positions strictly increasing.
 
 A host subclasses :class:`StoreMachine`, names its store factory, and collects ``.TestCase``::
 
@@ -286,12 +288,14 @@ class StoreMachine(RuleBasedStateMachine):
         return packs[self._pick(data, [*packs, *mine], "pack")]
 
     def _days(self) -> st.SearchStrategy[date]:
-        """Local days: the coming weeks, any day of the range, and each pack's expiry date and
-        the day before (R5) drawn often."""
+        """Local days: the coming weeks, any day of the range, and each pack's expiry date, its
+        holds' first and last days and the days before them (R5, R22) drawn often."""
         days = sps.local_days(self.timezone, min_date=FIRST_DAY, max_date=LAST_DAY)
         soon = st.integers(-7, 42).map(lambda n: self.today + timedelta(days=n))
-        expiries = {p.expiry_date for p in self._packs()} - {None}
-        edges = sorted(d - timedelta(days=k) for d in expiries if d is not None for k in (0, 1))
+        packs = self._packs()
+        expiries = {p.expiry_date for p in packs} - {None}
+        expiries |= {day for p in packs for h in p.holds for day in (h.start, h.until)}
+        edges = sorted({d - timedelta(days=k) for d in expiries if d is not None for k in (0, 1)})
         return st.one_of(soon, days, st.sampled_from(edges)) if edges else st.one_of(soon, days)
 
     def _appointment(
@@ -377,6 +381,22 @@ class StoreMachine(RuleBasedStateMachine):
     def open_ad_hoc(self, data: st.DataObject, terms: PackTerms) -> None:
         client = data.draw(st.sampled_from(self.clients), label="client")
         self.both(f"open_pack({client!r}, terms=...)", lambda s: s.open_pack(client, terms=terms))
+
+    @rule(data=st.data(), terms=_terms(), from_template=st.booleans())
+    def open_migrated(self, data: st.DataObject, terms: PackTerms, from_template: bool) -> None:
+        """A pack brought from another system, ad hoc or from a template (R19)."""
+        client = data.draw(st.sampled_from(self.clients), label="client")
+        given: dict[str, Any] = {"terms": terms}
+        if from_template:
+            template_id = self._pick(data, self._template_ids(), "template_id")
+            given = {"template_id": template_id}
+            terms = self.reference.template(template_id).terms
+        drawn = sps.migrations(terms, min_date=date(2025, 6, 1), max_date=self.today)
+        migration = data.draw(drawn, label="migrated")
+        self.both(
+            f"open_pack({client!r}, {', '.join(given)}=..., migrated={migration!r})",
+            lambda s: s.open_pack(client, migrated=migration, **given),
+        )
 
     # Appointments ------------------------------------------------------------------------------
 
@@ -490,6 +510,31 @@ class StoreMachine(RuleBasedStateMachine):
         )
 
     @precondition(_has_packs)
+    @rule(data=st.data(), days=st.integers(1, 40))
+    def hold(self, data: st.DataObject, days: int) -> None:
+        """A hold from a day until ``days`` later, the first day usable again (R22)."""
+        pack = self._pack(data)
+        start = data.draw(self._days(), label="start")
+        until = start + timedelta(days=days)
+        self.both(
+            f"hold({pack.pack_id!r}, {start}, {until})",
+            lambda s: s.hold(pack.pack_id, start, until, "travel"),
+        )
+
+    @precondition(_has_packs)
+    @rule(data=st.data())
+    def end_hold(self, data: st.DataObject) -> None:
+        """End a hold early, on a day inside one of the pack's holds now and then (R22)."""
+        pack = self._pack(data)
+        inside = [h.start + timedelta(days=n) for h in pack.holds for n in range(h.days + 1)]
+        days = st.one_of(st.sampled_from(inside), self._days()) if inside else self._days()
+        on = data.draw(days, label="on")
+        self.both(
+            f"end_hold({pack.pack_id!r}, {on})",
+            lambda s: s.end_hold(pack.pack_id, on, "back early"),
+        )
+
+    @precondition(_has_packs)
     @rule(data=st.data(), void=st.booleans())
     def close_or_void(self, data: st.DataObject, void: bool) -> None:
         """Close early, or void one opened in error (R10)."""
@@ -590,8 +635,9 @@ class StoreMachine(RuleBasedStateMachine):
             _fail(f"{where}: the balance is below zero: {mine.remaining}")
         ids = [u.appointment.id for u in mine.usages]
         numbers = [mine.number(a) for a in ids]
-        if numbers != list(range(1, len(ids) + 1)):
-            _fail(f"{where}: sessions are numbered {numbers}, not 1..{len(ids)}")
+        first = theirs.numbered_before + 1  # after the sessions numbered elsewhere (R19)
+        if numbers != list(range(first, first + len(ids))):
+            _fail(f"{where}: sessions are numbered {numbers}, not {first}..{first + len(ids) - 1}")
         _same(f"{where}: version", mine.version, theirs.version)
         _same(f"{where}: remaining", mine.remaining, theirs.remaining)
         _same(f"{where}: status as of {now.isoformat()}", mine.status(now), theirs.status(now))
