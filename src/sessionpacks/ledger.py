@@ -635,6 +635,17 @@ class PackState:
         return f"Session {number}, {format_amount(self.remaining_after(number))} left"
 
 
+def _low_on_arrival(entry: Opened) -> tuple[int, ...]:
+    """A migrated pack that arrives at or under its low-balance threshold has reached it, once,
+    at its opening (R12b): the total it fired at."""
+    threshold, moved = entry.terms.policies.low_balance_at, entry.migrated
+    if threshold is None or moved is None:
+        return ()
+    metric, total = entry.terms.metric, entry.terms.allowance.units
+    left = total - units(metric, moved.used)
+    return (total,) if 0 < left <= units(metric, threshold) else ()
+
+
 def _replace_usage(state: PackState, appointment_id: str, **changes: Any) -> tuple[Usage, ...]:
     return tuple(
         attrs.evolve(u, **changes) if u.appointment.id == appointment_id else u
@@ -680,6 +691,7 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
                 or entry.transferred_from is not None
             ),
             transferred_from=entry.transferred_from,
+            low_balance_totals=_low_on_arrival(entry),
             migrated=entry.migrated,
             expiry_override=None if entry.migrated is None else entry.migrated.expires_on,
             version=1,

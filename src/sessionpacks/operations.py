@@ -55,6 +55,8 @@ from sessionpacks.model import (
     PerSession,
     Policies,
     Practice,
+    Tier,
+    amount,
     format_amount,
     instant,
     require_aware,
@@ -262,7 +264,7 @@ def open_pack(
     if template_version is not None:
         check_count("template_version", template_version, minimum=1, maximum=INT32_MAX)
     _flag("charged_on_open", charged_on_open)
-    _check_migration(migrated, terms, practice, at)
+    migrated = _check_migration(migrated, terms, practice, at)
     build = _Builder(None, at)
     build.entry(
         Opened,
@@ -278,17 +280,33 @@ def open_pack(
     build.event(
         ev.PackOpened, name=terms.name, template_id=template_id, migrated=migrated is not None
     )
+    opened = build.state
+    assert opened is not None
+    if opened.low_balance_totals:  # a migrated pack opened at or under its threshold (R12b)
+        build.event(
+            ev.LowBalance,
+            remaining=opened.remaining,
+            total=opened.total,
+            threshold=opened.terms.policies.low_balance_at,
+        )
     return build.done()
 
 
-def _check_migration(migrated: object, terms: PackTerms, practice: Practice, at: datetime) -> None:
-    """R19: a migration's use is an amount of the pack's own metric, less than its allowance,
-    and it was opened there no later than today here."""
+def _check_migration(
+    migrated: object, terms: PackTerms, practice: Practice, at: datetime
+) -> Migration | None:
+    """R19: a migration's use is an amount of the pack's own metric (a plain 0: none), less
+    than its allowance; it was opened there no later than today here, expires after that, and
+    a sessions pack numbered no more sessions there than it holds. The migration, its use in
+    the pack's metric."""
     if migrated is None:
-        return
+        return None
     if not isinstance(migrated, Migration):
         raise InvalidValueError("migrated", migrated, "must be a ledger.Migration or None")
-    used, metric = migrated.used, terms.metric
+    metric = terms.metric
+    if type(migrated.used) is int and migrated.used == 0:
+        migrated = attrs.evolve(migrated, used=amount(metric, 0, terms.currency))
+    used = migrated.used
     if not (
         (metric is Metric.SESSIONS and type(used) is int)
         or (metric is Metric.HOURS and isinstance(used, timedelta))
@@ -305,10 +323,27 @@ def _check_migration(migrated: object, terms: PackTerms, practice: Practice, at:
             f"must be from zero to less than the allowance "
             f"({format_amount(terms.allowance.amount)})",
         )
+    _check_migration_dates(migrated, practice, at)
+    numbered = migrated.numbered
+    if metric is Metric.SESSIONS and numbered is not None and numbered > allowance:
+        raise InvalidValueError(
+            "migrated.numbered", numbered, f"is more than the pack's {allowance} sessions"
+        )
+    return migrated
+
+
+def _check_migration_dates(migrated: Migration, practice: Practice, at: datetime) -> None:
     today = require_aware("recorded_at", at).astimezone(practice.zone).date()
     if migrated.opened_on > today:
         raise InvalidValueError(
             "migrated.opened_on", migrated.opened_on.isoformat(), f"is after today ({today})"
+        )
+    ends = migrated.expires_on
+    if ends is not None and ends <= migrated.opened_on:
+        raise InvalidValueError(
+            "migrated.expires_on",
+            ends.isoformat(),
+            f"must be after opened_on ({migrated.opened_on})",
         )
 
 
@@ -1080,6 +1115,30 @@ def close(state: PackState, reason: str, at: datetime) -> Change:
     return build.done()
 
 
+def _holds_ended(state: PackState, today: date) -> tuple[Hold, ...]:
+    """The holds as they stand if each ends today: those over stay, the one running ends, and
+    those to come go."""
+    kept = []
+    for hold in state.holds:
+        if hold.until <= today:
+            kept.append(hold)
+        elif hold.start < today:
+            kept.append(attrs.evolve(hold, until=today))
+    return tuple(kept)
+
+
+def _tiers_from(pricing: PerSession, place: int) -> PerSession:
+    """The tiers as the ``place``-th session on sees them, renumbered from 1."""
+    shift = place - 1
+    first = pricing.price_of(place)
+    later = [
+        Tier(tier.from_session - shift, tier.price)
+        for tier in pricing.tiers
+        if tier.from_session - shift > 1
+    ]
+    return PerSession((Tier(1, first), *later))
+
+
 # The reason of the releases a transfer writes for the usages still to come (R21).
 _TRANSFER_RELEASE = "pack transferred"
 
@@ -1102,9 +1161,12 @@ def transfer(
     _require_live(state)
     if pack_id == state.pack_id:
         raise InvalidValueError("pack_id", pack_id, "must be a new pack, not the one transferred")
+    if client_id == state.client_id:
+        raise InvalidValueError("client_id", client_id, "must be another client than the pack's")
     build = _Builder(state, at)
     left = _released_for_transfer(build, at)
     value = figures(left).usable if isinstance(left.terms.pricing, PerPack) else None
+    today = at.astimezone(left.zone).date()
     build.entry(Closed, reason=reason, transferred_to=pack_id)
     moved: dict[str, Any] = {
         "from_pack_id": state.pack_id,
@@ -1121,7 +1183,7 @@ def transfer(
         Opened,
         pack_id=pack_id,
         client_id=client_id,
-        terms=_carried_terms(left, value),
+        terms=_carried_terms(left, value, today),
         timezone=practice.timezone,
         template_id=state.template_id,
         template_version=state.template_version,
@@ -1149,9 +1211,17 @@ def _released_for_transfer(build: _Builder, at: datetime) -> PackState:
 
 
 def _untransferable(state: PackState, today: date) -> RefusedError | None:
-    """R21: only what remains of an open pack, not one expired by today."""
+    """R21: only what remains of an open pack, not one expired by today, and, charged per
+    pack, only once its price is invoiced: the value carried must have been paid for."""
     if state.remaining_units <= 0:
         return RefusedError(Rule.R21, "pack_id", state.pack_id, "the pack has nothing left")
+    if isinstance(state.terms.pricing, PerPack) and not state.price_charged:
+        return RefusedError(
+            Rule.R21,
+            "pack_id",
+            state.pack_id,
+            "the pack's price is not invoiced yet: invoice it before transferring the pack",
+        )
     expiry = state.expiry_date
     if expiry is not None and today >= expiry:
         return RefusedError(
@@ -1160,17 +1230,21 @@ def _untransferable(state: PackState, today: date) -> RefusedError | None:
     return None
 
 
-def _carried_terms(state: PackState, value: Money | None) -> PackTerms:
-    """The source's terms for the remainder: its allowance, its expiry date, and for a pack
-    charged per pack its unearned value as the price (so the money carried is exact)."""
+def _carried_terms(state: PackState, value: Money | None, today: date) -> PackTerms:
+    """The source's terms for the remainder: its allowance; its expiry date, with its holds
+    ended today (the receiver is not on hold, so it gets no days of it to come); for a pack
+    charged per pack its unearned value as the price (so the money carried is exact), and for
+    one charged per session its tiers from the source's next place on."""
     terms = state.terms
     allowance = Allowance(terms.metric, state.remaining)
-    expiry = state.expiry_date
+    expiry = attrs.evolve(state, holds=_holds_ended(state, today)).expiry_date
     changes: dict[str, Any] = {"allowance": allowance}
     if expiry is not None:
         changes["expiry"] = ExpiresOn(expiry)
     if value is not None:
         changes["pricing"] = PerPack(value)
+    elif isinstance(terms.pricing, PerSession):
+        changes["pricing"] = _tiers_from(terms.pricing, state.next_tier)
     policies = terms.policies
     low = policies.low_balance_at
     if low is not None and units(terms.metric, low) >= allowance.units:
@@ -1190,6 +1264,13 @@ def void(state: PackState, reason: str, at: datetime) -> Change:
             "pack_id",
             state.pack_id,
             f"has {len(state.usages)} active usage(s); release them or close it",
+        )
+    if state.transferred_from is not None:
+        raise RefusedError(
+            Rule.R21,
+            "pack_id",
+            state.pack_id,
+            f"holds what pack {state.transferred_from} transferred: transfer it on, or close it",
         )
     build = _Builder(state, at)
     build.entry(Voided, reason=reason)

@@ -92,7 +92,7 @@ def _position(state: PackState) -> _Position:
     left = found.refundable.minor
     consumed = state.consumed_units
     return _Position(
-        packs=1,
+        packs=0 if state.transferred_from is not None else 1,  # a transfer sells no new pack
         sold=found.price.minor - before - handed_on,
         recognised=found.recognised.minor - before,
         unearned=found.usable.minor,

@@ -51,7 +51,11 @@ def test_the_file_passes_its_snapshot_check_and_reports_what_it_did(old_file: Pa
     expected: dict[str, Any] = json.loads((FIXTURES / "before-lifecycle.json").read_text())
     with SqliteStore(old_file) as store:
         assert store.practice("demo-clinic").check_snapshots() == []
-    assert reported(str(old_file)) == expected
+    found = reported(str(old_file))
+    for pack in (v for k, v in found.items() if not k.startswith("_")):
+        # A figure this release added (R21): nothing was ever transferred in that file.
+        assert pack["figures"].pop("transferred") == "0.00 AUD"
+    assert found == expected
 
 
 def test_the_new_rules_work_on_the_old_packs(old_file: Path) -> None:

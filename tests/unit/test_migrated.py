@@ -22,6 +22,7 @@ from sessionpacks.model import (
     Period,
     PerPack,
     PerSession,
+    Policies,
     Practice,
 )
 from sessionpacks.pricing import figures, invoice_line, recognised, recognised_before
@@ -159,7 +160,7 @@ def test_a_report_sells_a_migrated_pack_at_the_value_it_brings() -> None:
     assert line.balances
 
 
-@given(used=st.integers(0, 9), numbered=st.none() | st.integers(0, 20), count=st.integers(0, 4))
+@given(used=st.integers(0, 9), numbered=st.none() | st.integers(0, 10), count=st.integers(0, 4))
 @scaled(0.5)
 def test_numbers_continue_after_those_used_elsewhere(
     used: int, numbered: int | None, count: int
@@ -183,3 +184,29 @@ def test_an_expiry_date_set_there_stands() -> None:
     assert state.expiry_date == date(2026, 3, 15)
     with pytest.raises(InvalidValueError):
         Migration(date(2025, 11, 1), 6, expires_on="2026-03-15")  # type: ignore[arg-type]
+
+
+def test_a_zero_use_and_bad_dates_or_numbers_of_a_migration() -> None:
+    hours = terms(Allowance.hours(timedelta(hours=5)))
+    state = ops.open_pack(
+        "pk1", "C1", hours, SYDNEY, NOW, migrated=Migration(date(2025, 11, 1))
+    ).after
+    assert state.remaining == timedelta(hours=5)
+    early = Migration(date(2025, 11, 1), 1, expires_on=date(2025, 11, 1))
+    with pytest.raises(InvalidValueError) as ends:
+        ops.open_pack("pk1", "C1", terms(10), SYDNEY, NOW, migrated=early)
+    assert ends.value.field == "migrated.expires_on"
+    with pytest.raises(InvalidValueError) as numbered:
+        ops.open_pack(
+            "pk1", "C1", terms(10), SYDNEY, NOW, migrated=Migration(date(2025, 11, 1), 1, 50)
+        )
+    assert numbered.value.field == "migrated.numbered"
+
+
+def test_a_migrated_pack_arriving_at_its_threshold_tells_of_it_once() -> None:
+    low = terms(10, policies=Policies(low_balance_at=2))
+    change = ops.open_pack("pk1", "C1", low, SYDNEY, NOW, migrated=Migration(date(2025, 11, 1), 8))
+    assert [type(e).__name__ for e in change.events] == ["PackOpened", "LowBalance"]
+    used = ops.use(change.after, appt("A1", "2026-01-20T10:00"), NOW)
+    assert [type(e).__name__ for e in used.events] == ["SessionUsed"]
+    assert replay([*change.entries, *used.entries]) == used.after

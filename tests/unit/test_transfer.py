@@ -30,6 +30,13 @@ MARCH = at("2026-03-01T09:00")
 PER_PACK = PerPack(aud("1000"))
 
 
+def paid_pack() -> ops.Change:
+    """10 sessions for 1000.00, the price invoiced at opening."""
+    return ops.open_pack(
+        "pk1", "C1", terms(10, pricing=PER_PACK), SYDNEY, MARCH, charged_on_open=True
+    )
+
+
 def test_e27_the_remainder_and_its_unearned_value_move_to_the_new_pack(
     service: PackService, clock: FixedClock
 ) -> None:
@@ -104,9 +111,7 @@ def test_the_service_refuses_an_existing_new_pack_id_and_writes_nothing(
 
 
 def test_both_ledgers_name_the_other_and_replay() -> None:
-    opening = ops.open_pack(
-        "pk1", "C1", terms(10, pricing=PER_PACK), SYDNEY, at("2026-03-01T09:00")
-    )
+    opening = paid_pack()
     source, target = ops.transfer(opening.after, "pk2", "C3", SYDNEY, "partner", NOW)
     closed = source.entries[-1]
     opened = target.entries[0]
@@ -118,9 +123,7 @@ def test_both_ledgers_name_the_other_and_replay() -> None:
 
 
 def test_a_transfer_nets_to_nothing_in_the_report() -> None:
-    opening = ops.open_pack(
-        "pk1", "C1", terms(10, pricing=PER_PACK), SYDNEY, at("2026-03-01T09:00")
-    )
+    opening = paid_pack()
     used = ops.use(opening.after, appt("A1", "2026-03-02T10:00"), at("2026-03-02T11:00"))
     source, target = ops.transfer(used.after, "pk2", "C3", SYDNEY, "", NOW)
     ledgers = [[*opening.entries, *used.entries, *source.entries], list(target.entries)]
@@ -136,7 +139,7 @@ def _history(draw: st.DrawFn) -> PackState:
     pricing = draw(st.sampled_from([*prices, PerSession.flat(aud("80"))]))
     allowance = draw(st.sampled_from([Allowance.sessions(7), Allowance.hours(timedelta(hours=5))]))
     state = ops.open_pack(
-        "pk1", "C1", terms(allowance, pricing=pricing), SYDNEY, at("2026-03-01T09:00")
+        "pk1", "C1", terms(allowance, pricing=pricing), SYDNEY, MARCH, charged_on_open=True
     ).after
     for n in range(draw(st.integers(0, 3))):
         if state.remaining_units <= 1:
@@ -165,3 +168,54 @@ def test_a_transfer_conserves_units_and_money(data: st.DataObject) -> None:
     before, after = figures(state), figures(source.after)
     assert before.recognised == after.recognised
     assert after.usable + after.refundable == Money.zero("AUD")
+
+
+def test_a_price_not_invoiced_yet_must_be_invoiced_before_a_transfer() -> None:
+    state = ops.open_pack("pk1", "C1", terms(10, pricing=PER_PACK), SYDNEY, MARCH).after
+    with pytest.raises(RefusedError) as refused:
+        ops.transfer(state, "pk2", "C3", SYDNEY, "", NOW)
+    assert "not invoiced yet" in str(refused.value)
+
+
+def test_the_receiver_gets_no_days_of_a_hold_it_is_not_on() -> None:
+    expiring = terms(10, expiry=ExpiresOn(date(2026, 6, 1)))
+    state = ops.open_pack("pk1", "C1", expiring, SYDNEY, MARCH).after
+    state = ops.hold(state, date(2026, 3, 15), date(2026, 3, 29), "", MARCH).after  # running
+    state = ops.hold(state, date(2026, 4, 10), date(2026, 4, 20), "", MARCH).after  # to come
+    assert state.expiry_date == date(2026, 6, 25)
+    _, target = ops.transfer(state, "pk2", "C3", SYDNEY, "", NOW)  # on 03-20
+    assert target.after.expiry_date == date(2026, 6, 6)  # the 5 days of the hold so far
+
+
+def test_a_per_session_remainder_keeps_the_rate_of_its_next_session() -> None:
+    tiers = terms(10, pricing=PerSession.reduced(aud("150"), aud("120")))
+    state = ops.open_pack("pk1", "C1", tiers, SYDNEY, MARCH).after
+    for n in range(3):
+        state = ops.use(state, appt(f"A{n}", f"2026-03-0{2 + n}T10:00"), MARCH).after
+        state = ops.issue_invoice(state, f"A{n}", MARCH)[0].after
+    _, target = ops.transfer(state, "pk2", "C3", SYDNEY, "", NOW)
+    pricing = target.after.terms.pricing
+    assert isinstance(pricing, PerSession)
+    assert (pricing.price_of(1), pricing.price_of(5)) == (aud("120"), aud("120"))
+
+
+def test_a_receiver_cannot_be_voided_and_a_pack_not_given_to_its_own_client(
+    service: PackService, clock: FixedClock
+) -> None:
+    service.open_pack("C1", terms=terms(5, pricing=PER_PACK))
+    clock.set(NOW)
+    with pytest.raises(InvalidValueError) as same:
+        service.transfer("pk1", "C1")
+    assert same.value.field == "client_id"
+    new = service.transfer("pk1", "C3")
+    with pytest.raises(RefusedError) as void:
+        service.void(new.pack_id, "wrong client")
+    assert void.value.rule == "R21"
+
+
+def test_the_report_counts_no_pack_sold_for_a_transfer() -> None:
+    opening = paid_pack()
+    source, target = ops.transfer(opening.after, "pk2", "C3", SYDNEY, "", NOW)
+    ledgers = [[*opening.entries, *source.entries], list(target.entries)]
+    [total] = report(ledgers, at("2026-03-01T00:00"), at("2026-04-01T00:00")).totals
+    assert total.packs_sold == 1

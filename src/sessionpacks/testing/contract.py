@@ -218,6 +218,7 @@ def _every_kind(record: _Recorder) -> None:
     m = record(ops.open_pack("money", "C2", _money("500.00", "450.00"), repo.practice, at))
     m = record(ops.use(m, _appointment("m1", _at(2, 2), client="C2", price="120.50"), at))
     m = record(ops.adjust(m, _aud("-10.25"), "correction", at))
+    m = record(ops.issue_invoice(m, "m1", at)[0])  # the price invoiced: transferable (R21)
     record.together(ops.transfer(m, "money-to-c3", "C3", repo.practice, "partner", at))
     v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at))
     record(ops.void(v, "opened in error", at))
