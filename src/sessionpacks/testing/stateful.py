@@ -535,6 +535,17 @@ class StoreMachine(RuleBasedStateMachine):
         )
 
     @precondition(_has_packs)
+    @rule(data=st.data())
+    def transfer(self, data: st.DataObject) -> None:
+        """Transfer what remains of a pack to another client, in one commit of two packs (R21)."""
+        pack_id = self._pack(data).pack_id
+        to = data.draw(st.sampled_from(self.clients), label="to")
+        self.both(
+            f"transfer({pack_id!r}, {to!r})",
+            lambda s: s.transfer(pack_id, to, reason="given on"),
+        )
+
+    @precondition(_has_packs)
     @rule(data=st.data(), void=st.booleans())
     def close_or_void(self, data: st.DataObject, void: bool) -> None:
         """Close early, or void one opened in error (R10)."""
