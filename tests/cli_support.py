@@ -10,11 +10,15 @@ real process: the console-script smoke tests, signals, standard input's bytes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import sqlite3
+import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -141,3 +145,17 @@ def console_script() -> str:
     found = shutil.which("sessionpacks", path=str(Path(sys.executable).parent))
     assert found is not None, f"no sessionpacks script next to {sys.executable}"
     return found
+
+
+def until_rows_landed(db: Path, running: subprocess.Popen[bytes]) -> None:
+    """Wait until an import into ``db`` has committed some usages and is still running: a batch
+    is committed whole, so a wait on the clock alone can see none or every row landed."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert running.poll() is None, "the import finished before it was signalled"
+        assert time.monotonic() < deadline
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as seen:
+            (count,) = seen.execute("SELECT count(*) FROM active_usages").fetchone()
+        if count:
+            return
+        time.sleep(0.005)

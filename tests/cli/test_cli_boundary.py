@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from sessionpacks.errors import SessionPacksError
 from sessionpacks.service import PackService
 from sessionpacks.testing.plugin import scaled
 
-from ..cli_support import ENV, Cli, run_cli
+from ..cli_support import ENV, Cli, run_cli, until_rows_landed
 
 NOW = "2026-03-02T08:00+11:00"
 APPOINTMENT = ["--client", "C1", "--service", "physio", "--start", "2026-03-03T09:00+11:00",
@@ -840,27 +839,13 @@ def test_a_file_the_system_refuses_is_an_os_error(desk: Cli, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def _until_rows_landed(db: Path, running: subprocess.Popen[bytes]) -> None:
-    """Wait until the import has committed some of its usages, not all (a batch is
-    committed whole, so a wait on the clock alone can see none or every row landed)."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert running.poll() is None, "the import finished before it was signalled"
-        assert time.monotonic() < deadline
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as seen:
-            (count,) = seen.execute("SELECT count(*) FROM active_usages").fetchone()
-        if count:
-            return
-        time.sleep(0.005)
-
-
 def test_a_signal_while_rows_are_applied_finishes_the_row_and_a_rerun_the_rest(
     tmp_path: Path,
 ) -> None:
     rows = 12_000  # rows land in batches of 1,000 (or a second's worth): several, not all
     command, env, temp = big_import(tmp_path, rows)
     running = started(command, env, temp)
-    _until_rows_landed(tmp_path / "clinic.db", running)  # well into applying the rows
+    until_rows_landed(tmp_path / "clinic.db", running)  # well into applying the rows
     running.terminate()
     out, err = finished(running)
     assert running.returncode == 143, err

@@ -3,13 +3,11 @@ any moment and a re-run end where one clean run does, and SIGTERM commits what w
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from sessionpacks._cli.transfer import COLUMNS, OPTIONAL
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.ledger import Used
 
-from ..cli_support import ENV, run_cli
+from ..cli_support import ENV, run_cli, until_rows_landed
 
 NOW = "2026-03-01T08:00+11:00"
 HEADER = [*COLUMNS, *OPTIONAL]
@@ -169,19 +167,6 @@ def test_a_sigkill_at_any_moment_and_a_rerun_end_as_one_clean_run(tmp_path: Path
 
 
 @pytest.mark.slow
-def _until_rows_landed(db: Path, running: subprocess.Popen[bytes]) -> None:
-    """Wait until the import has committed a batch of usages, and is still running."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert running.poll() is None, "the import finished before it was signalled"
-        assert time.monotonic() < deadline
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as seen:
-            (count,) = seen.execute("SELECT count(*) FROM active_usages").fetchone()
-        if count:
-            return
-        time.sleep(0.005)
-
-
 def test_sigterm_commits_the_rows_decided_and_a_rerun_applies_the_rest(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
     setup_db(db)
@@ -190,7 +175,7 @@ def test_sigterm_commits_the_rows_decided_and_a_rerun_applies_the_rest(tmp_path:
     running = subprocess.Popen(
         import_command(db, source), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    _until_rows_landed(db, running)  # a wait on the clock alone can see none landed yet
+    until_rows_landed(db, running)  # a wait on the clock alone can see none landed yet
     running.send_signal(signal.SIGTERM)
     out, err = running.communicate(timeout=60)
     assert running.returncode == 143, err
