@@ -1107,9 +1107,7 @@ def close(state: PackState, reason: str, at: datetime) -> Change:
     moment = instant(require_aware("recorded_at", at))
     _require_live(state)
     build = _Builder(state, at)
-    for usage in state.usages:
-        if usage.mark is None and instant(usage.appointment.start) > moment:
-            build.release(usage, _CLOSING_RELEASE)
+    _release_to_come(build, state, moment, _CLOSING_RELEASE)
     after = build.entry(Closed, reason=reason)
     build.event(ev.PackClosed, remaining=after.remaining, reason=reason)
     return build.done()
@@ -1198,10 +1196,7 @@ def _released_for_transfer(build: _Builder, at: datetime) -> PackState:
     """The source with its usages still to come released (R10a), checked transferable."""
     state = build.state
     assert state is not None
-    moment = instant(at)
-    for usage in state.usages:
-        if usage.mark is None and instant(usage.appointment.start) > moment:
-            build.release(usage, _TRANSFER_RELEASE)
+    _release_to_come(build, state, instant(at), _TRANSFER_RELEASE)
     left = build.state
     assert left is not None
     refusal = _untransferable(left, at.astimezone(left.zone).date())
@@ -1250,6 +1245,14 @@ def _carried_terms(state: PackState, value: Money | None, today: date) -> PackTe
     if low is not None and units(terms.metric, low) >= allowance.units:
         changes["policies"] = attrs.evolve(policies, low_balance_at=None)
     return attrs.evolve(terms, **changes)
+
+
+def _release_to_come(build: _Builder, state: PackState, moment: datetime, why: str) -> None:
+    """Release every usage whose appointment starts after ``moment``, unless marked late-cancelled
+    or no-show, which the policy already settled as consumed (R10a)."""
+    for usage in state.usages:
+        if usage.mark is None and instant(usage.appointment.start) > moment:
+            build.release(usage, why)
 
 
 def void(state: PackState, reason: str, at: datetime) -> Change:
