@@ -14,8 +14,10 @@ How it keeps the port's promises:
 - ``clinic_booking_credit`` has one row per active booking (``PRIMARY KEY (location_ref,
   booking_ref)``): a booking cannot be active on two packs (R6);
 - ``clinic_outbox`` numbers events per location from ``clinic_location.event_counter``;
-- a commit conditional on a patient's number of packs counts them inside its ``BEGIN
-  IMMEDIATE`` transaction, where writers take turns (R13a);
+- a commit conditional on a patient's number of packs counts those they own inside its
+  ``BEGIN IMMEDIATE`` transaction, where writers take turns (R13a);
+- ``clinic_pack_sharer`` lists the patients each pack is shared with beside its owner, kept
+  in step with the states' ``shared_with`` in the same transaction (R20);
 - ``clinic_request`` keeps each idempotency key with the writes it came with (R27).
 """
 
@@ -80,6 +82,12 @@ CREATE TABLE IF NOT EXISTS clinic_pack (  -- rowid: the order packs were opened 
     expiry_recorded_for TEXT,
     sweep_on TEXT,  -- PackState.next_sweep: the day a sweep next has something to record
     UNIQUE (location_ref, pack_ref)
+);
+CREATE TABLE IF NOT EXISTS clinic_pack_sharer (  -- R20: patients beside the owner on a pack
+    location_ref TEXT NOT NULL,
+    patient_ref TEXT NOT NULL,
+    pack_ref TEXT NOT NULL,
+    PRIMARY KEY (location_ref, patient_ref, pack_ref)
 );
 CREATE TABLE IF NOT EXISTS clinic_pack_history (
     location_ref TEXT NOT NULL,
@@ -225,9 +233,12 @@ class ClinicPackRepository:
         packs = [
             loads_state(text)
             for (text,) in self._store.rows(
-                "SELECT snapshot_json FROM clinic_pack WHERE location_ref = ? AND patient_ref = ?"
+                "SELECT snapshot_json FROM clinic_pack AS p WHERE location_ref = ?"
+                " AND (patient_ref = ? OR pack_ref IN (SELECT pack_ref FROM clinic_pack_sharer"
+                " AS s WHERE s.location_ref = p.location_ref AND s.patient_ref = ?))"
                 " ORDER BY rowid",
                 self._loc,
+                client_id,
                 client_id,
             )
         ]
@@ -372,6 +383,22 @@ class ClinicPackRepository:
             "INSERT INTO clinic_pack_history (location_ref, pack_ref, line_no, entry_json)"
             " VALUES (?, ?, ?, ?)",
             [(self._loc, change.pack_id, e.sequence, dumps_entry(e)) for e in change.entries],
+        )
+        self._share(db, change)
+
+    def _share(self, db: sqlite3.Connection, change: Change) -> None:
+        """The patients the pack is shared with, as its new state lists them (R20)."""
+        before = set() if change.before is None else set(change.before.shared_with)
+        after = set(change.after.shared_with)
+        rows = [(self._loc, p, change.pack_id) for p in sorted(before - after)]
+        db.executemany(
+            "DELETE FROM clinic_pack_sharer WHERE location_ref = ? AND patient_ref = ?"
+            " AND pack_ref = ?",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO clinic_pack_sharer (location_ref, patient_ref, pack_ref) VALUES (?, ?, ?)",
+            [(self._loc, p, change.pack_id) for p in sorted(after - before)],
         )
 
     def _move_credits(self, db: sqlite3.Connection, changes: list[Change]) -> None:

@@ -51,7 +51,16 @@ from sessionpacks.errors import (
     SessionPacksError,
 )
 from sessionpacks.events import RecordedEvent
-from sessionpacks.ledger import Entry, PackState, PackStatus, Released, Used
+from sessionpacks.ledger import (
+    Entry,
+    Opened,
+    PackState,
+    PackStatus,
+    Released,
+    Shared,
+    Unshared,
+    Used,
+)
 from sessionpacks.model import Appointment, PackTemplate, Practice, Preference, PreferPack
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord, PackPage, PackQuery, PackRepository
@@ -175,7 +184,8 @@ class Staged:
             found += self._preferred(client_id, {s.pack_id for s in found})
         else:
             found = base.client_packs(client_id)
-            self._counts[client_id] = len(found)
+            # R13a counts the packs the client owns, not those shared with them (R20).
+            self._counts[client_id] = sum(s.client_id == client_id for s in found)
         ids = []
         for state in found:
             ids.append(state.pack_id)
@@ -184,7 +194,8 @@ class Staged:
         return ids
 
     def _preferred(self, client_id: str, found: set[str]) -> list[PackState]:
-        """The client's preferred pack, if it is the client's and not among ``found``."""
+        """The client's preferred pack, if not among ``found``: exhausted, or no longer shared
+        with the client (R20), when resolution passes it over for its template (R13.2)."""
         preference = self.preference(client_id)
         if not isinstance(preference, PreferPack) or preference.pack_id in found:
             return []
@@ -192,7 +203,7 @@ class Staged:
             pack = self.base.load(preference.pack_id)
         except NotFoundError:
             return []
-        return [pack] if pack.client_id == client_id else []
+        return [pack]
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         if appointment_id in self._holders:
@@ -260,7 +271,7 @@ class Staged:
     ) -> tuple[RecordedEvent, ...]:
         """Hold the changes, checked as the store would check them; the events come back at
         position 0 (the store numbers them when the batch is committed)."""
-        if command is not None:
+        if command is not None or any(_shares(c) for c in changes):
             raise _Direct
         writing = self._checked_changes(changes)
         touched = _appointments(writing)
@@ -346,6 +357,15 @@ class Staged:
             return ()
         counts = {c: self._counts[c] for c in sorted(self._checked)}
         return self.base.commit(list(self._changes.values()), client_packs=counts or None)
+
+
+def _shares(change: Change) -> bool:
+    """The change lists clients on a pack (R20): the packs of those clients it would change
+    are not held, so it goes to the store directly."""
+    return any(
+        isinstance(e, Shared | Unshared) or (isinstance(e, Opened) and e.shared_with)
+        for e in change.entries
+    )
 
 
 def _put(target: dict[str, Any], key: str, value: Any) -> None:

@@ -36,7 +36,9 @@ __all__ = [
     "PackExpired",
     "PackHeld",
     "PackOpened",
+    "PackShared",
     "PackTransferred",
+    "PackUnshared",
     "PackVoided",
     "RecordedEvent",
     "SessionUsed",
@@ -69,7 +71,8 @@ class _Occurs:
 @attrs.frozen(kw_only=True)
 class PackOpened(_Occurs):
     """A pack was opened; ``migrated`` says it came from another system, with what it used
-    there, and no ``SessionUsed`` tells of that (R19)."""
+    there, and no ``SessionUsed`` tells of that (R19). ``shared_with``: the clients beside the
+    owner (``client_id``) who may draw on it (R20)."""
 
     event_id: str
     pack_id: str
@@ -78,6 +81,7 @@ class PackOpened(_Occurs):
     name: str
     template_id: str | None
     migrated: bool = False
+    shared_with: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -284,6 +288,32 @@ class PackTransferred(_Occurs):
 
 
 @attrs.frozen(kw_only=True)
+class PackShared(_Occurs):
+    """Client ``with_client_id`` may now draw on the pack of ``client_id``, its owner (R20);
+    ``shared_with`` lists every client beside the owner who now may."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    with_client_id: str
+    shared_with: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PackUnshared(_Occurs):
+    """Client ``with_client_id`` may no longer draw on the pack of ``client_id`` (R20);
+    ``shared_with`` lists the clients beside the owner who still may."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    with_client_id: str
+    shared_with: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class PackClosed(_Occurs):
     event_id: str
     pack_id: str
@@ -317,6 +347,8 @@ Event: TypeAlias = (
     | PackHeld
     | HoldEnded
     | PackTransferred
+    | PackShared
+    | PackUnshared
     | PackClosed
     | PackVoided
 )
@@ -337,6 +369,8 @@ EVENT_TYPES = (
     PackHeld,
     HoldEnded,
     PackTransferred,
+    PackShared,
+    PackUnshared,
 )
 
 

@@ -64,6 +64,8 @@ __all__ = [
     "Reminded",
     "Rescheduled",
     "Resumed",
+    "Shared",
+    "Unshared",
     "Usage",
     "Used",
     "Voided",
@@ -121,6 +123,8 @@ class Opened:
     ``charged_on_open`` says the pack's price went on its own invoice at opening (R15).
     ``migrated`` says it was brought from another system, with what was used there (R19);
     ``transferred_from`` names the pack whose remainder it holds (R21), its price paid there.
+    ``shared_with`` lists the other clients who may draw on it from the start (R20): the
+    owner, ``client_id``, paid for it.
     """
 
     pack_id: str
@@ -134,6 +138,7 @@ class Opened:
     charged_on_open: bool = False
     migrated: Migration | None = None
     transferred_from: str | None = None
+    shared_with: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -254,6 +259,27 @@ class Resumed:
     reason: str = ""
 
 
+@attrs.frozen(kw_only=True)
+class Shared:
+    """Client ``client_id`` may draw on the pack from now on, beside its owner (R20)."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    client_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Unshared:
+    """Client ``client_id`` may no longer draw on the pack (R20). The sessions they used stay
+    used and numbered."""
+
+    pack_id: str
+    sequence: int
+    recorded_at: datetime
+    client_id: str
+
+
 @attrs.frozen
 class Hold:
     """A hold in :attr:`PackState.holds`: from ``start`` until ``until``, excluded (R22).
@@ -327,6 +353,8 @@ Entry: TypeAlias = (
     | Reminded
     | Held
     | Resumed
+    | Shared
+    | Unshared
     | Closed
     | Voided
     | Invoiced
@@ -346,6 +374,8 @@ ENTRY_TYPES: tuple[type[Any], ...] = (
     Reminded,
     Held,
     Resumed,
+    Shared,
+    Unshared,
 )
 
 
@@ -388,8 +418,9 @@ class PackState:
     charged when that line is released, since the price is the pack's, not a session's (R7a).
     ``exhausted_totals`` and ``low_balance_totals`` are the totals, in units, at which
     ``PackExhausted`` and ``LowBalance`` fired: each fires once per pack and total (R12b).
-    ``reminded_for`` are the expiry dates ``ExpiringSoon`` reminded of (R25), and ``holds``
-    the pack's holds by start date (R22).
+    ``reminded_for`` are the expiry dates ``ExpiringSoon`` reminded of (R25), ``holds``
+    the pack's holds by start date (R22), and ``shared_with`` the clients beside the owner
+    (``client_id``) who may draw on it, in the order listed (R20).
     """
 
     pack_id: str
@@ -420,6 +451,17 @@ class PackState:
     low_balance_totals: tuple[int, ...] = ()
     reminded_for: tuple[date, ...] = ()
     holds: tuple[Hold, ...] = ()
+    shared_with: tuple[str, ...] = ()
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """Every client who may draw on the pack: the owner first, then those it is shared
+        with (R20)."""
+        return (self.client_id, *self.shared_with)
+
+    def serves(self, client_id: str) -> bool:
+        """``client_id`` owns the pack or is listed on it (R4, R20)."""
+        return client_id == self.client_id or client_id in self.shared_with
 
     @property
     def metric(self) -> Metric:
@@ -691,6 +733,7 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
                 or entry.transferred_from is not None
             ),
             transferred_from=entry.transferred_from,
+            shared_with=entry.shared_with,
             low_balance_totals=_low_on_arrival(entry),
             migrated=entry.migrated,
             expiry_override=None if entry.migrated is None else entry.migrated.expires_on,
@@ -806,6 +849,8 @@ def _fold_pack(state: PackState, entry: Entry) -> PackState:
             return _fold_hold(state, entry)
         case Reminded():
             return attrs.evolve(state, reminded_for=(*state.reminded_for, entry.expiry_date))
+        case Shared() | Unshared():
+            return _fold_sharing(state, entry)
         case Closed():
             return attrs.evolve(
                 state, closed_at=entry.recorded_at, transferred_to=entry.transferred_to
@@ -832,6 +877,22 @@ def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
     others = tuple(h for h in state.holds if h is not ended)
     kept = attrs.evolve(ended, until=entry.on)
     return attrs.evolve(state, holds=_by_start((*others, kept)) if kept.days > 0 else others)
+
+
+def _fold_sharing(state: PackState, entry: Shared | Unshared) -> PackState:
+    listed = entry.client_id in state.shared_with
+    if isinstance(entry, Shared):
+        if listed or entry.client_id == state.client_id:
+            raise InvalidValueError(
+                "entry.client_id", entry.client_id, f"already draws on pack {state.pack_id}"
+            )
+        return attrs.evolve(state, shared_with=(*state.shared_with, entry.client_id))
+    if not listed:
+        raise InvalidValueError(
+            "entry.client_id", entry.client_id, f"is not listed on pack {state.pack_id}"
+        )
+    kept = tuple(c for c in state.shared_with if c != entry.client_id)
+    return attrs.evolve(state, shared_with=kept)
 
 
 def _by_start(holds: Iterable[Hold]) -> tuple[Hold, ...]:

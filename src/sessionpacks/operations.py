@@ -38,6 +38,8 @@ from sessionpacks.ledger import (
     Reminded,
     Rescheduled,
     Resumed,
+    Shared,
+    Unshared,
     Usage,
     Used,
     Voided,
@@ -69,6 +71,7 @@ __all__ = [
     "Change",
     "adjust",
     "cancel",
+    "check_shared_with",
     "close",
     "differing_fact",
     "draws_on",
@@ -85,11 +88,16 @@ __all__ = [
     "record",
     "release",
     "reschedule",
+    "share",
     "transfer",
+    "unshare",
     "unusable_because",
     "use",
     "void",
 ]
+
+MAX_SHARED_WITH = 50
+"""The most clients a pack is shared with beside its owner (R20)."""
 
 
 @attrs.frozen
@@ -250,11 +258,14 @@ def open_pack(
     template_version: int | None = None,
     charged_on_open: bool = False,
     migrated: Migration | None = None,
+    shared_with: tuple[str, ...] | list[str] = (),
 ) -> Change:
     """Open a pack with ``terms`` for ``client_id`` (R2); ``migrated``: as brought from another
-    system, with what it used there (R19)."""
+    system, with what it used there (R19); ``shared_with``: other clients who may draw on it,
+    its owner being ``client_id`` (R20)."""
     check_id("pack_id", pack_id)
     check_id("client_id", client_id)
+    shared_with = check_shared_with(client_id, shared_with)
     if not isinstance(terms, PackTerms):
         raise InvalidValueError("terms", terms, "must be PackTerms")
     if not isinstance(practice, Practice):
@@ -276,9 +287,14 @@ def open_pack(
         template_version=template_version,
         charged_on_open=charged_on_open,
         migrated=migrated,
+        shared_with=shared_with,
     )
     build.event(
-        ev.PackOpened, name=terms.name, template_id=template_id, migrated=migrated is not None
+        ev.PackOpened,
+        name=terms.name,
+        template_id=template_id,
+        migrated=migrated is not None,
+        shared_with=shared_with,
     )
     opened = build.state
     assert opened is not None
@@ -290,6 +306,25 @@ def open_pack(
             threshold=opened.terms.policies.low_balance_at,
         )
     return build.done()
+
+
+def check_shared_with(owner: str, value: object) -> tuple[str, ...]:
+    """``value`` as the clients a pack of ``owner`` is shared with (R20): client ids other
+    than the owner's, each once, at most :data:`MAX_SHARED_WITH`; else
+    :class:`~sessionpacks.errors.InvalidValueError` naming ``shared_with``."""
+    if isinstance(value, str | bytes) or not isinstance(value, tuple | list):
+        raise InvalidValueError("shared_with", value, "must be a tuple or list of client ids")
+    if len(value) > MAX_SHARED_WITH:
+        raise InvalidValueError(
+            "shared_with", value, f"lists {len(value)} clients, more than {MAX_SHARED_WITH}"
+        )
+    found = tuple(check_id("shared_with", client) for client in value)
+    if owner in found:
+        raise InvalidValueError("shared_with", owner, "is the pack's owner")
+    if len(set(found)) != len(found):
+        twice = next(c for c in found if found.count(c) > 1)
+        raise InvalidValueError("shared_with", twice, "is listed twice")
+    return found
 
 
 def _check_migration(
@@ -418,14 +453,16 @@ def _ended(state: PackState, appointment: Appointment | None = None) -> RefusedE
 
 
 def _other_client(state: PackState, appointment: Appointment) -> RefusedError | None:
-    """R4: a pack covers only its own client's appointments."""
-    if appointment.client_id == state.client_id:
+    """R4, R20: a pack covers only the appointments of its owner and the clients it is
+    shared with."""
+    if state.serves(appointment.client_id):
         return None
+    shared = f", shared with {', '.join(state.shared_with)}" if state.shared_with else ""
     return RefusedError(
         Rule.R4,
         "appointment.client_id",
         appointment.client_id,
-        f"pack {state.pack_id} belongs to client {state.client_id}",
+        f"pack {state.pack_id} belongs to client {state.client_id}{shared}",
     )
 
 
@@ -1090,6 +1127,63 @@ def end_hold(state: PackState, on: date, reason: str, at: datetime) -> Change:
         reason=reason,
         expiry_date=after.expiry_date,
     )
+    return build.done()
+
+
+def share(state: PackState, client_id: str, at: datetime) -> Change:
+    """Let ``client_id`` draw on the pack beside its owner (R20): a family, a couple. Sharing
+    it with a client already listed writes nothing; refused for the owner, a closed or voided
+    pack, and beyond :data:`MAX_SHARED_WITH` clients."""
+    _state(state)
+    check_id("client_id", client_id)
+    require_aware("recorded_at", at)
+    _require_live(state)
+    if client_id in state.shared_with:
+        return _unchanged(state)
+    if client_id == state.client_id:
+        raise InvalidValueError("client_id", client_id, f"owns pack {state.pack_id}")
+    if len(state.shared_with) >= MAX_SHARED_WITH:
+        raise RefusedError(
+            Rule.R20,
+            "client_id",
+            client_id,
+            f"pack {state.pack_id} is shared with {MAX_SHARED_WITH} clients already",
+        )
+    build = _Builder(state, at)
+    after = build.entry(Shared, client_id=client_id)
+    build.event(ev.PackShared, with_client_id=client_id, shared_with=after.shared_with)
+    return build.done()
+
+
+def unshare(state: PackState, client_id: str, at: datetime) -> Change:
+    """Stop ``client_id`` drawing on the pack (R20): refused while one of their appointments
+    after ``at`` uses it (cancel or move it first), and for a client not listed. What they
+    used before stays used and numbered."""
+    _state(state)
+    check_id("client_id", client_id)
+    moment = instant(require_aware("recorded_at", at))
+    _require_live(state)
+    if client_id not in state.shared_with:
+        listed = ", ".join(state.shared_with) or "no one"
+        raise RefusedError(
+            Rule.R20,
+            "client_id",
+            client_id,
+            f"pack {state.pack_id} is not shared with them (shared with {listed})",
+        )
+    for usage in state.usages:
+        appointment = usage.appointment
+        if appointment.client_id == client_id and instant(appointment.start) > moment:
+            raise RefusedError(
+                Rule.R20,
+                "client_id",
+                client_id,
+                f"appointment {appointment.id} on {appointment.start.isoformat()} uses pack "
+                f"{state.pack_id}: cancel or move it first",
+            )
+    build = _Builder(state, at)
+    after = build.entry(Unshared, client_id=client_id)
+    build.event(ev.PackUnshared, with_client_id=client_id, shared_with=after.shared_with)
     return build.done()
 
 

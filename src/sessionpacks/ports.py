@@ -306,8 +306,9 @@ class PackRepository(Protocol):
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
     ) -> list[PackState]:
-        """The client's packs in the order opened; with ``statuses``, only those whose status
-        as of ``as_of`` is one of them (``as_of`` is then required)."""
+        """The client's packs in the order opened: those they own and those shared with them
+        (:attr:`PackState.shared_with`, R20), read by index; with ``statuses``, only those
+        whose status as of ``as_of`` is one of them (``as_of`` is then required)."""
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         """The pack the appointment is active on, if any (R6)."""
@@ -344,10 +345,13 @@ class PackRepository(Protocol):
         appointment active on one pack cannot be recorded on another unless the same commit
         releases it (R6).
 
-        ``client_packs`` maps a client to the number of packs the client had when the decision
-        was made: the commit conflicts if the client has another number now, so two bookings
-        that each decided to open a pack cannot both open one (R13a). Checking it must not make
-        writers on other clients wait.
+        ``client_packs`` maps a client to the number of packs the client owned when the
+        decision was made (packs shared with them not counted): the commit conflicts if the
+        client owns another number now, so two bookings that each decided to open a pack
+        cannot both open one (R13a). Checking it must not make writers on other clients wait.
+
+        A change whose state lists other clients than its state before (``shared_with``,
+        R20) updates the store's index of the client's packs in the same transaction.
 
         ``command`` is stored in the same transaction (R27), even when no change writes
         anything; a key already stored conflicts. Returns the events with their positions.

@@ -346,14 +346,16 @@ def already_recorded(
 
 
 def unpreferable_because(client_id: str, pack: PackState) -> RefusedError | None:
-    """Why ``client_id`` may not prefer ``pack`` (R4: it is another client's), or ``None``."""
-    if pack.client_id == client_id:
+    """Why ``client_id`` may not prefer ``pack`` (R4: it is another client's, not shared with
+    them, R20), or ``None``."""
+    if pack.serves(client_id):
         return None
+    shared = f" (shared with {', '.join(pack.shared_with)})" if pack.shared_with else ""
     return RefusedError(
         Rule.R4,
         "preference.pack_id",
         pack.pack_id,
-        f"belongs to client {pack.client_id}, not {client_id}",
+        f"belongs to client {pack.client_id}{shared}, not {client_id}",
     )
 
 

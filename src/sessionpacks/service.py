@@ -380,6 +380,7 @@ class PackService:
         pack_id: str | None = None,
         charged_on_open: bool = True,
         migrated: Migration | None = None,
+        shared_with: Sequence[str] = (),
         idempotency_key: str | None = None,
     ) -> PackState:
         """Open a pack from a client's profile, from a template or ad hoc (R2).
@@ -388,6 +389,7 @@ class PackService:
         unless it is ``migrated``: brought from another system, where it was paid, opened on
         ``migrated.opened_on`` (its expiry counts from it) with ``migrated.used`` used and
         ``migrated.numbered`` sessions numbered there, so it goes on at the next number (R19).
+        ``shared_with`` lists other clients who may draw on it, ``client_id`` its owner (R20).
         """
         if (template_id is None) == (terms is None):
             raise InvalidValueError(
@@ -400,6 +402,7 @@ class PackService:
             check_id("pack_id", pack_id)
         if template_id is not None:
             check_id("template_id", template_id)
+        listed = ops.check_shared_with(client_id, shared_with)
 
         def decide() -> _Plan[PackState]:
             if pack_id is not None:
@@ -411,6 +414,7 @@ class PackService:
                 self._made_pack_id() if pack_id is None else pack_id,
                 charged_on_open and migrated is None,
                 migrated,
+                listed,
             )
             return self._commit_plan([change], lambda _: change.after)
 
@@ -421,6 +425,7 @@ class PackService:
             "pack_id": pack_id,
             "charged_on_open": charged_on_open,
             "migrated": migrated,
+            **({"shared_with": listed} if listed else {}),
         }
         return self._run(idempotency_key, "open_pack", arguments, PackState, decide)
 
@@ -442,6 +447,7 @@ class PackService:
         pack_id: str,
         charged_on_open: bool,
         migrated: Migration | None = None,
+        shared_with: tuple[str, ...] = (),
     ) -> ops.Change:
         version = None
         if template_id is not None:
@@ -458,6 +464,7 @@ class PackService:
             template_version=version,
             charged_on_open=charged_on_open,
             migrated=migrated,
+            shared_with=shared_with,
         )
 
     # Assigning -----------------------------------------------------------------------------
@@ -486,6 +493,7 @@ class PackService:
             packs = repo.client_packs(appointment.client_id)
             templates = {t.id: t for t in repo.templates()}
             preference = repo.preference(appointment.client_id)
+            packs += self._preferred_elsewhere(preference, packs)
         decision = resolve(
             appointment,
             practice=repo.practice,
@@ -497,12 +505,26 @@ class PackService:
         )
         return decision, {p.pack_id: p for p in packs}
 
+    def _preferred_elsewhere(
+        self, preference: Preference | None, packs: list[PackState]
+    ) -> list[PackState]:
+        """The preferred pack when it is no longer among the client's (no longer shared with
+        them, R20): resolution passes it over and goes on with its template (R13.2)."""
+        if not isinstance(preference, PreferPack) or any(
+            p.pack_id == preference.pack_id for p in packs
+        ):
+            return []
+        try:
+            return [self.repository.load(preference.pack_id)]
+        except NotFoundError:
+            return []
+
     def _client_pack(self, client_id: str, pack_id: str) -> list[PackState]:
         try:
             pack = self.repository.load(pack_id)
         except NotFoundError:
             return []
-        return [pack] if pack.client_id == client_id else []
+        return [pack] if pack.serves(client_id) else []
 
     def _template_if_any(self, template_id: str) -> dict[str, PackTemplate]:
         try:
@@ -597,7 +619,9 @@ class PackService:
         if isinstance(action, NoPack):
             return _Assigned(decision)
         if isinstance(action, OpenPack):
-            seen = None if explicit is not None else {appointment.client_id: len(packs)}
+            # R13a counts the packs the client owns: a pack shared with them opens no pack.
+            owned = sum(p.client_id == appointment.client_id for p in packs.values())
+            seen = None if explicit is not None else {appointment.client_id: owned}
             return self._open_and_use(appointment, decision, action, recorded, seen)
         pack = packs[action.pack_id]
         if not recorded.draws_on(pack.terms, appointment):
@@ -918,6 +942,37 @@ class PackService:
             {"on": on, "reason": reason},
         )
 
+    def share(
+        self, pack_id: str, client_id: str, *, idempotency_key: str | None = None
+    ) -> PackState:
+        """Let ``client_id`` draw on the pack beside its owner (R20): their appointments may
+        use it, their preference may name it, and their bookings consider it (R13, R14).
+        Numbering runs across every client in start order. Sharing it again writes nothing."""
+        check_id("client_id", client_id)
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.share(s, client_id, self._now()),
+            _after,
+            idempotency_key,
+            "share",
+            {"client_id": client_id},
+        )
+
+    def unshare(
+        self, pack_id: str, client_id: str, *, idempotency_key: str | None = None
+    ) -> PackState:
+        """Stop ``client_id`` drawing on the pack (R20); refused while an appointment of theirs
+        still to come uses it. Their past sessions stay used and numbered."""
+        check_id("client_id", client_id)
+        return self._on_pack(
+            pack_id,
+            lambda s: ops.unshare(s, client_id, self._now()),
+            _after,
+            idempotency_key,
+            "unshare",
+            {"client_id": client_id},
+        )
+
     def transfer(
         self,
         pack_id: str,
@@ -1061,13 +1116,14 @@ class PackService:
     def client_packs(self, client_id: str, *, as_of: datetime | None = None) -> list[PackState]:
         """A client's packs, open ones first, then exhausted or expired, closed, voided; with
         ``as_of``, each as its ledger said at that instant (R23), those opened later left
-        out. It reads the client's own ledgers only."""
+        out. It reads the client's own ledgers only. Packs shared with the client are among
+        them (R20); with ``as_of``, those it shares now and shared then."""
         check_id("client_id", client_id)
         packs = self.repository.client_packs(client_id)
         moment = self._now() if as_of is None else check_instant("as_of", as_of)
         if as_of is not None:
             then = (replay_as_of(self.repository.ledger(p.pack_id), moment) for p in packs)
-            packs = [p for p in then if p is not None]
+            packs = [p for p in then if p is not None and p.serves(client_id)]
         return sorted(packs, key=lambda p: (_LIVE_ORDER[p.status(moment)], instant(p.opened_at)))
 
     def figures(self, pack_id: str, *, as_of: datetime | None = None) -> PackFigures:

@@ -78,8 +78,10 @@ __all__ = [
     "NoShow",
     "PutOnHold",
     "Reschedule",
+    "Share",
     "Step",
     "Sweep",
+    "Unshare",
     "Wait",
     "adjustments",
     "allowances",
@@ -617,6 +619,22 @@ class EndHold:
 
 
 @attrs.frozen
+class Share:
+    """Share the pack with ``client_id`` (R20; drawn only by ``workflows(..., shared_with=...)``,
+    for one of those clients)."""
+
+    client_id: str
+
+
+@attrs.frozen
+class Unshare:
+    """Stop sharing the pack with ``client_id`` (R20; drawn only by
+    ``workflows(..., shared_with=...)``, for one of those clients)."""
+
+    client_id: str
+
+
+@attrs.frozen
 class Invoice:
     """Issue the appointment's invoice line (drawn only by ``workflows(..., invoices=True)``)."""
 
@@ -637,6 +655,8 @@ Step: TypeAlias = (
     | Invoice
     | PutOnHold
     | EndHold
+    | Share
+    | Unshare
 )
 
 
@@ -674,6 +694,7 @@ def workflows(
     max_steps: int = 25,
     invoices: bool = False,
     holds: bool = False,
+    shared_with: tuple[str, ...] = (),
 ) -> list[Step]:
     """A list of steps on one pack with ``terms``, on appointments of ``client_id``.
 
@@ -682,15 +703,18 @@ def workflows(
     Steps refer to any of them, booked or not: a refusal is an outcome the tests expect.
     ``invoices=True`` adds :class:`Invoice` steps and ``holds=True`` :class:`PutOnHold` and
     :class:`EndHold` steps on dates in the range (both off by default, so a host's runner
-    written for the other steps keeps working).
+    written for the other steps keeps working). ``shared_with`` names the clients the host
+    opens the pack shared with (R20): appointments are then for ``client_id`` or one of them,
+    and :class:`Share` and :class:`Unshare` steps name one of them.
     """
+    clients = st.sampled_from((client_id, *shared_with))
     days = local_days(timezone, min_date=min_date, max_date=max_date)
     covered = sorted(terms.eligible_services) or list(SERVICE_IDS)
     count = draw(st.integers(1, max_appointments))
     pool = [
         draw(
             appointments(
-                client_id,
+                clients,
                 st.sampled_from(covered),
                 timezone=timezone,
                 currency=terms.currency,
@@ -721,6 +745,10 @@ def workflows(
     if holds:
         kinds += _hold_steps(min_date, max_date, reasons)
         weights += [2, 1]
+    if shared_with:
+        listed = st.sampled_from(shared_with)
+        kinds += [listed.map(Share), listed.map(Unshare)]
+        weights += [1, 1]
     # Drawn by weight, so that a pack is closed in few workflows, and early in fewer.
     weighted = [k for k, w in zip(kinds, weights, strict=True) for _ in range(w)]
     step = st.one_of(weighted) | st.one_of(kinds)

@@ -1,8 +1,8 @@
 """A SQLite file written by the release before issue 9 (``tests/fixtures/before-lifecycle.db``,
 the demo's file, made by commit e0dbed1 as ``tests/fixtures/make_before_lifecycle.py`` says)
 opens with this release, passes ``check_snapshots()`` and reports every figure as that release
-did (``before-lifecycle.json``); the new rules (holds R22, reminders R25, as-of R23) then work
-on its packs."""
+did (``before-lifecycle.json``); the new rules (holds R22, reminders R25, as-of R23, shared
+packs R20) then work on its packs."""
 
 from __future__ import annotations
 
@@ -68,3 +68,18 @@ def test_the_new_rules_work_on_the_old_packs(old_file: Path) -> None:
         then = service.pack("PK-0001", as_of=datetime(2026, 3, 19, 9, tzinfo=SYDNEY))
         assert then == before
         assert store.practice("demo-clinic").check_snapshots() == []
+
+
+def test_an_old_pack_can_be_shared(old_file: Path) -> None:
+    """Schema version 5 adds the index of shared packs (R20) to a file made before it."""
+    with SqliteStore(old_file) as store:
+        clock = FixedClock(datetime(2026, 3, 20, 9, tzinfo=SYDNEY))
+        repo = store.practice("demo-clinic")
+        service = PackService(repo, clock)
+        owner = service.pack("PK-0001").client_id
+        shared = service.share("PK-0001", "new-family-member")
+        assert shared.clients == (owner, "new-family-member")
+        assert [p.pack_id for p in service.client_packs("new-family-member")] == ["PK-0001"]
+        assert repo.check_snapshots() == []
+    with SqliteStore(old_file) as store:
+        assert store.practice("demo-clinic").load("PK-0001").shared_with == ("new-family-member",)

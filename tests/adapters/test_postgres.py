@@ -614,6 +614,27 @@ def test_check_snapshots_finds_what_differs_from_the_ledgers(
     assert repo.check_snapshots() == ["P", "Q"]
 
 
+def test_shares_are_checked_and_rebuilt_from_the_ledgers(
+    store: PostgresStore, repo: PostgresRepository
+) -> None:
+    """R20: ``shared_packs`` is derived from the ledgers; a lost or stray row is found and
+    mended, and a pack row with shares can still be removed by the rebuild."""
+    repo.commit([ops.share(_open(repo, "P", 3), "C7", NOW)])
+    _open(repo, "Q", 3)
+    assert repo.check_snapshots() == []
+    s = store.schema
+    with store.connection() as connection:
+        connection.execute(f"DELETE FROM {s}.shared_packs WHERE client_id = 'C7'".encode())
+        connection.execute(
+            f"INSERT INTO {s}.shared_packs VALUES (%s, 'C9', 'Q')".encode(), (PRACTICE,)
+        )
+    assert repo.check_snapshots() == ["P", "Q"]
+    assert repo.rebuild_snapshots() == ["P", "Q"]
+    assert [p.pack_id for p in repo.client_packs("C7")] == ["P"]
+    assert repo.client_packs("C9") == []
+    assert repo.check_snapshots() == []
+
+
 def test_rebuild_snapshots_rewrites_what_differs_from_the_ledgers(
     store: PostgresStore, repo: PostgresRepository
 ) -> None:

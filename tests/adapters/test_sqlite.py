@@ -422,6 +422,28 @@ def test_lost_active_usages_are_found_and_rebuilt(path: Path, repo: SqliteReposi
     assert repo.check_snapshots() == []
 
 
+def test_lost_and_stray_shares_are_found_and_rebuilt(
+    path: Path, repo: SqliteRepository
+) -> None:
+    """R20: the index of shared packs is derived from the ledgers like the rest."""
+    service = _three_packs(repo)
+    service.share("pk1", "C7")
+    service.share("pk2", "C8")
+    with _raw(path) as raw:
+        raw.execute("DELETE FROM shared_packs WHERE client_id = 'C7'")
+        raw.execute(
+            "INSERT INTO shared_packs (practice_id, client_id, pack_id) VALUES (?, 'C9', 'pk3')",
+            ("clinic-1",),
+        )
+    assert repo.client_packs("C7") == []
+    assert repo.check_snapshots() == ["pk1", "pk3"]
+    assert repo.rebuild_snapshots() == ["pk1", "pk3"]
+    assert [p.pack_id for p in repo.client_packs("C7")] == ["pk1"]
+    assert [p.pack_id for p in repo.client_packs("C8")] == ["pk2"]
+    assert repo.client_packs("C9") == []
+    assert repo.check_snapshots() == []
+
+
 def test_missing_and_orphan_snapshots_are_rebuilt(path: Path, store: SqliteStore) -> None:
     repo = store.practice("clinic-1", SYDNEY)
     elsewhere = store.practice("clinic-2", SYDNEY)

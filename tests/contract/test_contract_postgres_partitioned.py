@@ -42,5 +42,5 @@ class TestPartitionedPostgresContract(test_contract_postgres.TestPostgresContrac
         finally:
             self.close_store()
         tables = ["active_usages", "commands", "entries", "events", "packs", "practices"]
-        tables += ["preferences", "templates"]
+        tables += ["preferences", "shared_packs", "templates"]
         assert found == [(table, "HASH (practice_id)", PARTITIONS) for table in tables]

@@ -49,6 +49,7 @@ from sessionpacks.model import (
     Policies,
     Practice,
     PreferTemplate,
+    instant,
 )
 from sessionpacks.pricing import PackFigures, breakage, figures, recognised, refundable
 from sessionpacks.service import PackService
@@ -100,18 +101,32 @@ def _decide(state: PackState, step: sps.Step, now: datetime) -> ops.Change:
             return ops.expire(state, as_of, now)
         case sps.Invoice(appointment_id=aid):
             return ops.issue_invoice(state, aid, now)[0]
+    return _decide_sharing(state, step, now)
+
+
+def _decide_sharing(state: PackState, step: sps.Step, now: datetime) -> ops.Change:
+    match step:
+        case sps.Share(client_id=client):
+            return ops.share(state, client, now)
+        case sps.Unshare(client_id=client):
+            return ops.unshare(state, client, now)
     raise AssertionError(f"unexpected step {step!r}")
 
 
 def run(
-    terms: PackTerms, steps: list[sps.Step], *, clocked: bool = False
+    terms: PackTerms,
+    steps: list[sps.Step],
+    *,
+    clocked: bool = False,
+    shared_with: tuple[str, ...] = (),
 ) -> tuple[ops.Change, list[Outcome]]:
-    """Open a pack with ``terms`` and run ``steps`` on it through the pure operations.
+    """Open a pack with ``terms`` (shared with ``shared_with``) and run ``steps`` on it through
+    the pure operations.
 
     ``clocked`` skips what :class:`PackService` refuses by its clock before the domain decides:
     a sweep as of a date after today (R12a).
     """
-    opened = ops.open_pack("P1", "C1", terms, PRACTICE, START)
+    opened = ops.open_pack("P1", "C1", terms, PRACTICE, START, shared_with=shared_with)
     state, now, outcomes = opened.after, START, []
     for step in steps:
         if isinstance(step, sps.Wait):
@@ -147,6 +162,12 @@ def _entries(opened: ops.Change, outcomes: list[Outcome]) -> list[Entry]:
 # small allowances, so that workflows reach exhaustion and shortfalls
 scenarios = sps.pack_terms(max_sessions=6).flatmap(
     lambda t: st.tuples(st.just(t), sps.workflows(t))
+)
+
+
+FAMILY = ("C2", "C3")
+shared_scenarios = sps.pack_terms(max_sessions=6).flatmap(
+    lambda t: st.tuples(st.just(t), sps.workflows(t, shared_with=FAMILY))
 )
 
 
@@ -780,3 +801,47 @@ def test_money_shortfall_and_decimal_amounts_are_exact() -> None:
     assert last is not None
     assert (last.consumed, last.shortfall) == (2000, 10000)
     assert sum(r.amount.amount for r in recognised(state)) == Decimal("450.00")
+
+
+# Shared packs (R20) -------------------------------------------------------------------------
+
+
+@PROPS
+@given(shared_scenarios)
+def test_numbering_runs_1_to_k_across_the_clients_of_a_shared_pack(
+    scenario: tuple[PackTerms, list[sps.Step]],
+) -> None:
+    opened, outcomes = run(*scenario, shared_with=FAMILY)
+    entries = _entries(opened, outcomes)
+    for state in _states(opened, outcomes):
+        by_start = sorted(state.usages, key=lambda u: u.key)
+        numbers = [state.number(u.appointment.id) for u in by_start]
+        assert numbers == list(range(1, len(by_start) + 1))
+        assert state.consumed_units == sum(u.consumed for u in state.usages)
+        assert state.remaining_units == state.total_units - state.consumed_units
+        assert set(state.clients) <= {"C1", *FAMILY}
+        assert len(set(state.clients)) == len(state.clients)
+    assert replay(entries) == list(_states(opened, outcomes))[-1]
+
+
+@PROPS
+@given(shared_scenarios)
+def test_only_a_client_listed_when_booking_draws_on_a_shared_pack(
+    scenario: tuple[PackTerms, list[sps.Step]],
+) -> None:
+    _opened, outcomes = run(*scenario, shared_with=FAMILY)
+    for outcome in outcomes:
+        before, step = outcome.before, outcome.step
+        if isinstance(step, sps.Book) and not before.serves(step.appointment.client_id):
+            assert outcome.change is None
+            assert outcome.refusal is not None
+        if isinstance(step, sps.Unshare) and outcome.change is not None:
+            gone = step.client_id
+            assert gone not in outcome.change.after.shared_with
+            later = instant(outcome.now)
+            assert not any(
+                u.appointment.client_id == gone and instant(u.appointment.start) > later
+                for u in outcome.change.after.usages
+            )
+        if isinstance(step, sps.Unshare) and outcome.refusal is not None:
+            assert outcome.refusal.rule == "R20"

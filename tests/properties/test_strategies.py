@@ -347,3 +347,38 @@ def test_hold_steps_are_drawn() -> None:
         settings=FIND,
     )
     assert any(isinstance(s, sps.PutOnHold) for s in found)
+
+
+@MODEST
+@given(
+    sps.pack_terms().flatmap(
+        lambda t: st.tuples(sps.workflows(t, holds=True), sps.workflows(t, shared_with=("C2",)))
+    )
+)
+def test_sharing_steps_only_when_asked_for(pair: tuple[list[sps.Step], list[sps.Step]]) -> None:
+    plain, shared = pair
+    assert not any(isinstance(step, sps.Share | sps.Unshare) for step in plain)
+    assert all(s.appointment.client_id == "C1" for s in plain if isinstance(s, sps.Book))
+    for step in shared:
+        if isinstance(step, sps.Share | sps.Unshare):
+            assert step.client_id == "C2"
+        if isinstance(step, sps.Book):
+            assert step.appointment.client_id in ("C1", "C2")
+
+
+def test_sharing_steps_and_listed_clients_are_drawn() -> None:
+    terms = find(sps.pack_terms(), lambda _: True, settings=FIND)
+    found = find(
+        sps.workflows(terms, shared_with=("C2", "C3")),
+        lambda steps: any(isinstance(s, sps.Unshare) for s in steps),
+        settings=FIND,
+    )
+    assert any(isinstance(s, sps.Unshare) for s in found)
+    booked = find(
+        sps.workflows(terms, shared_with=("C2", "C3")),
+        lambda steps: any(
+            isinstance(s, sps.Book) and s.appointment.client_id == "C3" for s in steps
+        ),
+        settings=FIND,
+    )
+    assert booked

@@ -129,6 +129,30 @@ def appointment_changes(changes: Sequence[Change]) -> tuple[dict[str, str], set[
     return used, released
 
 
+@attrs.frozen
+class Sharing:
+    """The clients each commit lists on a pack (R20), as ``(pack_id, client_id)`` pairs: a
+    store indexes a pack by every client it serves, its owner and these."""
+
+    added: tuple[tuple[str, str], ...] = ()
+    removed: tuple[tuple[str, str], ...] = ()
+
+
+def sharing_changes(changes: Sequence[Change]) -> Sharing:
+    """What ``changes`` add to and remove from the clients listed on their packs, from the
+    state each was decided on and the state after it."""
+    added: list[tuple[str, str]] = []
+    removed: list[tuple[str, str]] = []
+    for change in changes:
+        before = () if change.before is None else change.before.shared_with
+        after = change.after.shared_with
+        if before == after:
+            continue
+        added.extend((change.pack_id, c) for c in after if c not in before)
+        removed.extend((change.pack_id, c) for c in before if c not in after)
+    return Sharing(tuple(added), tuple(removed))
+
+
 def client_conflict(client_id: str, count: int, seen: int) -> ConcurrencyError:
     """A pack decision made on ``seen`` packs of the client, who now has ``count`` (R13a)."""
     return ConcurrencyError(

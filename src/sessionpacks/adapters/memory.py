@@ -24,6 +24,7 @@ from sessionpacks.adapters._common import (
     check_window,
     client_conflict,
     command_conflict,
+    sharing_changes,
     with_statuses,
 )
 from sessionpacks.errors import ConcurrencyError, NotFoundError
@@ -42,6 +43,9 @@ class _PracticeData:
     states: dict[str, PackState] = attrs.Factory(dict)
     ledgers: dict[str, list[Entry]] = attrs.Factory(dict)
     by_client: dict[str, list[str]] = attrs.Factory(dict)
+    # R20: the packs shared with each client, beside those they own.
+    shared: dict[str, set[str]] = attrs.Factory(dict)
+    opened: dict[str, int] = attrs.Factory(dict)
     active: dict[str, str] = attrs.Factory(dict)
     events: list[RecordedEvent] = attrs.Factory(list)
     templates: dict[str, list[PackTemplate]] = attrs.Factory(dict)
@@ -104,7 +108,12 @@ class InMemoryRepository:
         as_of: datetime | None = None,
     ) -> list[PackState]:
         with self._lock:
-            states = [self._data.states[p] for p in self._data.by_client.get(client_id, [])]
+            data = self._data
+            ids = data.by_client.get(client_id, [])
+            shared = data.shared.get(client_id)
+            if shared:
+                ids = sorted((*ids, *shared), key=data.opened.__getitem__)
+            states = [data.states[p] for p in ids]
         return with_statuses(states, statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
@@ -180,10 +189,16 @@ class InMemoryRepository:
         for appointment_id in released:
             data.active.pop(appointment_id, None)
         data.active.update(used)
+        sharing = sharing_changes(writing)
+        for pack_id, client_id in sharing.removed:
+            data.shared[client_id].discard(pack_id)
+        for pack_id, client_id in sharing.added:
+            data.shared.setdefault(client_id, set()).add(pack_id)
         recorded: list[RecordedEvent] = []
         for change in writing:
             if change.expected_version == 0:
                 data.by_client.setdefault(change.after.client_id, []).append(change.pack_id)
+                data.opened[change.pack_id] = len(data.opened)
                 data.ledgers[change.pack_id] = []
             data.ledgers[change.pack_id].extend(change.entries)
             data.states[change.pack_id] = change.after

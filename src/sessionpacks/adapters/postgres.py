@@ -53,7 +53,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from sessionpacks.adapters._common import appointment_changes
+from sessionpacks.adapters._common import appointment_changes, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import Dialect, postgres
 from sessionpacks.adapters._sql.known import Decision, Known, Reads, check_reads
@@ -557,7 +557,7 @@ class PostgresRepository(SqlRepository):
             self._text("client_id", change.after.client_id)
         for appointment_id in used.keys() | released:
             self._text("appointment_id", appointment_id)
-        for client_id in client_packs:
+        for client_id in (*client_packs, *(c for w in writing for c in w.after.shared_with)):
             self._text("client_id", client_id)
         if command is not None:
             self._text("idempotency_key", command.key)
@@ -572,4 +572,5 @@ class PostgresRepository(SqlRepository):
             events=[event_row(event) for change in writing for event in change.events],
             client_packs=client_packs,
             command=command,
+            sharing=sharing_changes(packs),
         )

@@ -41,7 +41,7 @@ from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
 from sessionpacks.adapters._sql.rows import Decoded
-from sessionpacks.adapters._sql.schema import STEPS, Statements, statements
+from sessionpacks.adapters._sql.schema import STEPS, Statements, client_packs_sql, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.errors import InvalidValueError, StoreError
@@ -71,10 +71,7 @@ _LIVE = frozenset((PackStatus.OPEN, PackStatus.EXPIRED))
 # A client's open or expired packs: those whose status is not a lasting one (schema version 4's
 # column, from adapters._common.query_columns), read by the client's index without decoding
 # the others.
-_LIVE_PACKS = SQLITE.render(
-    """SELECT state FROM {s}packs WHERE practice_id = ? AND client_id = ?
-       AND lasting_status IS NULL ORDER BY {opened}"""
-)
+_LIVE_PACKS = client_packs_sql(SQLITE, "p.lasting_status IS NULL")
 
 
 def _only_live(statuses: object) -> bool:
@@ -312,11 +309,11 @@ class SqliteRepository(StatementRepository):
         if not _only_live(statuses):
             return super().client_packs(client_id, statuses=statuses, as_of=as_of)
         client = self._text("client_id", client_id)
-        found = self._rows("client_id", client_id, _LIVE_PACKS, client)
+        found = self._rows("client_id", client_id, _LIVE_PACKS, client, self._id, client)
         return with_statuses(map(self._state, found), statuses, as_of)
 
     def count_client_packs(self, client_id: str) -> int:
-        """How many packs the client has, whatever their status: what R13a counts."""
+        """How many packs the client owns, whatever their status: what R13a counts."""
         client = self._text("client_id", client_id)
         return int(self._rows("client_id", client_id, self._sql.count_client, client)[0][0])
 

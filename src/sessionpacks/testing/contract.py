@@ -213,6 +213,8 @@ def _every_kind(record: _Recorder) -> None:
     record(ops.close(s, "moved away", at))
     h = record(ops.open_pack("hours", "C1", _hours(5), repo.practice, at))
     h = record(ops.use(h, _appointment("h1", _at(2, 2), minutes=90), at))
+    h = record(ops.share(h, "C4", at))
+    h = record(ops.unshare(h, "C4", at))
     h = record(ops.adjust(h, timedelta(minutes=-30), "correction", at))
     record(ops.use(h, _appointment("h2", _at(2, 9), minutes=240), at))  # shortfall 1h
     m = record(ops.open_pack("money", "C2", _money("500.00", "450.00"), repo.practice, at))
@@ -220,7 +222,7 @@ def _every_kind(record: _Recorder) -> None:
     m = record(ops.adjust(m, _aud("-10.25"), "correction", at))
     m = record(ops.issue_invoice(m, "m1", at)[0])  # the price invoiced: transferable (R21)
     record.together(ops.transfer(m, "money-to-c3", "C3", repo.practice, "partner", at))
-    v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at))
+    v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at, shared_with=("C1",)))
     record(ops.void(v, "opened in error", at))
 
 
@@ -680,6 +682,44 @@ class RepositoryContract:
         assert [p.pack_id for p in store_repo.client_packs("C1")] == ["zeta", "alpha", "mid"]
         assert store_repo.client_packs("C1")[1] == store_repo.load("alpha")
         assert [p.pack_id for p in store_repo.client_packs("C2")] == ["other"]
+
+    def test_client_packs_include_those_shared_with_the_client(
+        self, store_repo: PackRepository
+    ) -> None:
+        """R20: a client's packs are those they own and those shared with them, in the order
+        opened, whoever owns them; unsharing takes one out of them again."""
+        at = _OPENED
+        family = ops.open_pack(
+            "family", "C1", _sessions(), store_repo.practice, at, shared_with=("C2",)
+        )
+        store_repo.commit([family])
+        _open(store_repo, "own", _sessions(), client="C2")
+        later = _open(store_repo, "later", _sessions()).after
+        store_repo.commit([ops.share(later, "C2", at)])
+        _open(store_repo, "other", _sessions(), client="C3")
+        assert [p.pack_id for p in store_repo.client_packs("C2")] == ["family", "own", "later"]
+        assert [p.pack_id for p in store_repo.client_packs("C1")] == ["family", "later"]
+        assert store_repo.client_packs("C2")[2] == store_repo.load("later")
+        used = _use(store_repo, "family", _appointment("a1", _at(2, 2), client="C2")).after
+        store_repo.commit([ops.close(store_repo.load("later"), "", at)])
+        live = store_repo.client_packs("C2", statuses=[PackStatus.OPEN], as_of=_at(2, 3))
+        assert [p.pack_id for p in live] == ["family", "own"]
+        released = ops.release(used, "a1", at)
+        store_repo.commit([released.then(ops.unshare(released.after, "C2", at))])
+        assert [p.pack_id for p in store_repo.client_packs("C2")] == ["own", "later"]
+        assert store_repo.load("family").shared_with == ()
+
+    def test_a_count_of_packs_counts_those_the_client_owns(
+        self, store_repo: PackRepository
+    ) -> None:
+        """R13a counts the packs a client owns: one shared with them changes no count."""
+        shared = ops.open_pack(
+            "family", "C1", _sessions(), store_repo.practice, _OPENED, shared_with=("C2",)
+        )
+        store_repo.commit([shared])
+        opened = ops.open_pack("own", "C2", _sessions(), store_repo.practice, _OPENED)
+        store_repo.commit([opened], client_packs={"C1": 1, "C2": 0})
+        assert [p.pack_id for p in store_repo.client_packs("C2")] == ["family", "own"]
 
     def test_client_packs_filtered_by_status(self, store_repo: PackRepository) -> None:
         at = _OPENED

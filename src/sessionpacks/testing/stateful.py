@@ -269,8 +269,7 @@ class StoreMachine(RuleBasedStateMachine):
         return self.clock.now().astimezone(ZoneInfo(self.timezone)).date()
 
     def _packs(self) -> list[PackState]:
-        repository = self.reference.repository
-        return [p for client in self.clients for p in repository.client_packs(client)]
+        return _each_once(self.reference.repository, self.clients)
 
     def _has_packs(self) -> bool:
         return bool(self._packs())
@@ -379,8 +378,14 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), terms=_terms())
     def open_ad_hoc(self, data: st.DataObject, terms: PackTerms) -> None:
+        """A pack of one client, now and then shared with others from the start (R20)."""
         client = data.draw(st.sampled_from(self.clients), label="client")
-        self.both(f"open_pack({client!r}, terms=...)", lambda s: s.open_pack(client, terms=terms))
+        others = [c for c in self.clients if c != client]
+        listed = data.draw(st.just(()) | st.lists(st.sampled_from(others), unique=True))
+        self.both(
+            f"open_pack({client!r}, terms=..., shared_with={listed!r})",
+            lambda s: s.open_pack(client, terms=terms, shared_with=listed),
+        )
 
     @rule(data=st.data(), terms=_terms(), from_template=st.booleans())
     def open_migrated(self, data: st.DataObject, terms: PackTerms, from_template: bool) -> None:
@@ -546,6 +551,15 @@ class StoreMachine(RuleBasedStateMachine):
         )
 
     @precondition(_has_packs)
+    @rule(data=st.data(), unshare=st.booleans())
+    def share_or_unshare(self, data: st.DataObject, unshare: bool) -> None:
+        """Let another client draw on a pack, or stop them (R20); the owner now and then."""
+        pack_id = self._pack(data).pack_id
+        client = data.draw(st.sampled_from(self.clients), label="client")
+        how = "unshare" if unshare else "share"
+        self.both(f"{how}({pack_id!r}, {client!r})", lambda s: getattr(s, how)(pack_id, client))
+
+    @precondition(_has_packs)
     @rule(data=st.data(), void=st.booleans())
     def close_or_void(self, data: st.DataObject, void: bool) -> None:
         """Close early, or void one opened in error (R10)."""
@@ -581,7 +595,7 @@ class StoreMachine(RuleBasedStateMachine):
         _same(f"find_packs({query!r}, limit={limit}): every page", found, scanned)
 
     def _store_packs(self) -> list[PackState]:
-        return [p for client in self.clients for p in self.repository.client_packs(client)]
+        return _each_once(self.repository, self.clients)
 
     def _queries(self) -> st.SearchStrategy[PackQuery]:
         days = self._days()
@@ -706,3 +720,9 @@ class StoreMachine(RuleBasedStateMachine):
         self._position = last
         if expected:
             self._reference_position = expected[-1].position
+
+
+def _each_once(repository: PackRepository, clients: Sequence[str]) -> list[PackState]:
+    """The packs of ``clients``, each once: a pack shared among them is theirs all (R20)."""
+    found = {p.pack_id: p for c in clients for p in repository.client_packs(c)}
+    return list(found.values())

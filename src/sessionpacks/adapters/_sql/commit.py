@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sessionpacks.adapters._common import appointment_changes, client_conflict
+from sessionpacks.adapters._common import appointment_changes, client_conflict, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository
 from sessionpacks.adapters._sql.rows import entry_row, event_row, projection
 from sessionpacks.adapters._sql.session import Session
@@ -47,6 +47,7 @@ class StatementRepository(SqlRepository):
             for change in sorted(writing, key=lambda change: change.pack_id)
         ]
         self._move_usages(session, used, released)
+        self._share(session, writing)
         recorded = self._append_events(session, writing)
         self._record(session, command, recorded[0].position - 1 if recorded else 0)
         for text, state in written:
@@ -112,6 +113,15 @@ class StatementRepository(SqlRepository):
                     appointment_id,
                     f"is active on pack {holder[0][0] if holder else '?'} (R6)",
                 )
+
+    def _share(self, session: Session, writing: list[Change]) -> None:
+        """Index each pack by the clients it is shared with (R20), after its row is written."""
+        sharing = sharing_changes(writing)
+        for pack_id, client_id in sharing.removed:
+            session.run(self._sql.unshare, (self._id, client_id, pack_id))
+        for pack_id, client_id in sharing.added:
+            client = self._text("client_id", client_id)
+            session.about("client_id", client_id).run(self._sql.share, (self._id, client, pack_id))
 
     def _append_events(self, session: Session, writing: list[Change]) -> tuple[RecordedEvent, ...]:
         events = [event for change in writing for event in change.events]

@@ -8,7 +8,7 @@ its transactions through the four hooks of :class:`SqlRepository`; it keeps its 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from itertools import groupby
@@ -210,7 +210,7 @@ class SqlRepository(ABC):
         as_of: datetime | None = None,
     ) -> list[PackState]:
         client = self._text("client_id", client_id)
-        found = self._rows("client_id", client_id, self._sql.client_packs, client)
+        found = self._rows("client_id", client_id, self._sql.client_packs, client, self._id, client)
         return with_statuses(map(self._state, found), statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
@@ -349,13 +349,18 @@ class SqlRepository(ABC):
         with self._exclusive("practice_id", self._id) as session:
             replayed = self._replay_all(session)
             differing = self._differing(session, replayed)
-            # Usages first: PostgreSQL's refer to packs, and a pack row may go.
+            # Usages and shares first: PostgreSQL's refer to packs, and a pack row may go.
             session.run(self._sql.clear_active, (self._id,))
+            session.run(self._sql.clear_shared, (self._id,))
             for pack_id in sorted(differing):
                 self._rewrite(session.about("pack_id", pack_id), pack_id, replayed.get(pack_id))
             session.run_many(
                 self._sql.take,
                 [(self._id, a, p) for a, p in rows.active_usages(replayed.values()).items()],
+            )
+            session.run_many(
+                self._sql.share,
+                [(self._id, c, p) for p, c in sorted(_shared(replayed.values()))],
             )
         return sorted(differing)
 
@@ -377,6 +382,8 @@ class SqlRepository(ABC):
             holders = (actual.get(appointment_id), expected.get(appointment_id))
             if holders[0] != holders[1]:
                 differing.update(str(p) for p in holders if p)
+        listed = {(str(p), str(c)) for p, c in session.rows(self._sql.all_shared, (self._id,))}
+        differing.update(p for p, _ in listed ^ _shared(replayed.values()))
         return differing
 
     def _sound(
@@ -397,3 +404,8 @@ class SqlRepository(ABC):
             session.run(
                 self._sql.put_pack, (self._id, pack_id, *projection(self._sql.dialect, state))
             )
+
+
+def _shared(states: Iterable[PackState]) -> set[tuple[str, str]]:
+    """The rows of ``shared_packs`` the states give: (pack, client) for each client listed."""
+    return {(s.pack_id, client) for s in states for client in s.shared_with}

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from sessionpacks.adapters._common import Sharing
 from sessionpacks.adapters._sql import schema as core_schema
 from sessionpacks.adapters._sql.dialect import postgres
 from sessionpacks.adapters._sql.rows import PROJECTION, PROJECTION_TYPES, V3_PROJECTION
@@ -143,6 +144,19 @@ _CLIENT_CHECK = """\
         END LOOP;
 """
 
+# R20 (version 5): the clients each pack is shared with, after the pack rows they refer to.
+_SHARING = """\
+        DELETE FROM {schema}.shared_packs AS sp
+        USING unnest(s_packs, s_clients, s_listed) AS s(pack_id, client_id, listed)
+        WHERE sp.practice_id = p_practice AND sp.client_id = s.client_id
+          AND sp.pack_id = s.pack_id AND NOT s.listed;
+        INSERT INTO {schema}.shared_packs (practice_id, client_id, pack_id)
+        SELECT p_practice, s.client_id, s.pack_id
+        FROM unnest(s_packs, s_clients, s_listed) AS s(pack_id, client_id, listed)
+        WHERE s.listed
+        ON CONFLICT (practice_id, client_id, pack_id) DO NOTHING;
+"""
+
 # R27: the idempotency record, written last with the position before the first event.
 _COMMAND_RECORD = """        IF k_key IS NOT NULL THEN
             INSERT INTO {schema}.commands (practice_id, key, fingerprint, result, first_position)
@@ -244,6 +258,13 @@ class Commit:
     events: list[tuple[str, str, str, str]]
     client_packs: Mapping[str, int]
     command: CommandRecord | None
+    sharing: Sharing = attrs.field(factory=Sharing)
+
+    @property
+    def shares(self) -> list[tuple[str, str, bool]]:
+        """``(pack_id, client_id, listed)``: the clients to list, then those to unlist."""
+        added, removed = self.sharing.added, self.sharing.removed
+        return [(p, c, True) for p, c in added] + [(p, c, False) for p, c in removed]
 
 
 def _projected(index: int) -> Callable[[Commit], list[Any]]:
@@ -262,11 +283,17 @@ _PG = postgres("schema")  # for the type names only: they do not depend on the s
 
 
 def _arguments(
-    projection: Sequence[str],
+    projection: Sequence[str], *, sharing: bool = False
 ) -> tuple[tuple[str, str, Callable[[Commit], Any]], ...]:
-    """The arguments of the ``commit_changes`` writing ``projection``, their types and where
-    each value comes from: the function's signature, the call (by name) and its values are
-    all made from this list."""
+    """The arguments of the ``commit_changes`` writing ``projection`` (and, from version 5,
+    ``sharing`` the clients packs are shared with), their types and where each value comes
+    from: the function's signature, the call (by name) and its values are all made from this
+    list."""
+    shared = (
+        ("s_packs", "text[]", _field("shares", 0)),
+        ("s_clients", "text[]", _field("shares", 1)),
+        ("s_listed", "boolean[]", _field("shares", 2)),
+    )
     kinds = dict(zip(PROJECTION, PROJECTION_TYPES, strict=True))
     return (
         ("p_practice", "text", lambda commit: commit.practice_id),
@@ -292,18 +319,20 @@ def _arguments(
         ("k_key", "text", _kept("key")),
         ("k_fingerprint", "text", _kept("fingerprint")),
         ("k_result", "text", _kept("result")),
+        *(shared if sharing else ()),
     )
 
 
-ARGUMENTS = _arguments(PROJECTION)
-"""The arguments of ``commit_changes`` version 4, the one this release calls."""
+ARGUMENTS = _arguments(PROJECTION, sharing=True)
+"""The arguments of ``commit_changes`` version 5, the one this release calls."""
 
 
-def _commit_function(projection: Sequence[str]) -> str:
+def _commit_function(projection: Sequence[str], *, sharing: bool = False) -> str:
+    writes = _pack_writes([(column, f"p_{column}") for column in projection])
     return _function(
         "CREATE FUNCTION",
-        [(name, kind) for name, kind, _ in _arguments(projection)],
-        _pack_writes([(column, f"p_{column}") for column in projection]),
+        [(name, kind) for name, kind, _ in _arguments(projection, sharing=sharing)],
+        writes + (_SHARING if sharing else ""),
         "p_client_id",
     )
 
@@ -314,8 +343,9 @@ _V2_FUNCTION = _function("CREATE FUNCTION", _V2_ARGUMENTS, _pack_writes(_V1_COLU
 # than the pending one, so the expiry query finds their packs and the definition decides.
 _EARLIER = (*_V1_COLUMNS, ("pending_expiry", "p_expiry_dates"))
 _V3_FUNCTION = _commit_function(V3_PROJECTION)
-COMMIT_FUNCTION = _commit_function(PROJECTION)
-"""The commit function this release calls (schema version 4)."""
+_V4_FUNCTION = _commit_function(PROJECTION)
+COMMIT_FUNCTION = _commit_function(PROJECTION, sharing=True)
+"""The commit function this release calls (schema version 5)."""
 
 
 def partitions_of(session: Session, *tables: str) -> None:
@@ -354,13 +384,13 @@ _V3_FUNCTIONS = (
     _V3_FUNCTION,
 )
 
-FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, COMMIT_FUNCTION)
-"""The commit functions a schema at version 4 has (each version's, the first two writing
+FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, _V4_FUNCTION, COMMIT_FUNCTION)
+"""The commit functions a schema at version 5 has (each version's, the first two writing
 ``pending_expiry`` too), as :func:`~sessionpacks.adapters._sql.schema.statements` text.
 
-The earlier ones do not write version 4's query columns: a process of an earlier release
-committing during an upgrade leaves them as they were, which ``check_snapshots`` reports and
-``rebuild_snapshots`` mends."""
+The earlier ones do not write version 4's query columns, nor version 5's shares: a process
+of an earlier release committing during an upgrade leaves them as they were, which
+``check_snapshots`` reports and ``rebuild_snapshots`` mends."""
 
 
 def _v3(session: Session) -> None:
@@ -370,10 +400,16 @@ def _v3(session: Session) -> None:
 
 def _v4(session: Session) -> None:
     core_schema.V4(session)
+    statements(_V4_FUNCTION)(session)
+
+
+def _v5(session: Session) -> None:
+    core_schema.V5(session)
+    partitions_of(session, "shared_packs")
     statements(COMMIT_FUNCTION)(session)
 
 
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 

@@ -28,7 +28,9 @@ __all__ = [
     "V2",
     "V3",
     "V4",
+    "V5",
     "Statements",
+    "client_packs_sql",
     "find_packs",
     "refold_states",
     "statements",
@@ -203,8 +205,38 @@ V4 = _v4
 """Version 4: the columns ``find_packs`` narrows by (``lasting_status``, ``open_until``,
 ``remaining_unit``, ``template_id``), filled from the ledgers, and their indexes."""
 
-STEPS: tuple[Step, ...] = (V1, V2, V3, V4)
+V5 = statements(
+    # R20: the clients beside its owner each pack is shared with, so a client's packs are
+    # read by index whoever owns them. Rows come and go with the states' shared_with.
+    """CREATE TABLE {s}shared_packs (
+        practice_id text NOT NULL,
+        client_id text NOT NULL,
+        pack_id text NOT NULL,
+        PRIMARY KEY (practice_id, client_id, pack_id){pack_ref}
+    ){without_rowid}{partitioned}""",
+)
+"""Version 5: ``shared_packs``, the clients each pack is shared with beside its owner (R20).
+No pack was shared before it, so it starts empty."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
+
+
+def client_packs_sql(dialect: Dialect, where: str = "") -> str:
+    """The statement reading a client's packs, owned and shared with them (R20), in the order
+    opened, with ``where`` (a condition on ``p``, the pack's row) added: parameters
+    ``(practice_id, client_id, practice_id, client_id)``."""
+    condition = f" AND {where}" if where else ""
+    return dialect.render(
+        f"""SELECT state FROM (
+            SELECT p.{{opened}} AS opened_order, p.state FROM {{s}}packs AS p
+            WHERE p.practice_id = ? AND p.client_id = ?{condition}
+            UNION ALL
+            SELECT p.{{opened}}, p.state FROM {{s}}shared_packs AS sp
+            JOIN {{s}}packs AS p ON p.practice_id = sp.practice_id AND p.pack_id = sp.pack_id
+            WHERE sp.practice_id = ? AND sp.client_id = ?{condition}
+        ) AS found ORDER BY opened_order"""
+    )
 
 
 def find_packs(dialect: Dialect, bounds: Bounds) -> tuple[str, tuple[object, ...]]:
@@ -280,10 +312,17 @@ class Statements:
             """SELECT entry FROM {s}entries WHERE practice_id = ? AND pack_id = ?
                ORDER BY sequence"""
         )
-        self.client_packs = r(
-            """SELECT state FROM {s}packs WHERE practice_id = ? AND client_id = ?
-               ORDER BY {opened}"""
+        self.client_packs = client_packs_sql(dialect)
+        self.share = r(
+            """INSERT INTO {s}shared_packs (practice_id, client_id, pack_id) VALUES (?, ?, ?)
+               ON CONFLICT (practice_id, client_id, pack_id) DO NOTHING"""
         )
+        self.unshare = r(
+            """DELETE FROM {s}shared_packs
+               WHERE practice_id = ? AND client_id = ? AND pack_id = ?"""
+        )
+        self.all_shared = r("SELECT pack_id, client_id FROM {s}shared_packs WHERE practice_id = ?")
+        self.clear_shared = r("DELETE FROM {s}shared_packs WHERE practice_id = ?")
         self.count_client = r(
             "SELECT count(*) FROM {s}packs WHERE practice_id = ? AND client_id = ?"
         )

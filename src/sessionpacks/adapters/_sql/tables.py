@@ -1,4 +1,4 @@
-"""The core's schema (version 4) as SQLAlchemy Core tables, for a host's own migrations.
+"""The core's schema (version 5) as SQLAlchemy Core tables, for a host's own migrations.
 
 The schema steps (:mod:`.schema`) stay the one history of the tables: these tables describe
 their result, in each database's spelling (``tests/adapters/test_sqlalchemy.py`` holds the two
@@ -165,6 +165,12 @@ def _ledger(b: _Builder) -> None:
         *(b.column(c, "text") for c in ("practice_id", "appointment_id", "pack_id")),
         b.key("active_usages", "practice_id", "appointment_id"),
         *b.refs("active_usages", "packs", "practice_id", "pack_id"),
+    )
+    b.table(
+        "shared_packs",
+        *(b.column(c, "text") for c in ("practice_id", "client_id", "pack_id")),
+        b.key("shared_packs", "practice_id", "client_id", "pack_id"),
+        *b.refs("shared_packs", "packs", "practice_id", "pack_id"),
     )
 
 

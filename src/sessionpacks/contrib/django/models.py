@@ -23,6 +23,7 @@ from sessionpacks._limits import MAX_ID_LENGTH
 
 __all__ = [
     "ActiveUsage",
+    "SharedPack",
     "StoredCommand",
     "StoredEntry",
     "StoredEvent",
@@ -167,6 +168,23 @@ class ActiveUsage(models.Model):  # type: ignore[misc]
         constraints = (
             models.UniqueConstraint(
                 fields=["practice", "appointment_id"], name="sessionpacks_usage_key"
+            ),
+        )
+
+
+class SharedPack(models.Model):  # type: ignore[misc]
+    """A client beside its owner who may draw on a pack (R20): a client's packs are those they
+    own and these."""
+
+    practice = _practice()
+    client_id = _id_field()
+    pack_id = _id_field()
+
+    class Meta:
+        db_table = "sessionpacks_shared_pack"
+        constraints = (
+            models.UniqueConstraint(
+                fields=["practice", "client_id", "pack_id"], name="sessionpacks_shared_key"
             ),
         )
 

@@ -47,6 +47,7 @@ from django.db.models.functions import Collate
 from sessionpacks._limits import check_id
 from sessionpacks.adapters._common import (
     Bounds,
+    Sharing,
     appointment_changes,
     bounds,
     check_distinct,
@@ -54,11 +55,13 @@ from sessionpacks.adapters._common import (
     client_conflict,
     command_conflict,
     query_columns,
+    sharing_changes,
     with_statuses,
 )
 from sessionpacks.contrib.django._errors import translated
 from sessionpacks.contrib.django.models import (
     ActiveUsage,
+    SharedPack,
     StoredCommand,
     StoredEntry,
     StoredEvent,
@@ -192,9 +195,10 @@ class DjangoRepository:
         as_of: datetime | None = None,
     ) -> list[PackState]:
         with translated("client_id", client_id):
+            shared = self._of(SharedPack).filter(client_id=client_id).values("pack_id")
             found = list(
                 self._of(StoredPack)
-                .filter(client_id=client_id)
+                .filter(Q(client_id=client_id) | Q(pack_id__in=shared))
                 .order_by("id")
                 .values_list("state", flat=True)
             )
@@ -286,6 +290,7 @@ class DjangoRepository:
             for change in sorted(writing, key=lambda c: c.pack_id):
                 self._write_pack(change)
             self._move_usages(used, released)
+            self._share(sharing_changes(writing))
             recorded = self._append_events(writing)
             self._record(command, recorded[0].position - 1 if recorded else 0)
         return recorded
@@ -353,6 +358,17 @@ class DjangoRepository:
                 )
                 for e in change.entries
             )
+
+    def _share(self, sharing: Sharing) -> None:
+        """Index each pack by the clients it is shared with (R20)."""
+        for pack_id, client_id in sharing.removed:
+            self._of(SharedPack).filter(client_id=client_id, pack_id=pack_id).delete()
+        if sharing.added:
+            with translated("client_id", sharing.added[0][1]):
+                SharedPack.objects.using(self._using).bulk_create(
+                    SharedPack(practice_id=self._id, client_id=c, pack_id=p)
+                    for p, c in sharing.added
+                )
 
     def _move_usages(self, used: Mapping[str, str], released: Collection[str]) -> None:
         """Releases first, so a move in one commit frees the appointment before it is taken;
