@@ -152,6 +152,15 @@ BAD_INPUT = [
     (["pack", "close"], 2, "PACK_ID"),
     (["pack", "close", "nope"], 1, "pack_id='nope'"),
     (["pack", "void", "P1"], 1, "active usage"),
+    (["pack", "open", "C1", "--template", "physio-10", "--share-with", ""], 2,
+     "argument --share-with: must not be empty"),
+    (["pack", "open", "C1", "--template", "physio-10", "--share-with", "C1"], 1,
+     "shared_with='C1': is the pack's owner"),
+    (["pack", "share", "P1"], 2, "CLIENT_ID"),
+    (["pack", "share", "P1", "C1"], 1, "client_id='C1': owns pack P1"),
+    (["pack", "share", "nope", "C2"], 1, "pack_id='nope'"),
+    (["pack", "unshare", "P1", "C2"], 1, "R20: client_id='C2': pack P1 is not shared with them"),
+    (["pack", "unshare", "P1", " C2"], 2, "argument CLIENT_ID: ' C2' must"),
     # client
     (["client", "prefer", "C1"], 2, "one of the arguments"),
     (["client", "prefer", "C1", "--pack", "P1", "--service", "s"], 2, "not allowed with"),
@@ -226,7 +235,7 @@ def test_bad_input_names_what_is_wrong(db: Path, args: list[str], code: int, mes
 def test_every_verb_has_help_with_an_example_and_the_common_options() -> None:
     common = {a.dest for a in common_options()._actions if a.dest != "help"}
     leaves = list(reference.leaves(build_parser()))
-    assert len(leaves) == 34
+    assert len(leaves) == 36
     for name, parser in leaves:
         text = parser.format_help()
         assert "example:\n  sessionpacks " in text, name

@@ -673,7 +673,8 @@ def test_many_runs_are_merged_a_few_at_a_time(tmp_path: Path) -> None:
 
 WRITING = {
     "template add", "template edit", "pack open", "pack adjust", "pack extend", "pack close",
-    "pack void", "pack hold", "pack end-hold", "pack transfer", "client prefer",
+    "pack void", "pack hold", "pack end-hold", "pack transfer", "pack share", "pack unshare",
+    "client prefer",
     "appointment book",
     "appointment assign",
     "appointment add-to-invoice", "appointment invoice", "appointment late-cancel",
@@ -699,6 +700,7 @@ KEYED_CALLS = [
     ("pack open", ["pack", "open", "C2", "--template", "physio-10"], "open_pack"),
     ("pack adjust", ["pack", "adjust", "P1", "+1", "--reason", "x"], "adjust"),
     ("pack close", ["pack", "close", "P1"], "close"),
+    ("pack share", ["pack", "share", "P1", "C2"], "share"),
     ("client prefer", ["client", "prefer", "C1", "--service", "physio"], "set_preference"),
     ("appointment book", ["appointment", "book", "A1", *APPOINTMENT], "book"),
     ("appointment assign", ["appointment", "assign", "A1", *APPOINTMENT, "--pack", "P1"],

@@ -38,6 +38,7 @@ import io
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -93,8 +94,10 @@ from sessionpacks._cli.base import GLOBAL_DEFAULTS
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, StoreError
 from sessionpacks.events import PackOpened
+from sessionpacks.operations import MAX_SHARED_WITH
 from sessionpacks.ports import PackRepository
 
+from .. import fuzz_support
 from ..fuzz_support import (
     APPOINTMENT_IDS,
     APPOINTMENTS,
@@ -135,9 +138,7 @@ from ..fuzz_support import (
     hostile_instants,
     hostile_numbers,
     hostile_text,
-    memory_repository,
     money,
-    prepared_sqlite,
     remove_db,
     resolve,
     short,
@@ -149,6 +150,46 @@ from ..fuzz_support import (
 
 Strategy = st.SearchStrategy[Any]
 MIN_HOSTILE_INPUTS = 10_000
+
+
+# The prepared practice, shared ----------------------------------------------------------------
+#
+# fuzz_support's practice, with pk1 of C1 shared with C2 (R20), whose appointment S1 on it is
+# still to come: unshare is then refused for a reason of its own (and accepted once S1 is
+# cancelled), and C2's bookings may draw on a pack of another client.
+SHARED_APPOINTMENT = "S1"
+
+
+def share_in(repository: PackRepository) -> None:
+    service = PackService(repository, FixedClock(NOW))
+    service.share("pk1", "C2")
+    start = datetime(2026, 2, 25, 10, tzinfo=SYDNEY)
+    visit = Appointment(
+        SHARED_APPOINTMENT, "C2", "physio", start, timedelta(hours=1), Money("120", "AUD")
+    )
+    service.assign(visit, pack_id="pk1")
+
+
+def memory_repository() -> tuple[InMemoryStore, PackRepository]:
+    store, repository = fuzz_support.memory_repository()
+    share_in(repository)
+    return store, repository
+
+
+def prepared_sqlite(folder: Path) -> Path:
+    """The practice in a SQLite file, shared as above once per folder; copy it to write."""
+    path = fuzz_support.prepared_sqlite(folder)
+    marker = folder / "prepared-shared"
+    if not marker.exists():
+        with SqliteStore(path) as store:
+            share_in(store.practice(PRACTICE))
+        # One file again, as fuzz_support leaves it: a copy of it is the whole practice.
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute("PRAGMA journal_mode=DELETE")
+        marker.touch()
+    return path
+
 
 # Examples are the profile's max_examples times a factor; each example makes several calls.
 MODEL_FACTOR, MODEL_CALLS = 12, 40
@@ -483,7 +524,7 @@ VALID: dict[str, Strategy] = {
     "appointments": st.lists(valid_appointments(), max_size=4),
     "size": st.integers(1, 3),
     "seconds": sample(1.0, 0.0),
-    "appointment_id": sample(*APPOINTMENT_IDS),
+    "appointment_id": sample(*APPOINTMENT_IDS, SHARED_APPOINTMENT),
     "cancelled_at": st.none() | instants(),
     "start": instants(),
     "why": sample(*Mark),
@@ -551,6 +592,16 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     ),
     ("find_packs", "after"): st.none() | sample(PackPage.cursor("pk1"), PackPage.cursor("zz")),
     ("find_packs", "limit"): st.integers(1, 10),
+    # R20: the clients beside the owner who draw on a pack. pkn1 is the pack a call opens
+    # without an id (each call counts from pkn1), so that it is shared now and then.
+    ("open_pack", "shared_with"): weighted(
+        (2, st.just(())), (2, sample(("C2",), ["C2", "C3"], ("C9", "C2"), ("C1",)))
+    ),
+    ("share", "pack_id"): sample("pk1", "pk3", "pkn1", *PACK_IDS),
+    ("share", "client_id"): sample("C2", "C3", "C9", "C1"),
+    # pk1 is shared with C2, whose S1 on it is to come, past on the clock 30 days on.
+    ("unshare", "pack_id"): sample("pk1", "pk1", "pk1", "pkn1"),
+    ("unshare", "client_id"): sample("C2", "C2", "C3"),
 }
 EXTREMES: dict[str, Strategy] = {
     **dict.fromkeys(
@@ -593,6 +644,32 @@ EXTREMES: dict[str, Strategy] = {
     "timezone": TIMEZONES,
     "query": sample(None, "open", {"statuses": ["open"]}, PackStatus.OPEN, 1),
     "after": HOSTILE_IDS | sample("p1.", "p1.AA", "p1.!!", "p1." + "A" * 10_000, b"p1.cGsx", 7),
+    "shared_with": st.lists(HOSTILE_IDS, min_size=1, max_size=3).map(tuple)
+    | st.builds(lambda n: tuple(f"K{i}" for i in range(n)), sample(MAX_SHARED_WITH, 51, 10**4))
+    | sample(
+        "C2",  # a string is not a tuple of clients: not one client a letter
+        "",
+        b"C2",
+        ("C1",),  # the owner, when the client is C1
+        ("C2", "C2"),
+        ["C2", "C3", "C2"],
+        ("C2", None),
+        ("C2", 7),
+        (("C2",),),
+        [b"C2"],
+        ("\x00",),
+        ("C2\x1b[2J",),
+        (" C2",),
+        ("\ud800",),
+        (HUGE,),
+        ("x" * 201,),
+        (SneakyStr("C2"),),
+        {"C2"},
+        frozenset({"C2"}),
+        {"C2": "C3"},
+        Opaque(),
+    )
+    | st.builds(lambda: iter(["C2"])),
 }
 
 
@@ -823,7 +900,9 @@ NOT_CONSTRUCTORS = {
             "PackExpired",
             "PackHeld",
             "PackOpened",
+            "PackShared",
             "PackTransferred",
+            "PackUnshared",
             "PackVoided",
             "RecordedEvent",
             "SessionUsed",
@@ -1276,6 +1355,9 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("open_pack", "migrated"): None,
     ("transfer", "new_pack_id"): None,
     ("transfer", "client_id"): "C3",
+    ("open_pack", "shared_with"): (),
+    ("share", "client_id"): "C2",
+    ("unshare", "client_id"): "C2",
     ("hold", "start"): date(2026, 4, 1),
     ("hold", "until"): date(2026, 4, 15),
     ("end_hold", "on"): date(2026, 4, 5),
@@ -1549,7 +1631,7 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "to": PACK_IDS,
     "template_id": TEMPLATE_IDS,
     "template": TEMPLATE_IDS,
-    "appointment_id": APPOINTMENT_IDS,
+    "appointment_id": (*APPOINTMENT_IDS, SHARED_APPOINTMENT),
     "service": SERVICE_IDS,
     "reason": ("goodwill", "moved away"),
     "name": ("Pack", "10 x Physio"),
@@ -1562,6 +1644,7 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "remind_days": ("7", "366", "none"),
     "amount": ("+1", "-1", "30m", "-30m", "10.00", "-10.00"),
     "idempotency_key": ("k1", "k2"),
+    "share_with": ("C2", "C9", "C1"),  # pack open --share-with: C1 is often the owner
 }
 CLI_DEST_FIRST: dict[str, tuple[str, ...]] = {
     "as_of": ("2026-02-10", "2026-02-16"),  # a sweep cannot look ahead

@@ -41,7 +41,7 @@ from sessionpacks.service import Assignment, PackService
 from .appointments import assignment_text
 from .base import Subparsers, add_command
 from .context import Context
-from .render import invoice_text, pack_line, session_line, template_lines
+from .render import invoice_text, pack_line, session_line, several_clients, template_lines
 from .store import UsageError
 
 __all__ = ["DEMO_DB", "DEMO_PRACTICE", "fresh_file", "register"]
@@ -58,6 +58,8 @@ CLIENTS = {
     "erin": "Erin Walsh",
     "farah": "Farah Haddad",
     "gus": "Gus Haddad",
+    "hana": "Hana Kim",
+    "leo": "Leo Kim",
 }
 
 
@@ -123,7 +125,8 @@ class _Walkthrough:
     def show_pack(self, pack_id: str) -> None:
         pack = self.desk.pack(pack_id)
         self.say(pack_line(pack, self.clock.now()))
-        self.say(*(session_line(pack, u).strip() for u in pack.usages))
+        whose = several_clients(pack)
+        self.say(*(session_line(pack, u, whose).strip() for u in pack.usages))
 
     # The script ----------------------------------------------------------------------------
 
@@ -139,6 +142,8 @@ class _Walkthrough:
         self.hours_and_money()
         self.migrated_pack()
         self.hold_and_transfer()
+        self.family_pack()
+        self.family_member_leaves()
         self.reminders()
         self.expiry()
         self.turn_events_into_tasks()
@@ -351,6 +356,34 @@ class _Walkthrough:
         money = figures(new)
         self.say(f"It carries {money.usable} unearned; Farah's pack refunds nothing.")
 
+    def family_pack(self) -> None:
+        self.at("2026-04-10 09:00")
+        self.step("A family pack: Hana pays, she and her son Leo both draw on it")
+        pack = self.desk.open_pack("hana", template_id="physio-10", shared_with=("leo",))
+        self.family = pack.pack_id
+        self.say(f"Opened {pack_line(pack, self.clock.now())}")
+        self.desk.set_preference("leo", PreferPack(self.family))
+        self.say(f"Leo's profile: preferred pack {self.family}, his mother's.")
+        hana = self.appointment("H-701", "hana", "physio", "2026-04-13 10:00", "110.00")
+        self.booked(self.desk.assign(hana, pack_id=self.family))
+        for appointment_id, start in (("L-801", "2026-04-14 16:00"), ("L-802", "2026-04-21 16:00")):
+            leo = self.appointment(appointment_id, "leo", "physio", start, "110.00")
+            self.booked(self.desk.book(leo))
+        self.say("One count for the family: the sessions are numbered across both of them.")
+
+    def family_member_leaves(self) -> None:
+        self.at("2026-04-16 09:00")
+        self.step("Leo's treatment is done: he comes off the family pack")
+        try:
+            self.desk.unshare(self.family, "leo")
+        except SessionPacksError as refused:
+            self.say(f"Not yet: {refused.reason}.")
+        kept = self.desk.cancel("L-802").usage("L-802")
+        self.say(f"L-802 is cancelled 5 days ahead: {'kept' if kept else 'released'}.")
+        self.desk.unshare(self.family, "leo")
+        self.say("Leo is off the pack; the session he used stays used and numbered:")
+        self.show_pack(self.family)
+
     def reminders(self) -> None:
         self.at("2026-04-27 07:00")
         self.step("The nightly sweep: reminders before expiry")
@@ -480,10 +513,10 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "demo",
         help="a receptionist's walkthrough in its own SQLite file (recreated on each run)",
         description="A receptionist's walkthrough on a fixed clock: the three ways to assign a "
-        "pack, a preferred pack, 'Session n of N' on invoices, a reduced rate, exhaustion and "
-        "expiry tasks. It keeps its data in sessionpacks-demo.db in the current folder (or "
-        "--db), which it deletes and recreates on every run; it refuses to delete a file that "
-        "is not a demo database.",
+        "pack, a preferred pack, 'Session n of N' on invoices, a reduced rate, exhaustion, a "
+        "hold and a transfer, a family pack two clients share, and expiry tasks. It keeps its "
+        "data in sessionpacks-demo.db in the current folder (or --db), which it deletes and "
+        "recreates on every run; it refuses to delete a file that is not a demo database.",
         example="sessionpacks demo\nsessionpacks demo --db /tmp/demo.db --json",
         run=demo,
         common=common,

@@ -27,6 +27,7 @@ from .render import (
     pack_line,
     preference_text,
     session_line,
+    several_clients,
     template_lines,
 )
 from .store import UsageError
@@ -104,6 +105,7 @@ def pack_open(ctx: Context, args: argparse.Namespace) -> int:
         pack_id=args.pack_id,
         charged_on_open=not args.not_charged,
         migrated=migrated,
+        shared_with=tuple(args.share_with or ()),
         **keyed(args),
     )
     now = ctx.now()
@@ -152,7 +154,8 @@ def pack_show(ctx: Context, args: argparse.Namespace) -> int:
     if pack.template_id:
         lines[-1] += f", from template {pack.template_id} v{pack.template_version}"
     lines.append("Sessions:")
-    lines += [session_line(pack, u) for u in pack.usages] or ["  none yet"]
+    whose = several_clients(pack)
+    lines += [session_line(pack, u, whose) for u in pack.usages] or ["  none yet"]
     lines.append("Ledger:")
     lines += [
         f"  {e.sequence:>3}  {e.recorded_at.astimezone(pack.zone):%Y-%m-%d %H:%M}  "
@@ -209,6 +212,28 @@ def pack_transfer(ctx: Context, args: argparse.Namespace) -> int:
         pack_data(after, now),
         f"Transferred {args.pack_id} to {after.client_id}: {pack_line(after, now)}",
     )
+    return 0
+
+
+def pack_share(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.share(args.pack_id, args.client_id, **keyed(args))
+    now = ctx.now()
+    ctx.emit(
+        pack_data(after, now),
+        f"{after.pack_id} is shared with {args.client_id}: {pack_line(after, now)}",
+    )
+    return 0
+
+
+def pack_unshare(ctx: Context, args: argparse.Namespace) -> int:
+    after = ctx.service.unshare(args.pack_id, args.client_id, **keyed(args))
+    now = ctx.now()
+    lines = [f"{after.pack_id} is no longer shared with {args.client_id}: {pack_line(after, now)}"]
+    used = sum(u.appointment.client_id == args.client_id for u in after.usages)
+    if used:
+        what = "1 session" if used == 1 else f"{used} sessions"
+        lines.append(f"What {args.client_id} used ({what}) stays used and numbered.")
+    ctx.emit(pack_data(after, now), lines)
     return 0
 
 
@@ -430,7 +455,8 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     verbs = add_group(
         top,
         "pack",
-        help="packs: open, list, show, adjust, extend, hold, end-hold, transfer, close, void",
+        help="packs: open, list, show, adjust, extend, hold, end-hold, transfer, share, "
+        "unshare, close, void",
         example="sessionpacks pack show pk_1234",
     )
     p = add_command(
@@ -438,7 +464,8 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "open",
         help="open a pack for a client from their profile (from a template or ad hoc)",
         example="sessionpacks pack open C1 --template physio-10\n"
-        "sessionpacks pack open C1 --name 'Goodwill 2' --sessions 2 --price '0 AUD'",
+        "sessionpacks pack open C1 --name 'Goodwill 2' --sessions 2 --price '0 AUD'\n"
+        "sessionpacks pack open C1 --template physio-10 --share-with C2 --share-with C3",
         run=pack_open,
         common=common,
     )
@@ -453,6 +480,14 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "--not-charged",
         action="store_true",
         help="do not invoice the pack's price on its own (it goes on its first session)",
+    )
+    p.add_argument(
+        "--share-with",
+        metavar="CLIENT_ID",
+        action="append",
+        type=identifier,
+        help="another client who may draw on it beside CLIENT_ID, who pays (a family, a "
+        "couple; repeatable)",
     )
     migrated = p.add_argument_group("a pack brought from another system (R19)")
     migrated.add_argument(
@@ -525,6 +560,7 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     add_idempotency_key(p)
     _holds(verbs, common)
     _transfer(verbs, common)
+    _sharing(verbs, common)
     for name, run, help_text in (
         ("close", pack_close, "close a pack early: no further use; shows the refundable value"),
         ("void", pack_void, "void a pack opened in error (no active sessions)"),
@@ -574,6 +610,31 @@ def _transfer(verbs: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reason", type=reason, help="why (kept in both ledgers)")
     add_idempotency_key(p)
+
+
+def _sharing(verbs: Subparsers, common: argparse.ArgumentParser) -> None:
+    """R20: the clients beside its owner who may draw on a pack."""
+    for name, run, help_text, example, whose in (
+        (
+            "share",
+            pack_share,
+            "let another client draw on a pack (a family, a couple): numbering runs across all",
+            "sessionpacks pack share pk_1234 C2",
+            "the client who may draw on it",
+        ),
+        (
+            "unshare",
+            pack_unshare,
+            "stop a client drawing on a pack: refused while an appointment of theirs to come "
+            "uses it",
+            "sessionpacks pack unshare pk_1234 C2",
+            "the client who may no longer draw on it",
+        ),
+    ):
+        p = add_command(verbs, name, help=help_text, example=example, run=run, common=common)
+        p.add_argument("pack_id", metavar="PACK_ID", type=identifier, help="the pack's id")
+        p.add_argument("client_id", metavar="CLIENT_ID", type=identifier, help=whose)
+        add_idempotency_key(p)
 
 
 def _holds(verbs: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -39,6 +39,9 @@ __all__ = [
     "pack_line",
     "preference_text",
     "pricing_text",
+    "session_line",
+    "several_clients",
+    "sharing_text",
     "template_lines",
 ]
 
@@ -121,7 +124,16 @@ def pack_line(pack: PackState, now: datetime) -> str:
     return (
         f"{pack.pack_id}  {pack.terms.name}  {status.value}  "
         f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{until}{holds}"
+        f"{sharing_text(pack)}"
     )
+
+
+def sharing_text(pack: PackState) -> str:
+    """``, shared by C1 with C2, C3`` for a pack other clients draw on (R20), else nothing:
+    a line of a client's packs says whose a shared pack is."""
+    if not pack.shared_with:
+        return ""
+    return f", shared by {pack.client_id} with {', '.join(pack.shared_with)}"
 
 
 def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
@@ -129,6 +141,7 @@ def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
     return {
         "pack_id": pack.pack_id,
         "client_id": pack.client_id,
+        "shared_with": list(pack.shared_with),
         "name": pack.terms.name,
         "metric": pack.metric.value,
         "status": pack.status(now).value,
@@ -162,6 +175,7 @@ def session_data(pack: PackState, usage: lg.Usage) -> dict[str, Any]:
         "number": pack.number(appointment.id),
         "label": pack.label(appointment.id),
         "appointment_id": appointment.id,
+        "client_id": appointment.client_id,
         "service_id": appointment.service_id,
         "start": appointment.start.isoformat(),
         "covered": jsonable(pack.amount(usage.consumed)),
@@ -171,10 +185,21 @@ def session_data(pack: PackState, usage: lg.Usage) -> dict[str, Any]:
     }
 
 
-def session_line(pack: PackState, usage: lg.Usage) -> str:
+def several_clients(pack: PackState) -> bool:
+    """The pack is shared, or was: some of its sessions may be another client's (R20)."""
+    return bool(pack.shared_with) or any(
+        u.appointment.client_id != pack.client_id for u in pack.usages
+    )
+
+
+def session_line(pack: PackState, usage: lg.Usage, whose: bool | None = None) -> str:
+    """One numbered session; with ``whose`` (default: :func:`several_clients`, which a caller
+    of many lines works out once) it names the session's client."""
     appointment = usage.appointment
     local = appointment.start.astimezone(pack.zone)
-    extra = f"  ({usage.mark.value.replace('_', '-')})" if usage.mark else ""
+    whose = several_clients(pack) if whose is None else whose
+    extra = f" for {appointment.client_id}" if whose else ""
+    extra += f"  ({usage.mark.value.replace('_', '-')})" if usage.mark else ""
     if usage.shortfall:
         extra += f"  shortfall {format_amount(pack.amount(usage.shortfall))}"
     if usage.invoice is not None:
@@ -229,24 +254,34 @@ def _usage_entry(entry: lg.Entry) -> str | None:
     return None
 
 
+def _opened(entry: lg.Opened) -> str:
+    source = (
+        f"from template {entry.template_id} v{entry.template_version}"
+        if entry.template_id
+        else "ad hoc"
+    )
+    charged = ", charged on its own invoice" if entry.charged_on_open else ""
+    if entry.transferred_from is not None:
+        charged = f", transferred from {entry.transferred_from}"
+    moved = entry.migrated
+    if moved is not None:
+        charged = (
+            f", migrated: opened {moved.opened_on.isoformat()} elsewhere, "
+            f"{format_amount(moved.used)} used there"
+        )
+    listed = entry.shared_with
+    shared = f", shared with {', '.join(listed)}" if listed else ""
+    return f"opened for {entry.client_id} {source}{charged}{shared}"
+
+
 def _pack_entry(entry: lg.Entry) -> str:
     match entry:
         case lg.Opened():
-            source = (
-                f"from template {entry.template_id} v{entry.template_version}"
-                if entry.template_id
-                else "ad hoc"
-            )
-            charged = ", charged on its own invoice" if entry.charged_on_open else ""
-            if entry.transferred_from is not None:
-                charged = f", transferred from {entry.transferred_from}"
-            moved = entry.migrated
-            if moved is not None:
-                charged = (
-                    f", migrated: opened {moved.opened_on.isoformat()} elsewhere, "
-                    f"{format_amount(moved.used)} used there"
-                )
-            return f"opened for {entry.client_id} {source}{charged}"
+            return _opened(entry)
+        case lg.Shared():
+            return f"shared with {entry.client_id}, who may draw on it from now on"
+        case lg.Unshared():
+            return f"no longer shared with {entry.client_id}; the sessions they used stay used"
         case lg.Adjusted():
             return f"adjusted by {_signed(entry.amount)}: {entry.reason}"
         case lg.Extended():
@@ -349,9 +384,26 @@ def _pack_detail(event: ev.Event) -> str:
             )
         case ev.PackClosed():
             return f" with {format_amount(event.remaining)} left"
+    return _life_detail(event)
+
+
+def _life_detail(event: ev.Event) -> str:
+    """The details of a pack's opening and of the clients listed on it (R20)."""
+    match event:
+        case ev.PackShared():
+            return f" now shared with {event.with_client_id}{_listed(event.shared_with)}"
+        case ev.PackUnshared():
+            return f" no longer shared with {event.with_client_id}{_listed(event.shared_with)}"
         case ev.PackOpened():
-            return f" {event.name!r}" + (" (migrated)" if event.migrated else "")
+            migrated = " (migrated)" if event.migrated else ""
+            shared = f", shared with {', '.join(event.shared_with)}" if event.shared_with else ""
+            return f" {event.name!r}{migrated}{shared}"
     return ""
+
+
+def _listed(clients: tuple[str, ...]) -> str:
+    """Who may draw on a pack beside its owner after a change of its list (R20)."""
+    return f"; beside the owner: {', '.join(clients) or 'no one'}"
 
 
 def status_order(status: PackStatus) -> int:

@@ -691,6 +691,7 @@ _CSV_FIELDS = {
         "template_version",
         "sessions_active",
         "version",
+        "shared_with",
     ],
     "ledgers": ["pack_id", "sequence", "type", "recorded_at", "appointment_id", "details"],
     "events": [
@@ -709,6 +710,8 @@ _CSV_FIELDS = {
 def _csv_row(kind: str, record: dict[str, Any]) -> dict[str, str]:
     fields = _CSV_FIELDS[kind]
     row = {k: _text(record.get(k)) for k in fields if k != "details"}
+    if kind == "packs" and not record.get("shared_with"):
+        row["shared_with"] = ""  # a pack of its owner alone: an empty cell, not "[]"
     if kind != "packs":
         appointment = record.get("appointment")
         if isinstance(appointment, dict):
