@@ -34,6 +34,7 @@ PLUGIN = "sessionpacks.testing.plugin"
 VALUE_TYPES = (
     "Allowance",
     "Appointment",
+    "BundleLine",
     "ExpiresAfterFirstUse",
     "ExpiresAfterOpening",
     "ExpiresOn",

@@ -9,7 +9,9 @@ Every event also has a stable ``occurrence`` key (R12b): what a host turns into 
 ``LowBalance`` ``"<pack>:LowBalance:<total>:<threshold>"``, once per pack, total and threshold
 (totals and thresholds in the pack's units: sessions, microseconds, or minor units of money);
 for ``PackExpired`` ``"<pack>:PackExpired:<expiry date>"``, once per expiry date, and for
-``ExpiringSoon`` ``"<pack>:ExpiringSoon:<expiry date>"``, likewise (R25). For every
+``ExpiringSoon`` ``"<pack>:ExpiringSoon:<expiry date>"``, likewise (R25). A bundle's line
+(R24) has ``"<pack>:LowBalance:<line>:<total>:<threshold>"`` and
+``"<pack>:LineExhausted:<line>:<total>"``, in the line's units. For every
 other event, and for a ``PackExhausted`` or ``LowBalance`` stored by an earlier release, it is
 the event id.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "ExpiringSoon",
     "ExpiryExtended",
     "HoldEnded",
+    "LineExhausted",
     "LowBalance",
     "PackAdjusted",
     "PackClosed",
@@ -141,6 +144,9 @@ class UsageMarked(_Occurs):
 
 @attrs.frozen(kw_only=True)
 class PackAdjusted(_Occurs):
+    """A credit or debit (R9): of one ``line`` of a bundle (R24), which has ``line_remaining``
+    left after it; ``remaining`` is the whole pack's."""
+
     event_id: str
     pack_id: str
     client_id: str
@@ -148,6 +154,8 @@ class PackAdjusted(_Occurs):
     amount: Amount
     reason: str
     remaining: Amount
+    line: str | None = None
+    line_remaining: Amount | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -171,7 +179,8 @@ class PackExhausted:
 @attrs.frozen(kw_only=True)
 class LowBalance:
     """What remains fell to the template's ``threshold`` or below: once per pack, ``total``
-    and threshold (R12b). Both are ``None`` only in an event stored by an earlier release."""
+    and threshold (R12b). Both are ``None`` only in an event stored by an earlier release.
+    For a bundle (R24) it tells of one ``line``: what remains of it and its total."""
 
     event_id: str
     pack_id: str
@@ -180,12 +189,32 @@ class LowBalance:
     remaining: Amount
     total: Amount | None = None
     threshold: Amount | None = None
+    line: str | None = None
 
     @property
     def occurrence(self) -> str:
         if self.total is None or self.threshold is None:
             return self.event_id
-        return f"{self.pack_id}:LowBalance:{_units(self.total)}:{_units(self.threshold)}"
+        line = "" if self.line is None else f"{self.line}:"
+        return f"{self.pack_id}:LowBalance:{line}{_units(self.total)}:{_units(self.threshold)}"
+
+
+@attrs.frozen(kw_only=True)
+class LineExhausted:
+    """The last of one line of a bundle was used (R24): its services draw on the pack no more
+    while the other lines go on. Once per pack, line and ``total`` (the line's); the pack's
+    own ``PackExhausted`` follows when every line is."""
+
+    event_id: str
+    pack_id: str
+    client_id: str
+    occurred_at: datetime
+    line: str
+    total: Amount
+
+    @property
+    def occurrence(self) -> str:
+        return f"{self.pack_id}:LineExhausted:{self.line}:{_units(self.total)}"
 
 
 @attrs.frozen(kw_only=True)
@@ -340,6 +369,7 @@ Event: TypeAlias = (
     | UsageMarked
     | PackAdjusted
     | PackExhausted
+    | LineExhausted
     | LowBalance
     | PackExpired
     | ExpiringSoon
@@ -371,6 +401,7 @@ EVENT_TYPES = (
     PackTransferred,
     PackShared,
     PackUnshared,
+    LineExhausted,
 )
 
 

@@ -189,13 +189,15 @@ class Marked:
 
 @attrs.frozen(kw_only=True)
 class Adjusted:
-    """A credit (positive) or debit (negative) of the pack's allowance (R9)."""
+    """A credit (positive) or debit (negative) of the pack's allowance (R9); of one ``line``
+    of a bundle, by its name (R24)."""
 
     pack_id: str
     sequence: int
     recorded_at: datetime
     amount: Amount
     reason: str
+    line: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -452,6 +454,34 @@ class PackState:
     reminded_for: tuple[date, ...] = ()
     holds: tuple[Hold, ...] = ()
     shared_with: tuple[str, ...] = ()
+    # R24: a bundle's adjustments by line, and the (line, line total) its occurrences fired at.
+    line_adjustments: tuple[int, ...] = ()
+    lines_exhausted: tuple[tuple[int, int], ...] = ()
+    lines_low: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def is_bundle(self) -> bool:
+        return bool(self.terms.lines)
+
+    def line_of(self, usage: Usage) -> int | None:
+        """The index of the bundle line ``usage`` draws on (R24), or ``None``."""
+        return self.terms.line_of(usage.appointment.service_id)
+
+    def line_total_units(self, line: int) -> int:
+        adjusted = self.line_adjustments[line] if line < len(self.line_adjustments) else 0
+        return self.terms.lines[line].allowance.units + adjusted
+
+    def line_remaining_units(self, line: int) -> int:
+        used = sum(u.consumed for u in self.usages if self.line_of(u) == line)
+        return self.line_total_units(line) - used
+
+    def line_remaining(self, line: int) -> Amount:
+        """What remains of bundle line ``line`` (R24)."""
+        return self.amount(self.line_remaining_units(line))
+
+    def line_total(self, line: int) -> Amount:
+        """Bundle line ``line``'s allowance plus its adjustments: the N of "Massage n of N"."""
+        return self.amount(self.line_total_units(line))
 
     @property
     def clients(self) -> tuple[str, ...]:
@@ -655,8 +685,14 @@ class PackState:
         return None
 
     def number(self, appointment_id: str) -> int:
-        """The session number of an active usage: 1..k by start, ties by order recorded (R8)."""
-        for index, usage in enumerate(self.usages, start=1 + self.numbered_before):
+        """The session number of an active usage: 1..k by start, ties by order recorded (R8);
+        in a bundle, among the usages of its line (R24)."""
+        usages = self.usages
+        if self.is_bundle:
+            found = self.usage(appointment_id)
+            line = None if found is None else self.line_of(found)
+            usages = tuple(u for u in usages if self.line_of(u) == line)
+        for index, usage in enumerate(usages, start=1 + self.numbered_before):
             if usage.appointment.id == appointment_id:
                 return index
         raise InvalidValueError(
@@ -670,11 +706,26 @@ class PackState:
         return self.amount(self.total_units - consumed)
 
     def label(self, appointment_id: str) -> str:
-        """``Session 3 of 10``, or ``Session 3, 2h left`` for hours and money packs (R8)."""
+        """``Session 3 of 10``, or ``Session 3, 2h left`` for hours and money packs (R8); in a
+        bundle the line's name and numbers, ``Massage 1 of 2`` (R24)."""
         number = self.number(appointment_id)
+        if self.is_bundle:
+            return self._line_label(appointment_id, number)
         if self.metric is Metric.SESSIONS:
             return f"Session {number} of {self.total_units}"
         return f"Session {number}, {format_amount(self.remaining_after(number))} left"
+
+    def _line_label(self, appointment_id: str, number: int) -> str:
+        usage = self.usage(appointment_id)
+        assert usage is not None
+        line = self.line_of(usage)
+        assert line is not None
+        name = self.terms.lines[line].name
+        if self.metric is Metric.SESSIONS:
+            return f"{name} {number} of {self.line_total_units(line)}"
+        here = [u for u in self.usages if self.line_of(u) == line][:number]
+        left = self.line_total_units(line) - sum(u.consumed for u in here)
+        return f"{name} {number}, {format_amount(self.amount(left))} left"
 
 
 def _low_on_arrival(entry: Opened) -> tuple[int, ...]:
@@ -777,8 +828,27 @@ def _balance_occurrences(before: PackState, after: PackState) -> PackState:
             return after
         return attrs.evolve(after, exhausted_totals=(*after.exhausted_totals, total))
     limit = after.low_balance_units
+    if after.is_bundle:  # a bundle's balance is low line by line (R24)
+        return after
     if limit is not None and was > limit >= now and total not in after.low_balance_totals:
         return attrs.evolve(after, low_balance_totals=(*after.low_balance_totals, total))
+    return after
+
+
+def _line_occurrences(before: PackState, after: PackState, line: int | None) -> PackState:
+    """Record the occurrence a usage or an adjustment of bundle line ``line`` reaches, once per
+    line and line total (R24, R12b): the line exhausted, else low."""
+    if line is None:
+        return after
+    was, now = before.line_remaining_units(line), after.line_remaining_units(line)
+    key = (line, after.line_total_units(line))
+    if was > 0 >= now:
+        if key in after.lines_exhausted:
+            return after
+        return attrs.evolve(after, lines_exhausted=(*after.lines_exhausted, key))
+    limit = after.low_balance_units
+    if limit is not None and was > limit >= now > 0 and key not in after.lines_low:
+        return attrs.evolve(after, lines_low=(*after.lines_low, key))
     return after
 
 
@@ -804,7 +874,8 @@ def _fold_usage(state: PackState, entry: Entry) -> PackState | None:
                 usages=_insert(state.usages, usage),
                 consumed_units=state.consumed_units + usage.consumed,
             )
-            return _balance_occurrences(state, after)
+            lined = _line_occurrences(state, after, after.line_of(usage))
+            return _balance_occurrences(state, lined)
         case Released():
             gone = _active(state, entry.appointment_id)
             freed = attrs.evolve(state, consumed_units=state.consumed_units - gone.consumed)
@@ -830,9 +901,15 @@ def _fold_usage(state: PackState, entry: Entry) -> PackState | None:
 def _fold_pack(state: PackState, entry: Entry) -> PackState:
     match entry:
         case Adjusted():
-            after = attrs.evolve(
-                state, adjustment_units=state.adjustment_units + units(state.metric, entry.amount)
-            )
+            delta = units(state.metric, entry.amount)
+            after = attrs.evolve(state, adjustment_units=state.adjustment_units + delta)
+            line = _line_named(state, entry.line)
+            if line is not None:
+                by_line = list(state.line_adjustments or (0,) * len(state.terms.lines))
+                by_line[line] += delta
+                after = _line_occurrences(
+                    state, attrs.evolve(after, line_adjustments=tuple(by_line)), line
+                )
             return _balance_occurrences(state, after)
         case Extended():
             return attrs.evolve(state, expiry_override=entry.until, holds=_uncounted(state))
@@ -877,6 +954,15 @@ def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
     others = tuple(h for h in state.holds if h is not ended)
     kept = attrs.evolve(ended, until=entry.on)
     return attrs.evolve(state, holds=_by_start((*others, kept)) if kept.days > 0 else others)
+
+
+def _line_named(state: PackState, name: str | None) -> int | None:
+    if name is None:
+        return None
+    found = next((i for i, line in enumerate(state.terms.lines) if line.name == name), None)
+    if found is None:
+        raise InvalidValueError("entry.line", name, f"is not a line of pack {state.pack_id}")
+    return found
 
 
 def _fold_sharing(state: PackState, entry: Shared | Unshared) -> PackState:

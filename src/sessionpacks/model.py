@@ -38,6 +38,7 @@ __all__ = [
     "Allowance",
     "Amount",
     "Appointment",
+    "BundleLine",
     "ExpiresAfterFirstUse",
     "ExpiresAfterOpening",
     "ExpiresOn",
@@ -616,11 +617,43 @@ def _service_ids(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         check_id(field, service_id)
 
 
+MAX_BUNDLE_LINES = 20
+"""The most lines the terms of a bundle hold (R24)."""
+
+
+@attrs.frozen
+class BundleLine:
+    """One line of a bundle (R24): ``allowance`` of the services ``services``, numbered on its
+    own under ``name`` ("Massage 1 of 2")."""
+
+    name: str = attrs.field(validator=_required_name)
+    services: frozenset[str] = attrs.field(converter=_services, validator=_service_ids)
+    allowance: Allowance = attrs.field(validator=_typed(Allowance))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.services:
+            raise _fail("BundleLine", "services", self.services, "must name at least one service")
+
+
+def _bundle_lines(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_lines(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, BundleLine) for v in value):
+        raise _fail("PackTerms", "lines", value, "must be a tuple of BundleLine")
+    if len(value) > MAX_BUNDLE_LINES:
+        raise _fail("PackTerms", "lines", len(value), f"holds more than {MAX_BUNDLE_LINES} lines")
+
+
 @attrs.frozen
 class PackTerms:
     """What a pack grants and on which terms; a template's terms are copied into each pack (R2).
 
-    ``eligible_services`` empty means any service (R4).
+    ``eligible_services`` empty means any service (R4). ``lines`` makes the pack a bundle
+    (R24): each line grants its own services their own allowance, in the pack's metric, and
+    ``allowance`` is their sum; the services are the lines' (``eligible_services`` stays
+    empty), no two lines share one, and the pack is charged per pack.
     """
 
     name: str = attrs.field(validator=_required_name)
@@ -634,9 +667,14 @@ class PackTerms:
     )
     policies: Policies = attrs.field(factory=Policies, validator=_typed(Policies))
     description: str = attrs.field(default="", validator=_text)
+    lines: tuple[BundleLine, ...] = attrs.field(
+        default=(), converter=_bundle_lines, validator=_check_lines
+    )
 
     def __attrs_post_init__(self) -> None:
         metric = self.allowance.metric
+        if self.lines:
+            self._check_bundle()
         if metric is Metric.MONEY:
             assert isinstance(self.allowance.amount, Money)
             if not isinstance(self.pricing, PerPack):
@@ -672,8 +710,47 @@ class PackTerms:
         """The pack's currency: every money amount about it is in this currency (R4)."""
         return self.pricing.currency
 
+    def _check_bundle(self) -> None:
+        """R24: lines of the pack's metric, of services no other line names, adding up to the
+        allowance; the bundle's price is the whole pack's."""
+        metric, seen = self.allowance.metric, set[str]()
+        for line in self.lines:
+            if line.allowance.metric is not metric:
+                raise _fail("BundleLine", "allowance", line.allowance, f"must be {metric.value}")
+            given = line.allowance.amount
+            if isinstance(given, Money) and given.currency != self.pricing.currency:
+                raise _fail("BundleLine", "allowance", given, f"must be in {self.pricing.currency}")
+            shared = sorted(seen & line.services)
+            if shared:
+                raise _fail("BundleLine", "services", shared[0], "is on two lines of the bundle")
+            seen |= line.services
+        names = [line.name for line in self.lines]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise _fail("PackTerms", "lines", twice, "names two lines of the bundle")
+        if self.eligible_services:
+            raise _fail(
+                "PackTerms",
+                "eligible_services",
+                self.eligible_services,
+                "must be empty for a bundle: its lines name the services",
+            )
+        if not isinstance(self.pricing, PerPack):
+            raise _fail("PackTerms", "pricing", self.pricing, "a bundle is charged per pack")
+        total = sum(line.allowance.units for line in self.lines)
+        if total != self.allowance.units:
+            raise _fail(
+                "PackTerms", "allowance", self.allowance, "must be the sum of the lines' allowances"
+            )
+
     def covers_service(self, service_id: str) -> bool:
+        if self.lines:
+            return self.line_of(service_id) is not None
         return not self.eligible_services or service_id in self.eligible_services
+
+    def line_of(self, service_id: str) -> int | None:
+        """The index of the bundle line granting ``service_id``, or ``None`` (R24)."""
+        return next((i for i, line in enumerate(self.lines) if service_id in line.services), None)
 
 
 @attrs.frozen

@@ -170,9 +170,11 @@ class _Builder:
 
     def balance_events(self, before: PackState) -> None:
         """``PackExhausted`` or ``LowBalance`` when the last entry's fold recorded a new
-        occurrence: once per pack and total (R12, R12b). The fold decides, so a replay agrees."""
+        occurrence: once per pack and total (R12, R12b), and first, for a bundle, the line's
+        ``LineExhausted`` or ``LowBalance`` (R24). The fold decides, so a replay agrees."""
         after = self.state
         assert after is not None
+        self._line_events(before, after)
         if len(after.exhausted_totals) > len(before.exhausted_totals):
             self.event(ev.PackExhausted, total=after.total)
         elif len(after.low_balance_totals) > len(before.low_balance_totals):
@@ -181,6 +183,19 @@ class _Builder:
                 remaining=after.remaining,
                 total=after.total,
                 threshold=after.terms.policies.low_balance_at,
+            )
+
+    def _line_events(self, before: PackState, after: PackState) -> None:
+        for line, total in after.lines_exhausted[len(before.lines_exhausted) :]:
+            name = after.terms.lines[line].name
+            self.event(ev.LineExhausted, line=name, total=after.amount(total))
+        for line, total in after.lines_low[len(before.lines_low) :]:
+            self.event(
+                ev.LowBalance,
+                remaining=after.line_remaining(line),
+                total=after.amount(total),
+                threshold=after.terms.policies.low_balance_at,
+                line=after.terms.lines[line].name,
             )
 
     def release(self, usage: Usage, reason: str) -> PackState:
@@ -338,6 +353,13 @@ def _check_migration(
         return None
     if not isinstance(migrated, Migration):
         raise InvalidValueError("migrated", migrated, "must be a ledger.Migration or None")
+    if terms.lines:
+        # What a bundle used elsewhere would be line by line: not modelled yet (R19, R24).
+        raise InvalidValueError(
+            "migrated",
+            migrated,
+            "a bundle cannot be opened as migrated: open it with the lines left",
+        )
     metric = terms.metric
     if type(migrated.used) is int and migrated.used == 0:
         migrated = attrs.evolve(migrated, used=amount(metric, 0, terms.currency))
@@ -540,10 +562,23 @@ def _held_refusal(state: PackState, hold: Hold, field: str, value: str) -> Refus
 
 
 def _nothing_left(state: PackState, appointment: Appointment) -> RefusedError | None:
-    """R3: a pack with nothing left refuses (a short ``hours`` or ``money`` pack covers part)."""
+    """R3: a pack with nothing left refuses (a short ``hours`` or ``money`` pack covers part);
+    in a bundle, the line of the appointment's service with nothing left (R24)."""
+    line = state.terms.line_of(appointment.service_id)
+    if line is not None and state.line_remaining_units(line) <= 0:
+        name = state.terms.lines[line].name
+        return RefusedError(
+            Rule.R24, "pack_id", state.pack_id, f"the bundle's line {name} has nothing left"
+        )
     if state.remaining_units > 0:
         return None
     return RefusedError(Rule.R3, "pack_id", state.pack_id, "the pack has nothing left")
+
+
+def _left_for(state: PackState, appointment: Appointment) -> int:
+    """What the pack can cover of ``appointment``: what remains, of its line in a bundle."""
+    line = state.terms.line_of(appointment.service_id)
+    return state.remaining_units if line is None else state.line_remaining_units(line)
 
 
 # The checks of unusable_because, in the order they are asked: the first refusal wins, so a
@@ -594,7 +629,7 @@ def use(state: PackState, appointment: Appointment, at: datetime) -> Change:
     if refusal is not None:
         raise refusal
     needed = _needed(state, appointment)
-    covered = min(needed, state.remaining_units)
+    covered = min(needed, _left_for(state, appointment))
     build = _Builder(state, at)
     after = build.entry(
         Used,
@@ -963,27 +998,49 @@ def _signed_units(state: PackState, value: Amount) -> int:
     return delta
 
 
-def adjust(state: PackState, value: Amount, reason: str, at: datetime) -> Change:
-    """Credit (positive) or debit (negative) the pack; a debit never goes below zero (R9)."""
+def adjust(
+    state: PackState, value: Amount, reason: str, at: datetime, *, line: str | None = None
+) -> Change:
+    """Credit (positive) or debit (negative) the pack; a debit never goes below zero (R9). A
+    bundle's adjustment names its ``line``, which it credits or debits (R24)."""
     _state(state)
     delta = _signed_units(state, value)
     if delta == 0:
         raise InvalidValueError("amount", value, "must not be zero")
     _reason(reason, required=True)
     require_aware("recorded_at", at)
+    index = _adjusted_line(state, line)
     _require_live(state)
-    if state.remaining_units + delta < 0:
+    left = state.remaining if index is None else state.line_remaining(index)
+    if units(state.metric, left) + delta < 0:
+        what = f"pack {state.pack_id}" if line is None else f"line {line} of {state.pack_id}"
         raise RefusedError(
-            Rule.R9,
-            "amount",
-            value,
-            f"a debit may not take pack {state.pack_id} below zero (remaining {state.remaining})",
+            Rule.R9, "amount", value, f"a debit may not take {what} below zero (remaining {left})"
         )
     build = _Builder(state, at)
-    after = build.entry(Adjusted, amount=value, reason=reason)
-    build.event(ev.PackAdjusted, amount=value, reason=reason, remaining=after.remaining)
+    after = build.entry(Adjusted, amount=value, reason=reason, line=line)
+    build.event(
+        ev.PackAdjusted,
+        amount=value,
+        reason=reason,
+        remaining=after.remaining,
+        line=line,
+        line_remaining=None if index is None else after.line_remaining(index),
+    )
     build.balance_events(state)
     return build.done()
+
+
+def _adjusted_line(state: PackState, line: object) -> int | None:
+    """The index of the bundle line an adjustment names: required of a bundle, refused of
+    any other pack (R24)."""
+    names = [bundled.name for bundled in state.terms.lines]
+    if line is None and not names:
+        return None
+    if line is None or not isinstance(line, str) or line not in names:
+        listed = ", ".join(names) or "none: the pack is not a bundle"
+        raise InvalidValueError("line", line, f"must name a line of the bundle ({listed})")
+    return names.index(line)
 
 
 def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
@@ -1328,6 +1385,12 @@ def _carried_terms(state: PackState, value: Money | None, today: date) -> PackTe
     allowance = Allowance(terms.metric, state.remaining)
     expiry = attrs.evolve(state, holds=_holds_ended(state, today)).expiry_date
     changes: dict[str, Any] = {"allowance": allowance}
+    if terms.lines:  # each line with what remains of it; a line used up goes (R24)
+        changes["lines"] = tuple(
+            attrs.evolve(line, allowance=Allowance(terms.metric, state.line_remaining(i)))
+            for i, line in enumerate(terms.lines)
+            if state.line_remaining_units(i) > 0
+        )
     if expiry is not None:
         changes["expiry"] = ExpiresOn(expiry)
     if value is not None:

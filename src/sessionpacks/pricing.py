@@ -151,8 +151,12 @@ def recognised(state: PackState) -> tuple[Recognised, ...]:
     for n, usage in enumerate(state.usages, start=first):
         used += usage.consumed
         upto = price * min(used, paid) // paid
+        # A bundle's sessions are numbered by line (R24).
+        number = state.number(usage.appointment.id) if state.is_bundle else n
         shares.append(
-            Recognised(usage.appointment.id, n, Money.from_minor(upto - before, pricing.currency))
+            Recognised(
+                usage.appointment.id, number, Money.from_minor(upto - before, pricing.currency)
+            )
         )
         before = upto
     return tuple(shares)

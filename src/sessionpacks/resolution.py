@@ -359,6 +359,14 @@ def unpreferable_because(client_id: str, pack: PackState) -> RefusedError | None
     )
 
 
+def _left(pack: PackState, appointment: Appointment) -> str:
+    """What ``pack`` has left for ``appointment``: of its line, in a bundle (R24)."""
+    line = pack.terms.line_of(appointment.service_id)
+    if line is None:
+        return str(pack.remaining)
+    return f"{pack.terms.lines[line].name} {pack.line_remaining(line)!s}"
+
+
 @attrs.frozen
 class Choice:
     """One line of the list offered by hand: an open pack, or a template to open one from."""
@@ -378,7 +386,7 @@ def choices(
     """The client's usable open packs in R13.3's order, then usable templates by name (R14)."""
     usable, _ = usable_packs(appointment, packs)
     offered = [
-        Choice(UsePack(p.pack_id), f"{p.terms.name} ({p.pack_id}), {p.remaining!s} left")
+        Choice(UsePack(p.pack_id), f"{p.terms.name} ({p.pack_id}), {_left(p, appointment)} left")
         for p in usable
     ]
     for template in sorted(templates.values(), key=lambda t: (t.name.casefold(), t.id)):

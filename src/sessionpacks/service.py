@@ -879,16 +879,22 @@ class PackService:
         return self._run(key, command, {"pack_id": pack_id, **arguments}, kind, plan)
 
     def adjust(
-        self, pack_id: str, amount: Amount, reason: str, *, idempotency_key: str | None = None
+        self,
+        pack_id: str,
+        amount: Amount,
+        reason: str,
+        *,
+        line: str | None = None,
+        idempotency_key: str | None = None,
     ) -> PackState:
-        """A credit or debit with a reason (R9)."""
+        """A credit or debit with a reason (R9); of a bundle, of the ``line`` it names (R24)."""
         return self._on_pack(
             pack_id,
-            lambda s: ops.adjust(s, amount, reason, self._now()),
+            lambda s: ops.adjust(s, amount, reason, self._now(), line=line),
             _after,
             idempotency_key,
             "adjust",
-            {"amount": amount, "reason": reason},
+            {"amount": amount, "reason": reason, **({"line": line} if line is not None else {})},
         )
 
     def extend(

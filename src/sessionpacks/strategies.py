@@ -42,6 +42,7 @@ from sessionpacks.model import (
     Allowance,
     Amount,
     Appointment,
+    BundleLine,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
     ExpiresOn,
@@ -62,6 +63,7 @@ from sessionpacks.model import (
     Pricing,
     Service,
     Tier,
+    amount,
 )
 
 __all__ = [
@@ -86,6 +88,7 @@ __all__ = [
     "adjustments",
     "allowances",
     "appointments",
+    "bundle_lines",
     "currencies",
     "dst_days",
     "durations",
@@ -294,10 +297,16 @@ def pack_terms(
     expiry: st.SearchStrategy[ExpiryRule] | None = None,
     service_ids: Sequence[str] = SERVICE_IDS,
     max_sessions: int = 20,
+    bundles: bool = False,
 ) -> PackTerms:
     """Pack terms of ``metric`` (any if ``None``) in ``currency``, eligible for a subset of
-    ``service_ids`` (empty: any service), with an expiry rule from ``expiry``."""
+    ``service_ids`` (empty: any service), with an expiry rule from ``expiry``; with
+    ``bundles``, now and then a bundle (R24) of :func:`bundle_lines` over ``service_ids``."""
     code = _pick_currency(draw, currency)
+    if bundles and len(service_ids) >= 2 and draw(st.booleans()):
+        chosen = metric if metric is not None else draw(metrics())
+        lines = draw(bundle_lines(chosen, currency=code, service_ids=service_ids))
+        return _bundle_terms(draw, lines, code, expiry)
     allowance = draw(allowances(metric, currency=code, max_sessions=max_sessions))
     eligible = draw(st.frozensets(st.sampled_from(list(service_ids)))) if service_ids else None
     return PackTerms(
@@ -308,6 +317,55 @@ def pack_terms(
         eligible_services=eligible or frozenset(),
         policies=draw(policies(allowance)),
         description=draw(st.sampled_from(["", "Prepaid sessions"])),
+    )
+
+
+@st.composite
+def bundle_lines(
+    draw: st.DrawFn,
+    metric: Metric = Metric.SESSIONS,
+    *,
+    currency: str = "AUD",
+    service_ids: Sequence[str] = SERVICE_IDS,
+    max_lines: int = 3,
+    max_sessions: int = 6,
+) -> tuple[BundleLine, ...]:
+    """Two to ``max_lines`` lines of a bundle (R24) of ``metric``, each of its own services
+    among ``service_ids`` (no service on two lines), named after their first service."""
+    if len(service_ids) < 2:
+        raise ValueError("bundle_lines() needs at least two service_ids")
+    order = draw(st.permutations(list(service_ids)))
+    count = draw(st.integers(2, min(max_lines, len(order))))
+    cuts = sorted(
+        draw(st.sets(st.integers(1, len(order) - 1), min_size=count - 1, max_size=count - 1))
+    )
+    groups = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
+    return tuple(
+        BundleLine(
+            group[0].capitalize(),
+            group,
+            draw(allowances(metric, currency=currency, max_sessions=max_sessions)),
+        )
+        for group in groups
+    )
+
+
+def _bundle_terms(
+    draw: st.DrawFn,
+    lines: tuple[BundleLine, ...],
+    currency: str,
+    expiry: st.SearchStrategy[ExpiryRule] | None,
+) -> PackTerms:
+    metric = lines[0].allowance.metric
+    total = amount(metric, sum(line.allowance.units for line in lines), currency)
+    allowance = Allowance(metric, total)
+    return PackTerms(
+        name=draw(_NAMES),
+        allowance=allowance,
+        pricing=PerPack(draw(money(currency, max_amount=5000))),
+        expiry=draw(expiry if expiry is not None else expiry_rules()),
+        policies=draw(policies(allowance)),
+        lines=lines,
     )
 
 
@@ -564,10 +622,12 @@ class Reschedule:
 
 @attrs.frozen
 class Adjust:
-    """A credit (positive) or debit (negative) in the pack's metric; never zero."""
+    """A credit (positive) or debit (negative) in the pack's metric; never zero. Of a bundle,
+    of the ``line`` it names (R24)."""
 
     amount: Amount
     reason: str
+    line: str | None = None
 
 
 @attrs.frozen
@@ -709,7 +769,8 @@ def workflows(
     """
     clients = st.sampled_from((client_id, *shared_with))
     days = local_days(timezone, min_date=min_date, max_date=max_date)
-    covered = sorted(terms.eligible_services) or list(SERVICE_IDS)
+    lined = sorted({s for line in terms.lines for s in line.services})
+    covered = lined or sorted(terms.eligible_services) or list(SERVICE_IDS)
     count = draw(st.integers(1, max_appointments))
     pool = [
         draw(
@@ -732,7 +793,12 @@ def workflows(
         ids.map(LateCancel),
         ids.map(NoShow),
         st.builds(Reschedule, ids, local_starts(timezone, days=days)),
-        st.builds(Adjust, adjustments(terms), reasons),
+        st.builds(
+            Adjust,
+            adjustments(terms),
+            reasons,
+            st.sampled_from([line.name for line in terms.lines]) if terms.lines else st.none(),
+        ),
         st.builds(Wait, st.integers(1, 24 * 60).map(lambda m: timedelta(minutes=5 * m))),
         st.builds(Sweep, st.dates(min_date, max_date + timedelta(days=800))),
         st.builds(Extend, st.integers(1, 120), reasons),
@@ -775,7 +841,8 @@ _TYPE_STRATEGIES: dict[type, st.SearchStrategy[object]] = {
     ExpiresAfterOpening: expiry_rules(kinds=[ExpiresAfterOpening]),
     ExpiresAfterFirstUse: expiry_rules(kinds=[ExpiresAfterFirstUse]),
     Policies: policies(),
-    PackTerms: pack_terms(currency=None),
+    PackTerms: pack_terms(currency=None, bundles=True),
+    BundleLine: bundle_lines().map(lambda lines: lines[0]),
     PackTemplate: templates(currency=None),
     Appointment: appointments(identifiers("C"), timezone="Australia/Sydney"),
     Service: services(currencies()),

@@ -422,9 +422,7 @@ def test_lost_active_usages_are_found_and_rebuilt(path: Path, repo: SqliteReposi
     assert repo.check_snapshots() == []
 
 
-def test_lost_and_stray_shares_are_found_and_rebuilt(
-    path: Path, repo: SqliteRepository
-) -> None:
+def test_lost_and_stray_shares_are_found_and_rebuilt(path: Path, repo: SqliteRepository) -> None:
     """R20: the index of shared packs is derived from the ledgers like the rest."""
     service = _three_packs(repo)
     service.share("pk1", "C7")

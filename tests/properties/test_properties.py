@@ -90,8 +90,8 @@ def _decide(state: PackState, step: sps.Step, now: datetime) -> ops.Change:
             return ops.cancel(state, aid, now, no_show=True)
         case sps.Reschedule(appointment_id=aid, start=start):
             return ops.reschedule(state, aid, start, now)
-        case sps.Adjust(amount=amount, reason=reason):
-            return ops.adjust(state, amount, reason, now)
+        case sps.Adjust(amount=amount, reason=reason, line=line):
+            return ops.adjust(state, amount, reason, now, line=line)
         case sps.Extend(days=days, reason=reason):
             base = state.expiry_date or now.astimezone(SYDNEY).date()
             return ops.extend(state, base + timedelta(days=days), reason, now)
@@ -164,6 +164,12 @@ scenarios = sps.pack_terms(max_sessions=6).flatmap(
     lambda t: st.tuples(st.just(t), sps.workflows(t))
 )
 
+
+bundle_scenarios = (
+    sps.pack_terms(bundles=True, service_ids=("physio", "massage", "gym"))
+    .filter(lambda t: bool(t.lines))
+    .flatmap(lambda t: st.tuples(st.just(t), sps.workflows(t)))
+)
 
 FAMILY = ("C2", "C3")
 shared_scenarios = sps.pack_terms(max_sessions=6).flatmap(
@@ -844,4 +850,44 @@ def test_only_a_client_listed_when_booking_draws_on_a_shared_pack(
                 for u in outcome.change.after.usages
             )
         if isinstance(step, sps.Unshare) and outcome.refusal is not None:
-            assert outcome.refusal.rule == "R20"
+            # Not listed or an appointment to come (R20); a closed pack changes no more (R10).
+            assert outcome.refusal.rule == ("R10" if before.ended else "R20")
+
+
+# Bundles (R24) ----------------------------------------------------------------------------
+
+
+@PROPS
+@given(bundle_scenarios)
+def test_each_line_of_a_bundle_numbers_1_to_k_and_the_lines_add_up(
+    scenario: tuple[PackTerms, list[sps.Step]],
+) -> None:
+    opened, outcomes = run(*scenario)
+    for state in _states(opened, outcomes):
+        lines = range(len(state.terms.lines))
+        for line in lines:
+            mine = [u for u in state.usages if state.line_of(u) == line]
+            assert [state.number(u.appointment.id) for u in mine] == list(range(1, len(mine) + 1))
+            assert state.line_remaining_units(line) >= 0
+        assert state.remaining_units == sum(state.line_remaining_units(i) for i in lines)
+        assert state.total_units == sum(state.line_total_units(i) for i in lines)
+        assert (state.remaining_units == 0) == all(
+            state.line_remaining_units(i) == 0 for i in lines
+        )
+    assert replay(_entries(opened, outcomes)) == list(_states(opened, outcomes))[-1]
+
+
+@PROPS
+@given(bundle_scenarios)
+def test_a_bundle_line_used_up_refuses_only_its_own_services(
+    scenario: tuple[PackTerms, list[sps.Step]],
+) -> None:
+    _opened, outcomes = run(*scenario)
+    for outcome in outcomes:
+        if outcome.refusal is None or outcome.refusal.rule != "R24":
+            continue
+        assert isinstance(outcome.step, sps.Book)
+        line = outcome.before.terms.line_of(outcome.step.appointment.service_id)
+        assert line is not None
+        assert outcome.before.line_remaining_units(line) == 0
+        assert outcome.before.remaining_units >= 0

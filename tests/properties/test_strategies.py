@@ -19,6 +19,7 @@ from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.model import (
     Allowance,
     Appointment,
+    BundleLine,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
     ExpiresOn,
@@ -74,6 +75,11 @@ def test_terms_from_type_respect_cross_field_rules(terms: PackTerms) -> None:
     threshold = terms.policies.low_balance_at
     if threshold is not None:
         assert 0 < units(terms.metric, threshold) < terms.allowance.units
+    if terms.lines:  # a bundle (R24): its lines add up, of services of their own
+        assert sum(line.allowance.units for line in terms.lines) == terms.allowance.units
+        services = [s for line in terms.lines for s in line.services]
+        assert len(services) == len(set(services))
+        assert isinstance(terms.pricing, PerPack)
     if isinstance(terms.pricing, PerSession):
         starts = [t.from_session for t in terms.pricing.tiers]
         assert starts[0] == 1
@@ -229,7 +235,7 @@ def test_workflow_steps_are_valid_for_their_terms(pair: tuple[PackTerms, list[sp
     assert all(by_id[a.id] == a for a in booked)  # one appointment per id
 
 
-@pytest.mark.parametrize("kind", [Money, Appointment, PackTemplate, PackTerms])
+@pytest.mark.parametrize("kind", [Money, Appointment, PackTemplate, PackTerms, BundleLine])
 def test_type_strategies_are_registered_for_the_main_types(kind: type) -> None:
     assert st.from_type(kind) is not None
     assert isinstance(find(st.from_type(kind), lambda _: True, settings=FIND), kind)

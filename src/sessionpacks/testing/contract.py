@@ -54,6 +54,7 @@ from sessionpacks.ledger import ENTRY_TYPES, Mark, PackState, PackStatus, replay
 from sessionpacks.model import (
     Allowance,
     Appointment,
+    BundleLine,
     ExpiresAfterFirstUse,
     ExpiresOn,
     ExpiryRule,
@@ -99,11 +100,12 @@ def _appointment(
     client: str = "C1",
     minutes: int = 60,
     price: str = "120.00",
+    service: str = "physio",
 ) -> Appointment:
     return Appointment(
         id=appointment_id,
         client_id=client,
-        service_id="physio",
+        service_id=service,
         start=start,
         duration=timedelta(minutes=minutes),
         price=_aud(price),
@@ -141,6 +143,19 @@ def _hours(hours: int) -> PackTerms:
 def _money(face: str, price: str) -> PackTerms:
     return PackTerms(
         name=f"{face} credit", allowance=Allowance.money(_aud(face)), pricing=PerPack(_aud(price))
+    )
+
+
+def _bundle() -> PackTerms:
+    """5 physio and 1 massage (R24)."""
+    return PackTerms(
+        name="Physio and massage",
+        allowance=Allowance.sessions(6),
+        pricing=PerPack(_aud("600.00")),
+        lines=(
+            BundleLine("Physio", {"physio"}, Allowance.sessions(5)),
+            BundleLine("Massage", {"massage"}, Allowance.sessions(1)),
+        ),
     )
 
 
@@ -222,6 +237,10 @@ def _every_kind(record: _Recorder) -> None:
     m = record(ops.adjust(m, _aud("-10.25"), "correction", at))
     m = record(ops.issue_invoice(m, "m1", at)[0])  # the price invoiced: transferable (R21)
     record.together(ops.transfer(m, "money-to-c3", "C3", repo.practice, "partner", at))
+    b = record(ops.open_pack("bundle", "C3", _bundle(), repo.practice, at))
+    b = record(ops.use(b, _appointment("b1", _at(2, 2), client="C3", service="massage"), at))
+    b = record(ops.adjust(b, 1, "goodwill", at, line="Massage"))
+    record(ops.use(b, _appointment("b2", _at(2, 3), client="C3", service="massage"), at))
     v = record(ops.open_pack("oops", "C2", _sessions(5), repo.practice, at, shared_with=("C1",)))
     record(ops.void(v, "opened in error", at))
 

@@ -179,7 +179,7 @@ def _service(repository: PackRepository, clock: FixedClock) -> PackService:
 
 def _terms(metric: Metric | None = None) -> st.SearchStrategy[PackTerms]:
     expiry = sps.expiry_rules(min_date=FIRST_DAY + timedelta(days=10), max_date=date(2026, 12, 31))
-    return sps.pack_terms(metric, expiry=expiry, service_ids=SERVICES, max_sessions=8)
+    return sps.pack_terms(metric, expiry=expiry, service_ids=SERVICES, max_sessions=8, bundles=True)
 
 
 def _sorted_window(ends: tuple[date | None, date | None]) -> tuple[date | None, date | None]:
@@ -499,9 +499,12 @@ class StoreMachine(RuleBasedStateMachine):
         """A credit or a debit in the pack's metric (R9)."""
         pack = self._pack(data)
         amount = data.draw(sps.adjustments(pack.terms), label="amount")
+        # A bundle's adjustment names its line (R24); now and then none, which is refused.
+        names = [line.name for line in pack.terms.lines]
+        line = data.draw(st.sampled_from([*names, *names, None]), label="line") if names else None
         self.both(
-            f"adjust({pack.pack_id!r}, {amount!r})",
-            lambda s: s.adjust(pack.pack_id, amount, "goodwill"),
+            f"adjust({pack.pack_id!r}, {amount!r}, line={line!r})",
+            lambda s: s.adjust(pack.pack_id, amount, "goodwill", line=line),
         )
 
     @precondition(_has_packs)
@@ -659,10 +662,14 @@ class StoreMachine(RuleBasedStateMachine):
         if mine.remaining_units < 0:
             _fail(f"{where}: the balance is below zero: {mine.remaining}")
         ids = [u.appointment.id for u in mine.usages]
-        numbers = [mine.number(a) for a in ids]
         first = theirs.numbered_before + 1  # after the sessions numbered elsewhere (R19)
-        if numbers != list(range(first, first + len(ids))):
-            _fail(f"{where}: sessions are numbered {numbers}, not {first}..{first + len(ids) - 1}")
+        # A bundle numbers each line on its own (R24); any other pack has one line, None.
+        for line in dict.fromkeys(mine.line_of(u) for u in mine.usages):
+            on_line = [u.appointment.id for u in mine.usages if mine.line_of(u) == line]
+            numbers = [mine.number(a) for a in on_line]
+            if numbers != list(range(first, first + len(on_line))):
+                expected = f"{first}..{first + len(on_line) - 1}"
+                _fail(f"{where}: sessions are numbered {numbers}, not {expected}")
         _same(f"{where}: version", mine.version, theirs.version)
         _same(f"{where}: remaining", mine.remaining, theirs.remaining)
         _same(f"{where}: status as of {now.isoformat()}", mine.status(now), theirs.status(now))
