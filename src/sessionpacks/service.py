@@ -1178,8 +1178,9 @@ class PackService:
     ) -> InvoiceLine:
         """Issue (once) and return the invoice line of an appointment on a pack (R8, R15).
 
-        With ``as_of``, the line as the ledger of the pack holding the appointment now said at
-        that instant (R23): a read that writes nothing, so it takes no idempotency key."""
+        With ``as_of``, the line as the ledger of the pack holding the appointment then said at
+        that instant (R23): the pack holding it now, or one of its client's packs it was moved
+        from. A read that writes nothing, so it takes no idempotency key."""
         check_id("appointment_id", appointment_id)
         if as_of is not None:
             return self._line_as_of(appointment_id, check_instant("as_of", as_of), idempotency_key)
@@ -1196,13 +1197,29 @@ class PackService:
             raise InvalidValueError(
                 "idempotency_key", key, "an invoice line as of an instant writes nothing"
             )
-        holder = self.repository.pack_of_appointment(appointment_id)
-        then = None if holder is None else self.pack(holder, as_of=as_of)
-        if then is None or then.usage(appointment_id) is None:
+        then = self._holder_as_of(appointment_id, as_of)
+        if then is None:
             raise NotFoundError(
                 "appointment_id", appointment_id, f"was not active on a pack at {as_of.isoformat()}"
             )
         return line_of(then, appointment_id)
+
+    def _holder_as_of(self, appointment_id: str, as_of: datetime) -> PackState | None:
+        """The pack holding the appointment at ``as_of``, as its ledger said then: the pack
+        holding it now, or, if it was moved since, another pack of its client (R23). An
+        appointment no pack holds now is not looked for."""
+        holder = self.repository.pack_of_appointment(appointment_id)
+        if holder is None:
+            return None
+        now = self.repository.load(holder)
+        usage = now.usage(appointment_id)
+        client = now.client_id if usage is None else usage.appointment.client_id
+        others = [p.pack_id for p in self.repository.client_packs(client) if p.pack_id != holder]
+        for pack_id in (holder, *others):
+            then = replay_as_of(self.repository.ledger(pack_id), as_of)
+            if then is not None and then.usage(appointment_id) is not None:
+                return then
+        return None
 
     def _invoice_plan(self, appointment_id: str) -> _Plan[InvoiceLine]:
         change, line = ops.issue_invoice(

@@ -56,6 +56,23 @@ def test_as_of_before_opening_and_other_bad_arguments(service: PackService) -> N
     assert keyed.value.field == "idempotency_key"
 
 
+def test_the_line_as_of_an_instant_comes_from_the_pack_holding_it_then(
+    service: PackService, clock: FixedClock
+) -> None:
+    """An appointment moved since: its line as of before the move is the first pack's."""
+    clock.set(at("2026-03-01T09:00"))
+    service.open_pack("C1", terms=terms(10, name="Ten"))
+    service.open_pack("C1", terms=terms(5, name="Five"))
+    booked = appt("A1", "2026-03-20T10:00")
+    service.assign(booked, pack_id="pk1")
+    clock.set(at("2026-03-10T09:00"))
+    service.move(booked, "pk2")
+    before = service.invoice_line("A1", as_of=at("2026-03-05T12:00"))
+    assert (before.pack_id, before.label) == ("pk1", "Session 1 of 10")
+    after = service.invoice_line("A1", as_of=at("2026-03-15T12:00"))
+    assert (after.pack_id, after.label) == ("pk2", "Session 1 of 5")
+
+
 def test_money_figures_as_of(service: PackService, clock: FixedClock) -> None:
     per_pack = terms(10, pricing=PerPack(aud("1000")), expiry=ExpiresOn(date(2026, 6, 1)))
     service.open_pack("C1", terms=per_pack)
