@@ -796,7 +796,11 @@ def apply(state: PackState | None, entry: Entry) -> PackState:
             (entry.pack_id, entry.sequence),
             f"does not follow {state.pack_id} at version {state.version}",
         )
-    return attrs.evolve(_fold(state, entry), version=entry.sequence)
+    folded = _fold(state, entry)
+    # The fold of a usage sets the version itself: one evolve per entry on the hot path.
+    return (
+        folded if folded.version == entry.sequence else attrs.evolve(folded, version=entry.sequence)
+    )
 
 
 def _with_lines(state: PackState, usages: tuple[Usage, ...]) -> PackState:
@@ -873,6 +877,7 @@ def _fold_usage(state: PackState, entry: Entry) -> PackState | None:
                 state,
                 usages=_insert(state.usages, usage),
                 consumed_units=state.consumed_units + usage.consumed,
+                version=entry.sequence,
             )
             lined = _line_occurrences(state, after, after.line_of(usage))
             return _balance_occurrences(state, lined)

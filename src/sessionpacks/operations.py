@@ -619,13 +619,19 @@ def use(state: PackState, appointment: Appointment, at: datetime) -> Change:
     _state(state)
     _appointment("appointment", appointment)
     require_aware("recorded_at", at)
+    return _use(state, appointment, at, usable=False)
+
+
+def _use(state: PackState, appointment: Appointment, at: datetime, *, usable: bool) -> Change:
+    """:func:`use` of checked arguments; ``usable``: :func:`unusable_because` has just found
+    ``state`` usable for ``appointment``, so it is not asked twice."""
     recorded = state.usage(appointment.id)
     if recorded is not None:
         refusal = differing_fact(recorded.appointment, appointment)
         if refusal is not None:
             raise refusal
         return _unchanged(state)
-    refusal = unusable_because(state, appointment)
+    refusal = None if usable else unusable_because(state, appointment)
     if refusal is not None:
         raise refusal
     needed = _needed(state, appointment)
@@ -867,6 +873,7 @@ def record(
     at: datetime,
     *,
     cancelled_at: datetime | None = None,
+    usable: bool = False,
 ) -> Change:
     """Record on ``state`` an appointment whose ``status`` the host already knows, as one
     change (R3 to R7).
@@ -876,14 +883,19 @@ def record(
     booked again is :func:`use` again (the same facts write nothing, R6, R6a); another status
     acts on its usage as :func:`cancel` does, and writes nothing when the usage is already
     marked so.
+
+    ``usable=True`` says :func:`unusable_because` found this very ``state`` usable for
+    ``appointment`` in the decision just made (resolution does, for the pack it chooses), so
+    the check is not asked twice; anything else leaves it ``False``.
     """
     _state(state)
     _appointment("appointment", appointment)
     status = _status(status)
     when = _cancelled_at(status, cancelled_at)
     require_aware("recorded_at", at)
+    _flag("usable", usable)
     if status is AppointmentStatus.BOOKED:
-        return use(state, appointment, at)
+        return _use(state, appointment, at, usable=usable)
     usage = state.usage(appointment.id)
     if usage is not None:
         if usage.mark is not None and usage.mark is _MARKS.get(status):
@@ -892,7 +904,7 @@ def record(
     kept = _kept_for(state.terms, appointment, status, when)
     if kept is None:
         return _unchanged(state)
-    used = use(state, appointment, at)
+    used = _use(state, appointment, at, usable=usable)
     return used.then(mark(used.after, appointment.id, kept, at))
 
 

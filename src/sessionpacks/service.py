@@ -626,8 +626,14 @@ class PackService:
         pack = packs[action.pack_id]
         if not recorded.draws_on(pack.terms, appointment):
             return _Assigned(_given_back(decision, f"pack {pack.pack_id}"))
+        # Resolution chose this very state as usable (R13, R14): not checked a second time.
         change = ops.record(
-            pack, appointment, recorded.status, self._now(), cancelled_at=recorded.cancelled_at
+            pack,
+            appointment,
+            recorded.status,
+            self._now(),
+            cancelled_at=recorded.cancelled_at,
+            usable=True,
         )
         return _Assigned(decision, change, change.after)
 
