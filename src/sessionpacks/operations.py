@@ -490,13 +490,15 @@ def _other_client(state: PackState, appointment: Appointment) -> RefusedError | 
 
 def _other_service(state: PackState, appointment: Appointment) -> RefusedError | None:
     """R4: only the services the pack lists (no list: any service)."""
-    if state.terms.covers_service(appointment.service_id):
+    terms = state.terms
+    if terms.covers_service(appointment.service_id):
         return None
+    services = terms.eligible_services.union(*(line.services for line in terms.lines))
     return RefusedError(
         Rule.R4,
         "appointment.service_id",
         appointment.service_id,
-        f"pack {state.pack_id} covers only {sorted(state.terms.eligible_services)}",
+        f"pack {state.pack_id} covers only {sorted(services)}",
     )
 
 
@@ -705,6 +707,15 @@ def reschedule(state: PackState, appointment_id: str, start: datetime, at: datet
     hold = state.hold_on(start.astimezone(state.zone).date())
     if hold is not None:
         raise _held_refusal(state, hold, "start", start.isoformat())
+    client = usage.appointment.client_id
+    if not state.serves(client) and instant(start) > instant(at):
+        # R20: a client taken off the pack holds no appointment to come on it.
+        raise RefusedError(
+            Rule.R20,
+            "start",
+            start.isoformat(),
+            f"client {client} no longer shares pack {state.pack_id}: move the appointment",
+        )
     build = _Builder(state, at)
     after = build.entry(Rescheduled, appointment_id=appointment_id, start=start)
     if _past_expiry(after) is not None:

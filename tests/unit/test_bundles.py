@@ -282,3 +282,10 @@ def test_choices_and_recognised_revenue_speak_of_the_line(service: PackService) 
             ),
         )
     assert refused.value.field == "BundleLine.allowance"
+
+
+def test_a_service_on_no_line_is_refused_naming_the_lines_services() -> None:
+    with pytest.raises(RefusedError) as refused:
+        used(opened(), "A1", "yoga")
+    assert refused.value.rule == "R4"
+    assert "covers only ['massage', 'physio']" in str(refused.value)

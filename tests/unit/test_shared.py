@@ -220,3 +220,18 @@ def test_numbering_is_1_to_k_in_start_order_across_every_client(
     assert [state.number(u.appointment.id) for u in by_start] == list(range(1, len(order) + 1))
     assert state.remaining == 10 - len(order)
     assert {u.appointment.client_id for u in state.usages} <= set(_CLIENTS)
+
+
+def test_a_client_taken_off_the_pack_cannot_move_a_session_into_the_future(
+    service: PackService, clock: FixedClock
+) -> None:
+    """R20: unsharing refuses while the client holds an appointment to come; a reschedule
+    cannot give them one afterwards either."""
+    service.open_pack("C1", terms=terms(10), shared_with=["C2"])
+    service.assign(appt("B1", "2026-01-10T10:00", client="C2"), pack_id="pk1")  # past
+    service.unshare("pk1", "C2")
+    with pytest.raises(RefusedError) as refused:
+        service.reschedule("B1", at("2026-03-20T10:00"))
+    assert (refused.value.rule, refused.value.field) == ("R20", "start")
+    assert "client C2 no longer shares pack pk1" in str(refused.value)
+    assert service.reschedule("B1", at("2026-01-09T10:00")).label("B1") == "Session 1 of 10"
