@@ -49,6 +49,7 @@ from sessionpacks import (
     PreferTemplate,
 )
 from sessionpacks.adapters.sqlite import SqliteStore
+from sessionpacks.model import BundleLine
 from sessionpacks.ports import PackRepository
 
 SRC = Path(sessionpacks.__file__).resolve().parent
@@ -62,8 +63,9 @@ NOW_TEXT = "2026-02-16T09:00+11:00"
 
 # The prepared practice ----------------------------------------------------------------------
 
-TEMPLATE_IDS = ("physio10", "hours5", "money500", "single")
-PACK_IDS = ("pk1", "pk2", "pk3", "pk4", "pk5", "pk6", "pk7", "pkbig")
+TEMPLATE_IDS = ("physio10", "hours5", "money500", "single", "bundle")
+PACK_IDS = ("pk1", "pk2", "pk3", "pk4", "pk5", "pk6", "pk7", "pkbig", "pkb")
+BUNDLE_PACK = "pkb"  # C1's bundle (R24): its Massage line used up by M1, Physio 2 left
 CLIENT_IDS = ("C1", "C2", "C9")
 SERVICE_IDS = ("physio", "massage")
 BIG_PACK = "pkbig"
@@ -77,6 +79,7 @@ APPOINTMENTS: dict[str, tuple[str, str, datetime, int, str]] = {
     "B1": ("C2", "massage", datetime(2026, 2, 10, 14, tzinfo=SYDNEY), 90, "130.00"),
     "B2": ("C2", "physio", datetime(2026, 2, 20, 14, tzinfo=SYDNEY), 60, "120.00"),
     "G1": ("C9", "physio", datetime(2026, 2, 4, 9, tzinfo=SYDNEY), 60, "10.00"),
+    "M1": ("C1", "massage", datetime(2026, 2, 5, 11, tzinfo=SYDNEY), 60, "95.00"),
 }
 APPOINTMENT_IDS = (*APPOINTMENTS, "N1", "N2", "N3")
 
@@ -118,12 +121,22 @@ def template_terms() -> dict[str, PackTerms]:
         "single": PackTerms(
             name="Single", allowance=Allowance.sessions(1), pricing=PerPack(aud("100"))
         ),
+        "bundle": PackTerms(
+            name="Physio and massage",
+            allowance=Allowance.sessions(3),
+            pricing=PerPack(aud("300")),
+            policies=Policies(low_balance_at=1),
+            lines=(
+                BundleLine("Physio", frozenset({"physio"}), Allowance.sessions(2)),
+                BundleLine("Massage", frozenset({"massage"}), Allowance.sessions(1)),
+            ),
+        ),
     }
 
 
 def populate(service: PackService) -> None:
-    """Templates, packs with usages, an exhausted, a closed, a voided and an unused pack,
-    preferences."""
+    """Templates, packs with usages, an exhausted, a closed, a voided and an unused pack, a
+    bundle with a line used up, preferences."""
     for template_id, terms in template_terms().items():
         service.add_template(template_id, terms)
     service.open_pack("C1", template_id="physio10", pack_id="pk1", charged_on_open=False)
@@ -146,6 +159,8 @@ def populate(service: PackService) -> None:
     )
     service.open_pack(BIG_CLIENT, terms=big, pack_id=BIG_PACK)
     service.assign(appointment("G1"), pack_id=BIG_PACK)
+    service.open_pack("C1", template_id="bundle", pack_id=BUNDLE_PACK)
+    service.assign(appointment("M1"), pack_id=BUNDLE_PACK)  # the Massage line used up
     service.set_preference("C1", PreferTemplate("physio10"))
     service.set_preference("C2", PreferPack("pk3"))
     service.set_preference(BIG_CLIENT, PreferPack(BIG_PACK))

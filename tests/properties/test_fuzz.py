@@ -94,6 +94,7 @@ from sessionpacks._cli.base import GLOBAL_DEFAULTS
 from sessionpacks.adapters.sqlite import SqliteStore
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, StoreError
 from sessionpacks.events import PackOpened
+from sessionpacks.model import MAX_BUNDLE_LINES, BundleLine
 from sessionpacks.operations import MAX_SHARED_WITH
 from sessionpacks.ports import PackRepository
 
@@ -103,6 +104,7 @@ from ..fuzz_support import (
     APPOINTMENTS,
     BIG_CLIENT,
     BIG_PACK,
+    BUNDLE_PACK,
     CLIENT_IDS,
     FAILING,
     HOSTILE_DATES,
@@ -440,8 +442,96 @@ TERM_EXTREMES: dict[str, Strategy] = {
 }
 
 
+def line(name: Any, services: Any, allowance: Any) -> Build:
+    """A bundle line (R24), built inside the call: ``allowance`` a count of sessions, or a
+    Build of another."""
+    if isinstance(allowance, int) and not isinstance(allowance, bool):
+        allowance = Build(Allowance.sessions, (allowance,))
+    return Build(BundleLine, (name, services, allowance))
+
+
+def _made(kind: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *items: kind(items)
+
+
+def lines(*items: Any, kind: Callable[..., Any] = tuple) -> Build:
+    """``items`` (lines or anything) in a tuple or a list made inside the call, each item made
+    first: what a host passes as ``PackTerms.lines``."""
+    return Build(_made(kind), items, name=getattr(kind, "__name__", "lines"))
+
+
+def physio_and_massage(physio: Any = 7, massage: Any = 3) -> Build:
+    return lines(
+        line("Physio", frozenset({"physio"}), physio), line("Massage", {"massage"}, massage)
+    )
+
+
+# Lines of a bundle (R24): what a host might pass as PackTerms.lines, right and wrong.
+HOSTILE_LINES = sample(
+    # not a tuple of lines
+    "Physio",
+    "",
+    b"Physio",
+    7,
+    {"Physio": 7},
+    frozenset({"Physio"}),
+    lines(None),
+    lines("Physio"),
+    lines(("Physio", {"physio"}, 7)),
+    lines(Build(Allowance.sessions, (7,))),
+    lines(line("Physio", {"physio"}, 10), "Massage", kind=list),
+    lines(line("Physio", {"physio"}, 10), kind=frozenset),
+    lines(line("Physio", {"physio"}, 10), kind=iter),
+    Opaque(),
+    # lines that break a rule of the bundle: a wrong metric, a service on two lines, a name
+    # twice, more than 20 lines, a sum that does not add up
+    lines(
+        line("Physio", {"physio"}, 7),
+        line("Massage", {"massage"}, Build(Allowance.hours, (timedelta(hours=3),))),
+    ),
+    lines(
+        line("Physio", {"physio"}, Build(Allowance.money, (money("70"),))),
+        line("Massage", {"massage"}, Build(Allowance.money, (money("30"),))),
+    ),
+    lines(line("Physio", {"physio", "massage"}, 7), line("Massage", {"massage"}, 3)),
+    lines(line("Physio", {"physio"}, 7), line("Physio", {"massage"}, 3)),
+    lines(line("Physio", {"physio"}, 7), line(SneakyStr("Physio"), {"massage"}, 3)),
+    lines(*(line(f"L{n}", {f"s{n}"}, 1) for n in range(MAX_BUNDLE_LINES + 1))),
+    lines(*(line(f"L{n}", {f"s{n}"}, 1) for n in range(10**4))),
+    lines(*(line("Physio", {"physio"}, 1) for _ in range(MAX_BUNDLE_LINES + 1))),
+    physio_and_massage(7, 2),
+    physio_and_massage(2**62, 2**62),
+    physio_and_massage(10, 0),
+    physio_and_massage(-3, 13),
+    lines(line("Physio", {"physio"}, 10)),
+    # hostile names and services of a line
+    lines(line("Phys\x00io", {"physio"}, 7), line("Massage", {"massage"}, 3)),
+    lines(line("Physio\x1b[2J", {"physio"}, 7), line("\ud800", {"massage"}, 3)),
+    lines(line(HUGE, {"physio"}, 7), line(" ", {"massage"}, 3)),
+    lines(line("Physio", {"physio"}, 7), line("Massage", frozenset(), 3)),
+    lines(line("Physio", "physio", 7), line("Massage", {"massage"}, 3)),
+    lines(line("Physio", {HUGE}, 7), line("Massage", {"\x00"}, 3)),
+    lines(line("Physio", {" physio"}, 7), line("Massage", [b"massage"], 3)),
+    lines(line(None, {"physio"}, 7), line(7, {"massage"}, 3)),
+    lines(line("Physio", {"physio"}, 7), line("Massage", {"massage"}, Opaque())),
+    # money lines in another currency than the pack's
+    lines(
+        line("Physio", {"physio"}, Build(Allowance.money, (money("70", "USD"),))),
+        line("Massage", {"massage"}, Build(Allowance.money, (money("30", "USD"),))),
+    ),
+    # right: 7 + 3 is the 10 sessions of the terms these replace, as a tuple or a list
+    physio_and_massage(),
+    lines(line("Physio", {"physio"}, 7), line("Massage", {"massage"}, 3), kind=list),
+    (),
+    [],
+)
+TERM_EXTREMES["lines"] = HOSTILE_LINES
+
+
 @functools.cache
 def hostile_terms() -> Strategy:
+    """Terms with one or two fields replaced, of a plain pack or of a bundle (R24), whose
+    pricing, services or allowance then break its rules."""
     fields: dict[str, Strategy] = {
         "name": sample("10 x Physio"),
         "allowance": sample(Build(Allowance.sessions, (10,))),
@@ -450,8 +540,19 @@ def hostile_terms() -> Strategy:
         "eligible_services": sample(frozenset()),
         "policies": sample(Build(Policies)),
         "description": sample(""),
+        "lines": sample(()),
     }
-    return _one_replaced(PackTerms, fields, TERM_EXTREMES)
+    bundle = {**fields, "lines": sample(physio_and_massage())}
+    extremes = {
+        **TERM_EXTREMES,
+        "pricing": TERM_EXTREMES["pricing"] | sample(Build(PerSession.flat, (money("100"),))),
+        "eligible_services": TERM_EXTREMES["eligible_services"]
+        | sample(frozenset({"physio"}), frozenset({"pilates"})),
+        "allowance": TERM_EXTREMES["allowance"] | sample(Build(Allowance.sessions, (11,))),
+    }
+    return _one_replaced(PackTerms, fields, TERM_EXTREMES) | _one_replaced(
+        PackTerms, bundle, extremes
+    )
 
 
 @functools.cache
@@ -540,6 +641,8 @@ VALID: dict[str, Strategy] = {
     "idempotency_key": st.none() | sample("k1", "k2", "k3"),
     "practice_id": sample(PRACTICE, "clinic-2"),
     "timezone": sample(ZONE, "UTC", None),
+    # PackService.adjust: the line of a bundle (R24), which pkb's adjustments must name
+    "line": st.none() | sample("Physio", "Massage"),
 }
 OVERRIDES: dict[tuple[str, str], Strategy] = {
     ("open_pack", "template_id"): st.none() | sample(*TEMPLATE_IDS),
@@ -602,6 +705,9 @@ OVERRIDES: dict[tuple[str, str], Strategy] = {
     # pk1 is shared with C2, whose S1 on it is to come, past on the clock 30 days on.
     ("unshare", "pack_id"): sample("pk1", "pk1", "pk1", "pkn1"),
     ("unshare", "client_id"): sample("C2", "C2", "C3"),
+    # R24: the bundle pkb, whose Massage line is used up, as often as any other pack.
+    ("adjust", "pack_id"): sample(BUNDLE_PACK, BUNDLE_PACK, *PACK_IDS),
+    ("adjust", "line"): weighted((2, st.none()), (3, sample("Physio", "Massage"))),
 }
 EXTREMES: dict[str, Strategy] = {
     **dict.fromkeys(
@@ -670,6 +776,26 @@ EXTREMES: dict[str, Strategy] = {
         Opaque(),
     )
     | st.builds(lambda: iter(["C2"])),
+    "line": HOSTILE_IDS
+    | sample(
+        "physio",  # a service, not a line's name
+        "massage",
+        "PHYSIO",
+        " Physio",
+        "Physio ",
+        "Physio\x00",
+        "Massage\x1b[2J",
+        "Pilates",
+        SneakyStr("Physio"),
+        b"Physio",
+        ("Physio",),
+        ["Massage"],
+        {"Physio"},
+        0,
+        1,
+        True,
+        Opaque(),
+    ),
 }
 
 
@@ -690,6 +816,8 @@ def changes_strategy() -> Strategy:
         "eligible_services": sample(frozenset({"physio"}), frozenset()),
         "policies": sample(Build(Policies)),
         "description": sample("edited"),
+        # the lines of the bundle template (2 + 1 sessions), or none
+        "lines": sample((), physio_and_massage(2, 1)),
     }
     key = sample(*names) | sample("bogus", "version", "id", "\x00", "")
     value = {
@@ -884,6 +1012,7 @@ FUZZED_CLASSES: tuple[type, ...] = (
     Service,
     Tier,
     Migration,
+    BundleLine,
 )
 # Public names that are not fuzzed as constructors (besides the errors), and why.
 NOT_CONSTRUCTORS = {
@@ -893,6 +1022,7 @@ NOT_CONSTRUCTORS = {
             "ExpiringSoon",
             "ExpiryExtended",
             "HoldEnded",
+            "LineExhausted",
             "LowBalance",
             "PackAdjusted",
             "PackClosed",
@@ -1064,6 +1194,11 @@ MODEL_VALID: dict[str, Strategy] = {
     "Migration.used": sample(0, 1, 6, timedelta(hours=2), money("50")),
     "Migration.numbered": st.none() | st.integers(0, 12),
     "Migration.expires_on": st.none() | days(date(2026, 2, 1), date(2026, 12, 1)),
+    # R24: no lines, or 7 + 3 sessions, which the 10 sessions of "allowance" add up to
+    "lines": sample((), physio_and_massage(), physio_and_massage(2, 1)),
+    "BundleLine.services": sample(
+        frozenset({"physio"}), {"massage"}, ["physio", "massage"], ("pilates",)
+    ),
 }
 MODEL_EXTREMES: dict[str, Strategy] = {
     **{
@@ -1131,6 +1266,28 @@ MODEL_EXTREMES: dict[str, Strategy] = {
     "PackQuery.expiring_from": sample(*HOSTILE_DATES, datetime(2026, 6, 1, tzinfo=UTC)),
     "PackQuery.expiring_to": sample(*HOSTILE_DATES, "2026-06-01"),
     "PackQuery.at_most_left": TYPED_AMOUNTS | sample(-1, True, timedelta(-1), 1.5, "1"),
+    "lines": HOSTILE_LINES,
+    "BundleLine.services": sample(
+        frozenset(),
+        set(),
+        [],
+        "physio",
+        b"physio",
+        [1],
+        [None],
+        ["physio", ["massage"]],
+        {"physio": 1},
+        {HUGE},
+        {"\x00"},
+        {"\ud800"},
+        {" physio"},
+        {"x" * 201},
+        {SneakyStr("physio")},
+        None,
+        7,
+        Opaque(),
+    )
+    | st.builds(lambda n: frozenset(f"s{i}" for i in range(n)), sample(10**4)),
 }
 
 
@@ -1361,6 +1518,9 @@ GRID_METHOD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("hold", "start"): date(2026, 4, 1),
     ("hold", "until"): date(2026, 4, 15),
     ("end_hold", "on"): date(2026, 4, 5),
+    # R24: the line grid runs on the bundle, whose lines have names to miss
+    ("adjust", "pack_id"): BUNDLE_PACK,
+    ("adjust", "line"): "Massage",
 }
 # Left out unless under test, and what is left out instead when they are.
 GRID_OMITTED = {
@@ -1608,6 +1768,22 @@ CLI_HOSTILE: tuple[str, ...] = (
     "\udcff",
     "\udc80abc",
     "--json",
+    # bundle lines (R24): malformed, overlapping, of no metric, past every limit
+    "=:",
+    "A=:1",
+    "=a:1",
+    "A=a,,b:1",
+    "A=a:1:2",
+    "A=a,a:1",
+    "A=a:0",
+    "A=a:-1",
+    "A=a:99999999999999999999",
+    "A=a:PT2562047788H",
+    "A=a:1E+26 AUD",
+    "A=a:nan",
+    "A\udcff=a:1",
+    "A=a\x1b[2J:1",
+    "A=" + ",".join(f"s{n}" for n in range(2_000)) + ":1",
 )
 CLI_TYPE_VALID: dict[str, tuple[str, ...]] = {
     "instant": ("2026-03-02T09:00+11:00", "2026-02-20T15:30+11:00", "2026-02-10T10:00Z"),
@@ -1619,6 +1795,13 @@ CLI_TYPE_VALID: dict[str, tuple[str, ...]] = {
     "whole": ("0", "2", "5"),
     "currency": ("AUD", "aud"),
     "tier": ("2=100.00", "3=90 AUD"),
+    # --line of a bundle's terms (R24); pack adjust's --line is a name (CLI_DEST_VALID)
+    "bundle_line": (
+        "Physio=physio:2",
+        "Massage=massage:1",
+        "Rehab=physio,massage:90m",
+        "Shop=retail:50.00 AUD",
+    ),
     "_seconds": ("0", "0.01"),
     "timezone": (ZONE,),
     "int": ("1", "7"),
@@ -1645,6 +1828,7 @@ CLI_DEST_VALID: dict[str, tuple[str, ...]] = {
     "amount": ("+1", "-1", "30m", "-30m", "10.00", "-10.00"),
     "idempotency_key": ("k1", "k2"),
     "share_with": ("C2", "C9", "C1"),  # pack open --share-with: C1 is often the owner
+    "line": ("Massage", "Physio", "Nope"),  # pack adjust --line: pkb's lines, or no line
 }
 CLI_DEST_FIRST: dict[str, tuple[str, ...]] = {
     "as_of": ("2026-02-10", "2026-02-16"),  # a sweep cannot look ahead

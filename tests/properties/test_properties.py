@@ -24,7 +24,14 @@ from sessionpacks import strategies as sps
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryRepository, InMemoryStore
 from sessionpacks.errors import RefusedError, SessionPacksError
-from sessionpacks.events import LowBalance, PackExhausted, PackExpired, SessionUsed
+from sessionpacks.events import (
+    ExpiringSoon,
+    LineExhausted,
+    LowBalance,
+    PackExhausted,
+    PackExpired,
+    SessionUsed,
+)
 from sessionpacks.ledger import (
     Entry,
     Invoiced,
@@ -594,7 +601,10 @@ def test_a_task_event_fires_once_per_occurrence(
     scenario: tuple[PackTerms, list[sps.Step]],
 ) -> None:
     _opened, outcomes = run(*scenario)
-    seen: dict[type, set[str]] = {PackExhausted: set(), LowBalance: set(), PackExpired: set()}
+    seen: dict[type, set[str]] = {
+        kind: set()
+        for kind in (PackExhausted, LowBalance, PackExpired, ExpiringSoon, LineExhausted)
+    }
     exhausted_at: set[int] = set()
     for outcome in outcomes:
         if outcome.change is None:

@@ -23,6 +23,7 @@ from sessionpacks.ledger import Migration
 from sessionpacks.model import (
     Allowance,
     Appointment,
+    BundleLine,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
     Money,
@@ -60,6 +61,7 @@ CLIENTS = {
     "gus": "Gus Haddad",
     "hana": "Hana Kim",
     "leo": "Leo Kim",
+    "ivy": "Ivy Chen",
 }
 
 
@@ -144,6 +146,7 @@ class _Walkthrough:
         self.hold_and_transfer()
         self.family_pack()
         self.family_member_leaves()
+        self.bundle()
         self.reminders()
         self.expiry()
         self.turn_events_into_tasks()
@@ -384,6 +387,35 @@ class _Walkthrough:
         self.say("Leo is off the pack; the session he used stays used and numbered:")
         self.show_pack(self.family)
 
+    def bundle(self) -> None:
+        self.at("2026-04-17 09:00")
+        self.step("A bundle: 5 physio and 2 massage, each line numbered on its own (Ivy)")
+        terms = PackTerms(
+            name="Physio and massage",
+            allowance=Allowance.sessions(7),
+            pricing=PerPack(_aud("700.00")),
+            lines=(
+                BundleLine("Physio", {"physio"}, Allowance.sessions(5)),
+                BundleLine("Massage", {"massage"}, Allowance.sessions(2)),
+            ),
+        )
+        pack = self.desk.open_pack("ivy", terms=terms)
+        self.say(f"Opened {pack_line(pack, self.clock.now())}")
+        first = self.appointment("I-901", "ivy", "massage", "2026-04-20 11:00", "95.00")
+        self.booked(self.desk.assign(first, pack_id=pack.pack_id))
+        after = self.desk.pack(pack.pack_id)
+        self.say(f"Physio keeps its 5: {pack_line(after, self.clock.now())}")
+        second = self.appointment("I-902", "ivy", "massage", "2026-04-27 11:00", "95.00")
+        self.booked(self.desk.assign(second, pack_id=pack.pack_id))
+        third = self.appointment("I-903", "ivy", "massage", "2026-05-04 11:00", "95.00")
+        try:
+            self.desk.assign(third, pack_id=pack.pack_id)
+        except SessionPacksError as refused:
+            self.say(f"A third massage is refused: {refused.reason}; physio goes on:")
+        physio = self.appointment("I-904", "ivy", "physio", "2026-04-21 11:00", "110.00")
+        self.booked(self.desk.assign(physio, pack_id=pack.pack_id))
+        self.show_pack(pack.pack_id)
+
     def reminders(self) -> None:
         self.at("2026-04-27 07:00")
         self.step("The nightly sweep: reminders before expiry")
@@ -514,9 +546,10 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         help="a receptionist's walkthrough in its own SQLite file (recreated on each run)",
         description="A receptionist's walkthrough on a fixed clock: the three ways to assign a "
         "pack, a preferred pack, 'Session n of N' on invoices, a reduced rate, exhaustion, a "
-        "hold and a transfer, a family pack two clients share, and expiry tasks. It keeps its "
-        "data in sessionpacks-demo.db in the current folder (or --db), which it deletes and "
-        "recreates on every run; it refuses to delete a file that is not a demo database.",
+        "hold and a transfer, a family pack two clients share, a bundle of physio and massage "
+        "numbered line by line, and expiry tasks. It keeps its data in sessionpacks-demo.db in "
+        "the current folder (or --db), which it deletes and recreates on every run; it refuses "
+        "to delete a file that is not a demo database.",
         example="sessionpacks demo\nsessionpacks demo --db /tmp/demo.db --json",
         run=demo,
         common=common,

@@ -14,6 +14,9 @@ A re-run is exact. A row without a ``pack_id`` gets one made from what identifie
 ``mig-`` and a hash. A pack already opened under the row's id is skipped when the row says what
 it was opened with, and the row is refused, naming the first column that differs, when it does
 not: a pack is never opened twice, nor changed by an import.
+
+A template that is a bundle (R24) refuses its rows, naming ``template_id``: what a bundle used
+elsewhere would be line by line, and a migration holds one amount.
 """
 
 from __future__ import annotations
@@ -169,7 +172,17 @@ class PackRows:
     def _parse(self, line: int, row: dict[str, str]) -> PackRow:
         client_id = _read(row, "client_id", identifier)
         template_id = _read(row, "template_id", identifier)
-        migrated = _migration(row, self.terms(template_id))
+        terms = self.terms(template_id)
+        if terms.lines:
+            # What a bundle used there would be line by line, which a migration does not hold
+            # (R19, R24): refused here, with the way out, rather than by the library per row.
+            raise RowError(
+                "template_id",
+                f"{shown(template_id)} is a bundle ({', '.join(line.name for line in terms.lines)})"
+                ": a bundle cannot be opened as migrated; open it with 'pack open --line', "
+                "each line with what is left of it",
+            )
+        migrated = _migration(row, terms)
         pack_id = _optional(row, "pack_id", identifier)
         if pack_id is None:
             pack_id = self._made_id(client_id, template_id, migrated)

@@ -21,6 +21,7 @@ from sessionpacks.ports import MAX_PAGE, PackQuery
 from .base import Subparsers, add_command, add_group, add_idempotency_key, keyed, reading
 from .context import Context
 from .render import (
+    bundle_lines,
     describe_entry,
     jsonable,
     pack_data,
@@ -40,6 +41,7 @@ from .values import (
     instant,
     left,
     nonblank,
+    pack_name,
     positive_int,
     reason,
     whole,
@@ -92,7 +94,7 @@ def template_show(ctx: Context, args: argparse.Namespace) -> int:
 
 def pack_open(ctx: Context, args: argparse.Namespace) -> int:
     has_terms = args.name is not None or any(
-        getattr(args, k) is not None for k in ("sessions", "hours", "money")
+        getattr(args, k) is not None for k in ("sessions", "hours", "money", "line")
     )
     if (args.template is None) == (not has_terms):
         raise UsageError("give --template ID, or the terms of an ad hoc pack (--name, ...)")
@@ -153,6 +155,9 @@ def pack_show(ctx: Context, args: argparse.Namespace) -> int:
     lines = [f"{pack_line(pack, now)}", f"  client {pack.client_id}"]
     if pack.template_id:
         lines[-1] += f", from template {pack.template_id} v{pack.template_version}"
+    if pack.is_bundle:
+        lines.append("Lines:")
+        lines += bundle_lines(pack)
     lines.append("Sessions:")
     whose = several_clients(pack)
     lines += [session_line(pack, u, whose) for u in pack.usages] or ["  none yet"]
@@ -172,7 +177,7 @@ def pack_adjust(ctx: Context, args: argparse.Namespace) -> int:
         amount = amount_of(
             pack.metric, args.amount, args.currency or pack.terms.currency, signed=True
         )
-    after = ctx.service.adjust(args.pack_id, amount, args.reason, **keyed(args))
+    after = ctx.service.adjust(args.pack_id, amount, args.reason, line=args.line, **keyed(args))
     now = ctx.now()
     ctx.emit(pack_data(after, now), f"Adjusted. {pack_line(after, now)}")
     return 0
@@ -413,7 +418,9 @@ def _templates(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "add",
         help="add a template (version 1)",
         example="sessionpacks template add physio-10 --name '10 x Physio' --sessions 10 \\\n"
-        "    --price '1000.00 AUD' --valid-for '6 months' --service physio",
+        "    --price '1000.00 AUD' --valid-for '6 months' --service physio\n"
+        "sessionpacks template add rehab --name 'Physio and massage' --price '700.00 AUD' \\\n"
+        "    --line Physio=physio:5 --line Massage=massage:2",
         run=template_add,
         common=common,
     )
@@ -465,7 +472,9 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         help="open a pack for a client from their profile (from a template or ad hoc)",
         example="sessionpacks pack open C1 --template physio-10\n"
         "sessionpacks pack open C1 --name 'Goodwill 2' --sessions 2 --price '0 AUD'\n"
-        "sessionpacks pack open C1 --template physio-10 --share-with C2 --share-with C3",
+        "sessionpacks pack open C1 --template physio-10 --share-with C2 --share-with C3\n"
+        "sessionpacks pack open C1 --name 'Physio and massage' --price '700.00 AUD' \\\n"
+        "    --line Physio=physio:5 --line Massage=massage:2",
         run=pack_open,
         common=common,
     )
@@ -535,7 +544,8 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "adjust",
         help="credit (+) or debit (-) a pack, with a reason",
         example="sessionpacks pack adjust pk_1234 +1 --reason 'goodwill session'\n"
-        "sessionpacks pack adjust pk_1234 --reason correction -- -30m  # -- before a -duration",
+        "sessionpacks pack adjust pk_1234 --reason correction -- -30m  # -- before a -duration\n"
+        "sessionpacks pack adjust pk_1234 +1 --line Massage --reason goodwill  # a bundle's line",
         run=pack_adjust,
         common=common,
     )
@@ -545,6 +555,12 @@ def _packs(top: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reason", type=reason, required=True, help="why (kept in the ledger)")
     p.add_argument("--currency", type=currency, metavar="CODE", help="for a money amount")
+    p.add_argument(
+        "--line",
+        metavar="NAME",
+        type=pack_name,
+        help="the line of a bundle to credit or debit: required for a bundle, refused otherwise",
+    )
     add_idempotency_key(p)
     p = add_command(
         verbs,

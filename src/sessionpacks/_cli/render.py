@@ -30,11 +30,14 @@ from sessionpacks.pricing import InvoiceLine
 from sessionpacks.serialization import converter
 
 __all__ = [
+    "bundle_lines",
     "describe_entry",
     "describe_event",
     "dumps",
     "expiry_text",
     "jsonable",
+    "line_data",
+    "lines_text",
     "pack_data",
     "pack_line",
     "preference_text",
@@ -81,16 +84,26 @@ def pricing_text(terms: PackTerms) -> str:
     return ", ".join(parts)
 
 
+def _services_lines(terms: PackTerms) -> list[str]:
+    """The services row of a template, or for a bundle one row a line (R24)."""
+    if not terms.lines:
+        return [f"  services    {', '.join(sorted(terms.eligible_services)) or 'any service'}"]
+    return [
+        f"  {'lines' if n == 0 else '':<11} {line.name}: "
+        f"{format_amount(line.allowance.amount)} of {', '.join(sorted(line.services))}"
+        for n, line in enumerate(terms.lines)
+    ]
+
+
 def template_lines(template: PackTemplate) -> list[str]:
     terms = template.terms
     policies = terms.policies
-    services = ", ".join(sorted(terms.eligible_services)) or "any service"
     lines = [
         f"{template.id} v{template.version}: {terms.name}",
         f"  allowance   {format_amount(terms.allowance.amount)} ({terms.metric.value})",
         f"  pricing     {pricing_text(terms)}",
         f"  validity    {expiry_text(terms)}",
-        f"  services    {services}",
+        *_services_lines(terms),
         f"  late cancel within {format_amount(policies.late_cancel_notice)}: "
         f"{'consumes' if policies.late_cancel_consumes else 'releases'}; "
         f"no-show: {'consumes' if policies.no_show_consumes else 'releases'}",
@@ -123,9 +136,48 @@ def pack_line(pack: PackState, now: datetime) -> str:
     holds = "".join(f", on hold {h.start} to {h.until}" for h in pack.holds)
     return (
         f"{pack.pack_id}  {pack.terms.name}  {status.value}  "
-        f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{until}{holds}"
-        f"{sharing_text(pack)}"
+        f"{format_amount(pack.remaining)} left of {format_amount(pack.total)}{lines_text(pack)}"
+        f"{until}{holds}{sharing_text(pack)}"
     )
+
+
+def _line_left(pack: PackState, line: int) -> str:
+    """``Massage 1 of 2 left`` (sessions) or ``Massage 1h of 2h left``: one line of a bundle."""
+    left, total = pack.line_remaining(line), pack.line_total(line)
+    name = pack.terms.lines[line].name
+    if isinstance(left, int):
+        return f"{name} {left} of {total} left"
+    return f"{name} {format_amount(left)} of {format_amount(total)} left"
+
+
+def lines_text(pack: PackState) -> str:
+    """`` (Physio 5 of 5 left, Massage 1 of 2 left)`` for a bundle (R24), else nothing: what
+    remains of each line, which its services alone draw on."""
+    if not pack.is_bundle:
+        return ""
+    return f" ({', '.join(_line_left(pack, i) for i in range(len(pack.terms.lines)))})"
+
+
+def bundle_lines(pack: PackState) -> list[str]:
+    """One row a line of a bundle, with its services: what ``pack show`` lists (R24)."""
+    return [
+        f"  {_line_left(pack, i):<28} {', '.join(sorted(line.services))}"
+        for i, line in enumerate(pack.terms.lines)
+    ]
+
+
+def line_data(pack: PackState) -> list[dict[str, Any]]:
+    """A bundle's lines as JSON data (R24): name, services, total and what remains; ``[]`` for
+    a pack that is no bundle."""
+    return [
+        {
+            "name": line.name,
+            "services": sorted(line.services),
+            "total": jsonable(pack.line_total(i)),
+            "remaining": jsonable(pack.line_remaining(i)),
+        }
+        for i, line in enumerate(pack.terms.lines)
+    ]
 
 
 def sharing_text(pack: PackState) -> str:
@@ -147,6 +199,7 @@ def pack_summary(pack: PackState, now: datetime) -> dict[str, Any]:
         "status": pack.status(now).value,
         "total": jsonable(pack.total),
         "remaining": jsonable(pack.remaining),
+        "lines": line_data(pack),
         "expiry_date": jsonable(pack.expiry_date),
         "holds": jsonable(pack.holds),
         "migrated": jsonable(pack.migrated),
@@ -171,9 +224,11 @@ def pack_data(pack: PackState, now: datetime, ledger: Iterable[lg.Entry] | None 
 
 def session_data(pack: PackState, usage: lg.Usage) -> dict[str, Any]:
     appointment = usage.appointment
+    line = pack.line_of(usage)
     return {
         "number": pack.number(appointment.id),
         "label": pack.label(appointment.id),
+        "line": None if line is None else pack.terms.lines[line].name,
         "appointment_id": appointment.id,
         "client_id": appointment.client_id,
         "service_id": appointment.service_id,
@@ -283,7 +338,8 @@ def _pack_entry(entry: lg.Entry) -> str:
         case lg.Unshared():
             return f"no longer shared with {entry.client_id}; the sessions they used stay used"
         case lg.Adjusted():
-            return f"adjusted by {_signed(entry.amount)}: {entry.reason}"
+            line = "" if entry.line is None else f" on line {entry.line}"
+            return f"adjusted by {_signed(entry.amount)}{line}: {entry.reason}"
         case lg.Extended():
             return f"expiry extended to {entry.until.isoformat()}: {entry.reason}"
         case lg.Expired():
@@ -358,14 +414,34 @@ def _usage_detail(event: ev.Event) -> str | None:
     return None
 
 
-def _pack_detail(event: ev.Event) -> str:
+def _balance_detail(event: ev.Event) -> str | None:
+    """What an adjustment, a low balance or a line used up says (R9, R12, R24)."""
     match event:
         case ev.PackAdjusted():
-            return (
-                f" {_signed(event.amount)} ({event.reason}), {format_amount(event.remaining)} left"
-            )
+            detail = f" {_signed(event.amount)} ({event.reason})"
+            if event.line is not None and event.line_remaining is not None:
+                detail += f" on line {event.line}, {format_amount(event.line_remaining)} left of it"
+            return f"{detail}, {format_amount(event.remaining)} left"
         case ev.LowBalance():
+            if event.line is not None and event.total is not None:
+                return (
+                    f" line {event.line}: {format_amount(event.remaining)} left of "
+                    f"{format_amount(event.total)}"
+                )
             return f" {format_amount(event.remaining)} left"
+        case ev.LineExhausted():
+            return (
+                f" line {event.line} used up ({format_amount(event.total)}): its services draw "
+                "on the pack no more, the other lines go on"
+            )
+    return None
+
+
+def _pack_detail(event: ev.Event) -> str:
+    balance = _balance_detail(event)
+    if balance is not None:
+        return balance
+    match event:
         case ev.PackExpired():
             return f" on {event.expiry_date}, {format_amount(event.remaining)} unused"
         case ev.ExpiringSoon():

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
+from sessionpacks._limits import INT64_MAX
 from sessionpacks.model import (
     Allowance,
+    BundleLine,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
     ExpiresOn,
@@ -22,6 +26,7 @@ from sessionpacks.model import (
     Policies,
     Pricing,
     Tier,
+    amount,
 )
 
 from .base import reading
@@ -42,7 +47,7 @@ from .values import (
     shown,
 )
 
-__all__ = ["add_terms_options", "new_terms", "term_changes"]
+__all__ = ["LineText", "add_terms_options", "bundle_line", "new_terms", "term_changes"]
 
 
 def tier(text: str) -> tuple[int, MoneyText]:
@@ -53,6 +58,36 @@ def tier(text: str) -> tuple[int, MoneyText]:
             f"{shown(text)} is not a tier: write FROM_SESSION=PRICE, e.g. 2=120.00"
         )
     return positive_int(number), money(price)
+
+
+@attrs.frozen
+class LineText:
+    """One ``--line`` as typed: its AMOUNT is read later, in the pack's metric (R24)."""
+
+    name: str
+    services: frozenset[str]
+    amount: str
+
+
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_LINE_EXAMPLE = "write NAME=SERVICE[,SERVICE...]:AMOUNT, e.g. Massage=massage:2"
+
+
+def bundle_line(text: str) -> LineText:
+    """``Massage=massage:2``: a line of a bundle, its name, its services and its amount."""
+    name, equals, rest = text.partition("=")
+    # The last colon: a service id may hold one, an amount (2, 90m, 300.00 AUD) never does.
+    services, colon, allowance = rest.rpartition(":")
+    if not equals or not colon:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a bundle line: {_LINE_EXAMPLE}")
+    try:
+        ids = frozenset(identifier(s.strip()) for s in services.split(","))
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{shown(text)}: a service {error}") from None
+    try:
+        return LineText(pack_name(name.strip()), ids, nonblank(allowance.strip()))
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{shown(text)}: {error}") from None
 
 
 def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False) -> None:
@@ -119,6 +154,7 @@ def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False)
     )
     if editing:
         terms.add_argument("--any-service", action="store_true", help="cover any service")
+    _add_line_options(terms, editing)
     terms.add_argument(
         "--late-cancel-notice",
         type=duration,
@@ -151,6 +187,24 @@ def add_terms_options(parser: argparse.ArgumentParser, *, editing: bool = False)
     )
 
 
+def _add_line_options(terms: argparse._ArgumentGroup, editing: bool) -> None:
+    lines = terms.add_mutually_exclusive_group() if editing else terms
+    lines.add_argument(
+        "--line",
+        type=bundle_line,
+        action="append",
+        metavar="NAME=SERVICE[,SERVICE...]:AMOUNT",
+        help="a line of a bundle (repeatable): its services draw on AMOUNT of their own, in "
+        "the pack's metric (Physio=physio:5, Massage=massage:90m, Retail=shop:50.00); the "
+        "allowance defaults to the lines' sum, and a bundle is priced --price per pack"
+        + ("; the lines given replace the template's" if editing else ""),
+    )
+    if editing:
+        lines.add_argument(
+            "--no-lines", action="store_true", help="no longer a bundle: remove its lines"
+        )
+
+
 def _currency(args: argparse.Namespace, fallback: str | None = None) -> str | None:
     given: str | None = args.currency
     if given:
@@ -158,6 +212,13 @@ def _currency(args: argparse.Namespace, fallback: str | None = None) -> str | No
     for value in (args.money, args.price, args.per_session, args.reduced_rate):
         if isinstance(value, MoneyText) and value.currency:
             return value.currency
+    for line in args.line or ():
+        try:
+            found = money(line.amount).currency
+        except argparse.ArgumentTypeError:
+            continue  # not money, or money the line's own reading refuses later
+        if found:
+            return found
     return fallback
 
 
@@ -170,6 +231,60 @@ def _allowance(args: argparse.Namespace, code: str | None) -> Allowance | None:
         with reading("--money"):
             return Allowance.money(args.money.resolve(code))
     return None
+
+
+def _line_metric(text: str) -> Metric:
+    """The metric a line's AMOUNT is written in, when no --sessions, --hours or --money says
+    it: a whole number is sessions, money is money, a duration hours."""
+    if _WHOLE.fullmatch(text.strip()):  # even one too large: refused as sessions, not money
+        return Metric.SESSIONS
+    if _reads(money, text):
+        return Metric.MONEY
+    if _reads(lambda t: amount_of(Metric.HOURS, t, None, signed=True), text):
+        return Metric.HOURS
+    raise argparse.ArgumentTypeError(
+        f"{shown(text)} is not an amount: write sessions (5), a duration (90m) or money "
+        "(300.00 AUD)"
+    )
+
+
+def _reads(reader: Callable[[str], object], text: str) -> bool:
+    try:
+        reader(text)
+    except argparse.ArgumentTypeError:
+        return False
+    return True
+
+
+def _lines(
+    args: argparse.Namespace, metric: Metric | None, code: str | None
+) -> tuple[BundleLine, ...] | None:
+    """The bundle's lines of ``--line`` (R24), their amounts in ``metric`` (else in the metric
+    the first one is written in); ``None`` when none is given."""
+    given: list[LineText] = args.line or []
+    if not given:
+        return None
+    with reading("--line"):
+        metric = metric or _line_metric(given[0].amount)
+        amounts = [amount_of(metric, line.amount, code) for line in given]
+    return tuple(
+        BundleLine(line.name, line.services, Allowance(metric, value))
+        for line, value in zip(given, amounts, strict=True)
+    )
+
+
+def _sum(lines: tuple[BundleLine, ...]) -> Allowance:
+    """The allowance of a bundle given only its lines: their sum."""
+    first = lines[0].allowance
+    total = sum(line.allowance.units for line in lines)
+    if total > INT64_MAX:  # past what any amount holds (and what timedelta() can be given)
+        raise UsageError(
+            f"argument --line: the lines add up to more than {INT64_MAX} "
+            f"({first.metric.value} units): give fewer or smaller lines",
+            argument="--line",
+        )
+    currency = first.amount.currency if isinstance(first.amount, Money) else ""
+    return Allowance(first.metric, amount(first.metric, total, currency))
 
 
 def _pricing(
@@ -241,8 +356,13 @@ def new_terms(args: argparse.Namespace) -> PackTerms:
     """Terms from the options, for a new template or an ad hoc pack."""
     code = _currency(args)
     allowance = _allowance(args, code)
+    lines = _lines(args, allowance.metric if allowance else None, code)
+    if allowance is None and lines:
+        allowance = _sum(lines)
     if args.name is None or allowance is None:
-        raise UsageError("new terms need --name and one of --sessions, --hours, --money")
+        raise UsageError(
+            "new terms need --name and one of --sessions, --hours, --money (or --line)"
+        )
     pricing = _pricing(args, code, allowance)
     if pricing is None:
         raise UsageError("new terms need --price (per pack) or --per-session")
@@ -255,7 +375,26 @@ def new_terms(args: argparse.Namespace) -> PackTerms:
         eligible_services=frozenset(args.service or ()),
         policies=policies,
         description=args.description or "",
+        lines=lines or (),
     )
+
+
+def _edited_allowance(
+    args: argparse.Namespace, base: PackTerms, code: str | None, changes: dict[str, Any]
+) -> Allowance | None:
+    """The allowance and lines an edit gives, into ``changes``: lines replace the template's,
+    read in the metric of --sessions, --hours or --money if given, else the template's; their
+    sum is the allowance unless one is given (R24)."""
+    allowance = _allowance(args, code)
+    lines = _lines(args, (allowance or base.allowance).metric, code)
+    if lines is not None:
+        changes["lines"] = lines
+        allowance = allowance or _sum(lines)
+    elif args.no_lines:
+        changes["lines"] = ()
+    if allowance is not None:
+        changes["allowance"] = allowance
+    return allowance
 
 
 def term_changes(args: argparse.Namespace, base: PackTerms) -> dict[str, Any]:
@@ -265,9 +404,7 @@ def term_changes(args: argparse.Namespace, base: PackTerms) -> dict[str, Any]:
     for name in ("name", "description"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    allowance = _allowance(args, code)
-    if allowance is not None:
-        changes["allowance"] = allowance
+    allowance = _edited_allowance(args, base, code, changes)
     pricing = _pricing(args, code, allowance)
     if pricing is not None:
         changes["pricing"] = pricing

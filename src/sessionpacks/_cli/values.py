@@ -318,8 +318,9 @@ def currency(text: str) -> str:
     return code
 
 
-def amount_of(metric: Metric, text: str, currency: str, *, signed: bool = False) -> Amount:
-    """An amount of ``metric`` as typed: ``2`` sessions, ``1h30m``, ``50.00`` (may be signed)."""
+def amount_of(metric: Metric, text: str, currency: str | None, *, signed: bool = False) -> Amount:
+    """An amount of ``metric`` as typed: ``2`` sessions, ``1h30m``, ``50.00`` (may be signed);
+    money without a currency of its own takes ``currency``, and is refused without one."""
     cleaned = text.strip()
     if metric is Metric.SESSIONS:
         try:
