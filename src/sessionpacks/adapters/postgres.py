@@ -67,7 +67,15 @@ from sessionpacks.adapters._sql.postgres_schema import (
     check_schema,
     commit_call,
 )
-from sessionpacks.adapters._sql.rows import PROJECTION, Decoded, entry_row, event_row, projection
+from sessionpacks.adapters._sql.rows import (
+    PROJECTION,
+    Decoded,
+    entry_row,
+    event_row,
+    lean_state,
+    projection,
+    terms_text,
+)
 from sessionpacks.adapters._sql.schema import Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.errors import (
@@ -98,7 +106,7 @@ Migration = Step
 :func:`statements` names the schema."""
 
 _COMMIT_FUNCTION = COMMIT_FUNCTION
-"""The commit function this release calls (schema version 4)."""
+"""The commit function this release calls (schema version 6)."""
 _commit_call = commit_call
 
 
@@ -541,7 +549,8 @@ class PostgresRepository(SqlRepository):
         with self._store.connection("pack_id" if writing else "practice_id", first) as connection:
             row = connection.execute(self._call, arguments).fetchone()
         for change, columns in zip(commit.packs, commit.columns, strict=True):
-            self._decoded.remember(columns[PROJECTION.index("state")], change.after)
+            text = columns[PROJECTION.index("state")]
+            self._decoded.remember(text, change.after, practice=self._id)
         base = 0 if row is None else int(row[0])
         events = [event for change in writing for event in change.events]
         return tuple(RecordedEvent(base + n, event) for n, event in enumerate(events, start=1))
@@ -565,7 +574,10 @@ class PostgresRepository(SqlRepository):
         return Commit(
             practice_id=self._id,
             packs=packs,
-            columns=[projection(self._sql.dialect, change.after) for change in packs],
+            columns=[
+                projection(self._sql.dialect, change.after, lean_state(change.after))
+                for change in packs
+            ],
             entries=[entry_row(entry) for change in writing for entry in change.entries],
             released=sorted(released),
             used=used,
@@ -573,4 +585,8 @@ class PostgresRepository(SqlRepository):
             client_packs=client_packs,
             command=command,
             sharing=sharing_changes(packs),
+            terms=[
+                terms_text(change.after.terms) if change.expected_version == 0 else None
+                for change in packs
+            ],
         )

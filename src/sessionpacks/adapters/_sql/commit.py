@@ -13,7 +13,13 @@ from collections.abc import Mapping
 
 from sessionpacks.adapters._common import appointment_changes, client_conflict, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository
-from sessionpacks.adapters._sql.rows import entry_row, event_row, projection
+from sessionpacks.adapters._sql.rows import (
+    entry_row,
+    event_row,
+    lean_state,
+    projection,
+    terms_text,
+)
 from sessionpacks.adapters._sql.session import Session
 from sessionpacks.errors import ConcurrencyError, NotFoundError
 from sessionpacks.events import RecordedEvent
@@ -51,7 +57,7 @@ class StatementRepository(SqlRepository):
         recorded = self._append_events(session, writing)
         self._record(session, command, recorded[0].position - 1 if recorded else 0)
         for text, state in written:
-            self._decoded.remember(text, state)
+            self._decoded.remember(text, state, practice=self._id)
         return recorded
 
     def _lock_clients(self, session: Session, clients: list[str]) -> None:
@@ -76,13 +82,15 @@ class StatementRepository(SqlRepository):
             raise client_conflict(client_id, found[0][0], seen)
 
     def _write_pack(self, session: Session, change: Change) -> str:
-        """Write the pack's row and entries; returns the state's stored text."""
+        """Write the pack's row and entries; returns the state's stored text (without its
+        terms, which are written once, with the pack's opening)."""
         pack = session.about("pack_id", self._text("pack_id", change.pack_id))
         self._text("client_id", change.after.client_id)
-        columns = projection(self._sql.dialect, change.after)
+        columns = projection(self._sql.dialect, change.after, lean_state(change.after))
         if change.expected_version == 0:
             # A second opener of the same id fails on the key (practice_id, pack_id).
-            pack.run(self._sql.insert_pack, (self._id, change.pack_id, *columns))
+            terms = terms_text(change.after.terms)
+            pack.run(self._sql.insert_pack, (self._id, change.pack_id, *columns, terms))
         else:
             key = (self._id, change.pack_id, change.expected_version)
             if pack.run(self._sql.update_pack, (*columns, *key)) != 1:

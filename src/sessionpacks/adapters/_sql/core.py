@@ -24,7 +24,14 @@ from sessionpacks.adapters._common import (
     with_statuses,
 )
 from sessionpacks.adapters._sql import rows
-from sessionpacks.adapters._sql.rows import PROJECTION, Decoded, projection
+from sessionpacks.adapters._sql.rows import (
+    PROJECTION,
+    Decoded,
+    lean_state,
+    loads_terms,
+    projection,
+    terms_text,
+)
 from sessionpacks.adapters._sql.schema import Statements, find_packs
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.errors import ConcurrencyError, InvalidValueError, NotFoundError, StoreError
@@ -186,7 +193,8 @@ class SqlRepository(ABC):
         return self._read(field, value, sql, (self._id, *params))
 
     def _state(self, row: Sequence[Any]) -> PackState:
-        return self._decoded.state(row[0])
+        """The state of a ``(state, terms)`` row."""
+        return self._decoded.state(row[0], row[1], practice=self._id)
 
     # Reading -------------------------------------------------------------------------------
 
@@ -389,21 +397,31 @@ class SqlRepository(ABC):
     def _sound(
         self, stored: Mapping[str, Sequence[Any]], replayed: Mapping[str, PackState], pack_id: str
     ) -> bool:
+        """Whether the row ``(terms, *projection)`` is the replayed state's: its columns, its
+        state joined with its terms, and its terms, where it has them (a pack an earlier
+        release's writer opened has none, and a whole state)."""
         row, state = stored.get(pack_id), replayed.get(pack_id)
         if row is None or state is None:
             return False
+        terms, columns = row[0], row[1:]
         at = PROJECTION.index("state")
         derived = projection(self._sql.dialect, state, "")
-        same_columns = tuple(row[:at]) + tuple(row[at + 1 :]) == derived[:at] + derived[at + 1 :]
-        return same_columns and self._decoded.state(row[at]) == state
+        same = tuple(columns[:at]) + tuple(columns[at + 1 :]) == derived[:at] + derived[at + 1 :]
+        try:
+            return (
+                same
+                and (terms is None or loads_terms(terms) == state.terms)
+                and self._decoded.state(columns[at], terms, practice=self._id) == state
+            )
+        except StoreError:  # a state without terms in a row without them
+            return False
 
     def _rewrite(self, session: Session, pack_id: str, state: PackState | None) -> None:
         if state is None:  # a row with no ledger behind it is not derived from anything
             session.run(self._sql.delete_pack, (self._id, pack_id))
         else:
-            session.run(
-                self._sql.put_pack, (self._id, pack_id, *projection(self._sql.dialect, state))
-            )
+            columns = projection(self._sql.dialect, state, lean_state(state))
+            session.run(self._sql.put_pack, (self._id, pack_id, *columns, terms_text(state.terms)))
 
 
 def _shared(states: Iterable[PackState]) -> set[tuple[str, str]]:

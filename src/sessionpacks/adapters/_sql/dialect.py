@@ -95,6 +95,8 @@ SQLITE = Dialect(
         # the key in order than read a narrow range of an index and sort what it finds.
         "sorted_after": "+",
         "partitioned": "",
+        # A whole state's terms, as JSON text (schema version 6).
+        "state_terms": "json_extract(state, '$.terms')",
     },
     marker="?",
     no_limit=-1,
@@ -142,6 +144,7 @@ def postgres(schema: str, partitions: int = 0) -> Dialect:
                 f'ALTER TABLE {schema}.packs ALTER COLUMN pack_id TYPE text COLLATE "C"'
             ),
             "partitioned": " PARTITION BY HASH (practice_id)" if partitions else "",
+            "state_terms": "(state::json -> 'terms')::text",
         },
         marker="%s",
         no_limit=None,

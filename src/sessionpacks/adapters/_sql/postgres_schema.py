@@ -57,11 +57,16 @@ def check_schema(schema: object) -> str:
 # the earlier ones stay, so processes of an earlier release keep working during an upgrade.
 
 
-def _pack_writes(columns: Sequence[tuple[str, str]]) -> str:
-    """The function's loop writing pack rows: each projection column from its argument."""
+def _pack_writes(columns: Sequence[tuple[str, str]], *, terms: bool = False) -> str:
+    """The function's loop writing pack rows: each projection column from its argument and,
+    from version 6 (``terms``), a new pack's terms from ``p_terms``, kept on an update (or, in
+    a row a writer of an earlier release opened, taken from the whole state it holds)."""
     names = ", ".join(column for column, _ in columns)
     values = ", ".join(f"{argument}[i]" for _, argument in columns)
     sets = ", ".join(f"{column} = {argument}[i]" for column, argument in columns)
+    if terms:
+        names, values = f"{names}, terms", f"{values}, p_terms[i]"
+        sets += ",\n                    terms = coalesce(terms, (state::json -> 'terms')::text)"
     return f"""        FOR i IN 1 .. coalesce(array_length(p_packs, 1), 0) LOOP
             IF p_expected[i] = 0 THEN
                 INSERT INTO {{schema}}.packs (practice_id, pack_id, {names})
@@ -259,6 +264,7 @@ class Commit:
     client_packs: Mapping[str, int]
     command: CommandRecord | None
     sharing: Sharing = attrs.field(factory=Sharing)
+    terms: list[str | None] = attrs.field(factory=list)  # a new pack's terms, else None
 
     @property
     def shares(self) -> list[tuple[str, str, bool]]:
@@ -283,12 +289,12 @@ _PG = postgres("schema")  # for the type names only: they do not depend on the s
 
 
 def _arguments(
-    projection: Sequence[str], *, sharing: bool = False
+    projection: Sequence[str], *, sharing: bool = False, terms: bool = False
 ) -> tuple[tuple[str, str, Callable[[Commit], Any]], ...]:
     """The arguments of the ``commit_changes`` writing ``projection`` (and, from version 5,
-    ``sharing`` the clients packs are shared with), their types and where each value comes
-    from: the function's signature, the call (by name) and its values are all made from this
-    list."""
+    ``sharing`` the clients packs are shared with; from version 6, ``terms``, each new pack's
+    terms), their types and where each value comes from: the function's signature, the call
+    (by name) and its values are all made from this list."""
     shared = (
         ("s_packs", "text[]", _field("shares", 0)),
         ("s_clients", "text[]", _field("shares", 1)),
@@ -320,18 +326,21 @@ def _arguments(
         ("k_fingerprint", "text", _kept("fingerprint")),
         ("k_result", "text", _kept("result")),
         *(shared if sharing else ()),
+        *((("p_terms", "text[]", lambda commit: commit.terms),) if terms else ()),
     )
 
 
-ARGUMENTS = _arguments(PROJECTION, sharing=True)
-"""The arguments of ``commit_changes`` version 5, the one this release calls."""
+ARGUMENTS = _arguments(PROJECTION, sharing=True, terms=True)
+"""The arguments of ``commit_changes`` version 6, the one this release calls."""
 
 
-def _commit_function(projection: Sequence[str], *, sharing: bool = False) -> str:
-    writes = _pack_writes([(column, f"p_{column}") for column in projection])
+def _commit_function(
+    projection: Sequence[str], *, sharing: bool = False, terms: bool = False
+) -> str:
+    writes = _pack_writes([(column, f"p_{column}") for column in projection], terms=terms)
     return _function(
         "CREATE FUNCTION",
-        [(name, kind) for name, kind, _ in _arguments(projection, sharing=sharing)],
+        [(name, kind) for name, kind, _ in _arguments(projection, sharing=sharing, terms=terms)],
         writes + (_SHARING if sharing else ""),
         "p_client_id",
     )
@@ -344,8 +353,9 @@ _V2_FUNCTION = _function("CREATE FUNCTION", _V2_ARGUMENTS, _pack_writes(_V1_COLU
 _EARLIER = (*_V1_COLUMNS, ("pending_expiry", "p_expiry_dates"))
 _V3_FUNCTION = _commit_function(V3_PROJECTION)
 _V4_FUNCTION = _commit_function(PROJECTION)
-COMMIT_FUNCTION = _commit_function(PROJECTION, sharing=True)
-"""The commit function this release calls (schema version 5)."""
+_V5_FUNCTION = _commit_function(PROJECTION, sharing=True)
+COMMIT_FUNCTION = _commit_function(PROJECTION, sharing=True, terms=True)
+"""The commit function this release calls (schema version 6)."""
 
 
 def partitions_of(session: Session, *tables: str) -> None:
@@ -384,13 +394,14 @@ _V3_FUNCTIONS = (
     _V3_FUNCTION,
 )
 
-FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, _V4_FUNCTION, COMMIT_FUNCTION)
-"""The commit functions a schema at version 5 has (each version's, the first two writing
+FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, _V4_FUNCTION, _V5_FUNCTION, COMMIT_FUNCTION)
+"""The commit functions a schema at version 6 has (each version's, the first two writing
 ``pending_expiry`` too), as :func:`~sessionpacks.adapters._sql.schema.statements` text.
 
 The earlier ones do not write version 4's query columns, nor version 5's shares: a process
 of an earlier release committing during an upgrade leaves them as they were, which
-``check_snapshots`` reports and ``rebuild_snapshots`` mends."""
+``check_snapshots`` reports and ``rebuild_snapshots`` mends. They write whole states, terms
+included, and no ``terms`` for a pack they open: both are read as they are (version 6)."""
 
 
 def _v3(session: Session) -> None:
@@ -406,10 +417,15 @@ def _v4(session: Session) -> None:
 def _v5(session: Session) -> None:
     core_schema.V5(session)
     partitions_of(session, "shared_packs")
+    statements(_V5_FUNCTION)(session)
+
+
+def _v6(session: Session) -> None:
+    core_schema.V6(session)
     statements(COMMIT_FUNCTION)(session)
 
 
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 

@@ -17,7 +17,7 @@ from itertools import groupby
 
 from sessionpacks.adapters._common import Bounds
 from sessionpacks.adapters._sql.dialect import Dialect
-from sessionpacks.adapters._sql.rows import PROJECTION, V3_PROJECTION, projection
+from sessionpacks.adapters._sql.rows import PROJECTION, V3_PROJECTION, projection, split_state
 from sessionpacks.adapters._sql.session import Session, Step
 from sessionpacks.ledger import replay
 from sessionpacks.serialization import loads_entry
@@ -29,10 +29,12 @@ __all__ = [
     "V3",
     "V4",
     "V5",
+    "V6",
     "Statements",
     "client_packs_sql",
     "find_packs",
     "refold_states",
+    "split_states",
     "statements",
 ]
 
@@ -218,7 +220,34 @@ V5 = statements(
 """Version 5: ``shared_packs``, the clients each pack is shared with beside its owner (R20).
 No pack was shared before it, so it starts empty."""
 
-STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5)
+_TERMS = statements("ALTER TABLE {s}packs ADD COLUMN terms text")
+
+
+def split_states(session: Session) -> None:
+    """Move each pack's terms from its state to ``packs.terms``: the state is stored without
+    them. A split of the JSON, not a fold: every state and figure stays as it was."""
+    dialect = session.dialect
+    rows = session.rows(dialect.render("SELECT practice_id, pack_id, state FROM {s}packs"))
+    split = [(practice_id, pack_id, *split_state(state)) for practice_id, pack_id, state in rows]
+    session.run_many(
+        dialect.render(
+            "UPDATE {s}packs SET state = ?, terms = ? WHERE practice_id = ? AND pack_id = ?"
+        ),
+        [(state, terms, p, k) for p, k, state, terms in split if terms is not None],
+    )
+
+
+def _v6(session: Session) -> None:
+    _TERMS(session)
+    split_states(session)
+
+
+V6 = _v6
+"""Version 6: ``packs.terms``, each pack's terms stored once (they never change), moved out of
+its state, which every commit rewrites. A writer of an earlier release, during a rolling
+upgrade, still writes whole states and opens packs without ``terms``: both are read."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
 
 
@@ -228,11 +257,11 @@ def client_packs_sql(dialect: Dialect, where: str = "") -> str:
     ``(practice_id, client_id, practice_id, client_id)``."""
     condition = f" AND {where}" if where else ""
     return dialect.render(
-        f"""SELECT state FROM (
-            SELECT p.{{opened}} AS opened_order, p.state FROM {{s}}packs AS p
+        f"""SELECT state, terms FROM (
+            SELECT p.{{opened}} AS opened_order, p.state, p.terms FROM {{s}}packs AS p
             WHERE p.practice_id = ? AND p.client_id = ?{condition}
             UNION ALL
-            SELECT p.{{opened}}, p.state FROM {{s}}shared_packs AS sp
+            SELECT p.{{opened}}, p.state, p.terms FROM {{s}}shared_packs AS sp
             JOIN {{s}}packs AS p ON p.practice_id = sp.practice_id AND p.pack_id = sp.pack_id
             WHERE sp.practice_id = ? AND sp.client_id = ?{condition}
         ) AS found ORDER BY opened_order"""
@@ -242,7 +271,8 @@ def client_packs_sql(dialect: Dialect, where: str = "") -> str:
 def find_packs(dialect: Dialect, bounds: Bounds) -> tuple[str, tuple[object, ...]]:
     """The statement reading ``find_packs`` candidates within ``bounds`` and its parameters
     after the practice's: ``(pack_id, state)`` rows in code point order of ``pack_id``, after
-    the pack id given as the next parameter and up to the limit given after it."""
+    the pack id given as the next parameter and up to the limit given after it (each row
+    ``(pack_id, state, terms)``)."""
     where: list[str] = []
     params: list[object] = []
     if bounds.by_status:
@@ -279,7 +309,7 @@ def find_packs(dialect: Dialect, bounds: Bounds) -> tuple[str, tuple[object, ...
     )
     order = "{sorted_after}pack_id" if ranged else "pack_id"
     sql = dialect.render(
-        "SELECT pack_id, state FROM {s}packs WHERE practice_id = ? AND "
+        "SELECT pack_id, state, terms FROM {s}packs WHERE practice_id = ? AND "
         + " AND ".join(where)
         + f" ORDER BY {order} LIMIT ?"
     )
@@ -306,7 +336,7 @@ class Statements:
             """INSERT INTO {s}practices (practice_id, timezone) VALUES (?, ?)
                ON CONFLICT (practice_id) DO NOTHING"""
         )
-        self.load = r("SELECT state FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
+        self.load = r("SELECT state, terms FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
         self.version = r("SELECT version FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
         self.ledger = r(
             """SELECT entry FROM {s}entries WHERE practice_id = ? AND pack_id = ?
@@ -331,7 +361,7 @@ class Statements:
         )
         # The partial index's condition follows from the comparison (NULL is never <=).
         self.expiry_candidates = r(
-            """SELECT state FROM {s}packs WHERE practice_id = ? AND pending_expiry <= ?
+            """SELECT state, terms FROM {s}packs WHERE practice_id = ? AND pending_expiry <= ?
                ORDER BY {opened}"""
         )
         self.events_since = r(
@@ -388,23 +418,29 @@ class Statements:
             """SELECT pack_id, entry FROM {s}entries WHERE practice_id = ?
                ORDER BY pack_id, sequence"""
         )
-        self.all_packs = r(f"SELECT pack_id, {columns} FROM {{s}}packs WHERE practice_id = ?")
+        self.all_packs = r(
+            f"SELECT pack_id, terms, {columns} FROM {{s}}packs WHERE practice_id = ?"
+        )
         self.all_active = r(
             "SELECT appointment_id, pack_id FROM {s}active_usages WHERE practice_id = ?"
         )
+        # A pack's terms are written when it is opened; its state, without them, on every
+        # commit. A pack an earlier release's writer opened has none in its row: they are
+        # taken from the whole state it wrote, before the state is replaced by one without.
         self.insert_pack = r(
-            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns})
-                VALUES (?, ?, {marks})"""
+            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns}, terms)
+                VALUES (?, ?, {marks}, ?)"""
         )
         self.update_pack = r(
-            f"""UPDATE {{s}}packs SET {", ".join(f"{c} = ?" for c in PROJECTION)}
+            f"""UPDATE {{s}}packs SET {", ".join(f"{c} = ?" for c in PROJECTION)},
+                terms = coalesce(terms, {{state_terms}})
                 WHERE practice_id = ? AND pack_id = ? AND version = ?"""
         )
         self.put_pack = r(
-            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns})
-                VALUES (?, ?, {marks})
+            f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns}, terms)
+                VALUES (?, ?, {marks}, ?)
                 ON CONFLICT (practice_id, pack_id) DO UPDATE SET
-                {", ".join(f"{c} = excluded.{c}" for c in PROJECTION)}"""
+                {", ".join(f"{c} = excluded.{c}" for c in (*PROJECTION, "terms"))}"""
         )
         self.delete_pack = r("DELETE FROM {s}packs WHERE practice_id = ? AND pack_id = ?")
         self.clear_active = r("DELETE FROM {s}active_usages WHERE practice_id = ?")

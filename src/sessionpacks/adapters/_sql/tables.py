@@ -1,4 +1,4 @@
-"""The core's schema (version 5) as SQLAlchemy Core tables, for a host's own migrations.
+"""The core's schema (version 6) as SQLAlchemy Core tables, for a host's own migrations.
 
 The schema steps (:mod:`.schema`) stay the one history of the tables: these tables describe
 their result, in each database's spelling (``tests/adapters/test_sqlalchemy.py`` holds the two
@@ -105,6 +105,9 @@ def _packs(b: _Builder) -> None:
         sa.Column("pack_id", sa.Text(collation="C") if b.pg else sa.Text(), nullable=False),
         *b.identity("opened"),
         *projection,
+        # Each pack's terms, stored once (schema version 6); none where an earlier release's
+        # writer opened the pack, whose state holds them.
+        b.column("terms", "text", nullable=True),
         b.check("packs", "version", 1),
         b.key("packs", "practice_id", "pack_id", unique_on_sqlite=True),
         *b.refs("packs", "practices", "practice_id"),
