@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,6 +139,27 @@ def test_a_rerun_changes_nothing(desk: Cli, tmp_path: Path) -> None:
     assert desk.ok("export").out == before
 
 
+def import_refusing(
+    desk: Cli, tmp_path: Path, body: list[list[str]], bad: list[tuple[list[str], str, str]]
+) -> dict[str, Any]:
+    """Import the packs file ``body``; the packs summary, once each ``bad`` row (row, column,
+    phrase) is in the rejects file, in order, naming its column, its reason with the phrase."""
+    source = write(tmp_path / "bad.csv", PACK_HEADER, body)
+    empty = write(tmp_path / "none.csv", HEADER, [])
+    rejects = tmp_path / "refused-packs.csv"
+    done = desk(
+        "--json", "import", str(empty), "--packs", str(source), "--packs-rejects", str(rejects)
+    )
+    assert done.code == 1
+    refused = list(csv.DictReader(rejects.open(encoding="utf-8")))
+    assert list(refused[0])[:3] == ["line", "field", "reason"]
+    assert [r["field"] for r in refused] == [b[1] for b in bad]
+    for row, (_, field, phrase) in zip(refused, bad, strict=True):
+        assert phrase in row["reason"], (field, row["reason"])
+    summary: dict[str, Any] = done.json()["packs"]
+    return summary
+
+
 def test_each_bad_value_is_refused_with_its_column_and_the_others_open(
     desk: Cli, tmp_path: Path
 ) -> None:
@@ -163,20 +185,8 @@ def test_each_bad_value_is_refused_with_its_column_and_the_others_open(
     ]
     good = [pack(f"G{n}", "physio-10", "2025-12-01", "1", pack_id=f"NEW-{n}") for n in range(3)]
     body = [good[0], *(b[0] for b in bad[:8]), good[1], *(b[0] for b in bad[8:]), good[2]]
-    source = write(tmp_path / "bad.csv", PACK_HEADER, body)
-    empty = write(tmp_path / "none.csv", HEADER, [])
-    rejects = tmp_path / "refused-packs.csv"
-    done = desk(
-        "--json", "import", str(empty), "--packs", str(source), "--packs-rejects", str(rejects)
-    )
-    assert done.code == 1
-    summary = done.json()["packs"]
+    summary = import_refusing(desk, tmp_path, body, bad)
     assert (summary["rows"], summary["opened"], summary["refused"]) == (19, 3, 16)
-    refused = list(csv.DictReader(rejects.open(encoding="utf-8")))
-    assert list(refused[0])[:3] == ["line", "field", "reason"]
-    assert [r["field"] for r in refused] == [b[1] for b in bad]
-    for row, (_, field, phrase) in zip(refused, bad, strict=True):
-        assert phrase in row["reason"], (field, row["reason"])
     for n in range(3):
         assert desk.json("pack", "show", f"NEW-{n}")["remaining"] == 9
     assert desk.json("pack", "list", "C9") == []  # nothing of a refused row was written
@@ -261,3 +271,144 @@ def test_a_sigkill_during_the_packs_and_a_rerun_end_as_one_clean_run(tmp_path: P
         again = subprocess.run(command(db), env=ENV, capture_output=True, check=False)
         assert again.returncode == 0, again.stderr
         assert _picture(db) == expected
+
+
+# A pack with no template here: its terms in the row ------------------------------------------
+
+
+def terms(client: str, opened: str, used: str = "", **more: str) -> list[str]:
+    """A row that gives its pack's terms instead of a template_id."""
+    cells = {"name": "10 x Physio (old)", "allowance": "10", "price": "$900.00",
+             "currency": "AUD", **more}  # fmt: skip
+    return pack(client, "", opened, used, **cells)
+
+
+def terms_migration(tmp_path: Path) -> tuple[Path, Path]:
+    packs = write(
+        tmp_path / "terms.csv",
+        PACK_HEADER,
+        [
+            terms(
+                "C7",
+                "2025-11-01",
+                "6",
+                services="physio; massage",
+                expires_after="3 months",
+                pack_id="OLD-7",
+            ),
+            terms(
+                "C8",
+                "2025-12-01",
+                "45 min",
+                name="Hours",
+                allowance="5h",
+                price="500.00 AUD",
+                currency="",
+            ),
+            terms("C9", "2025-12-01", "$100", name="Credit", allowance="$300.00", price=""),
+            terms("C1", "2025-11-01", name="physio-10"),  # named as the template of the next
+            pack("C1", "physio-10", "2025-11-01", "2"),
+        ],
+    )
+    appointments = write(
+        tmp_path / "since.csv",
+        HEADER,
+        [visit("A1", "C7", "2026-01-20 10:00", pack_id="OLD-7")],
+    )
+    return packs, appointments
+
+
+def test_a_row_with_terms_opens_a_migrated_pack_on_them(desk: Cli, tmp_path: Path) -> None:
+    packs, appointments = terms_migration(tmp_path)
+    done = desk("import", str(appointments), "--packs", str(packs))
+    assert done.code == 0, done.out + done.err
+    assert done.out.splitlines()[1] == "  opened:   5 (as migrated from the other system)"
+    assert desk.ok("appointment", "invoice", "A1").out == (
+        "A1: Session 7 of 10 on pack OLD-7: 0.00 AUD (prepaid)\n"
+    )
+    old = desk.json("pack", "show", "OLD-7")
+    assert (old["name"], old["template_id"], old["remaining"]) == ("10 x Physio (old)", None, 3)
+    assert old["expiry_date"] == "2026-02-01"  # 3 months from its opening there
+    assert old["terms"]["pricing"]["price"] == {"amount": "900.00", "currency": "AUD"}
+    assert old["terms"]["eligible_services"] == ["massage", "physio"]
+    assert [p["remaining"] for p in desk.json("pack", "list", "C8")] == ["PT4H15M"]
+    credit = desk.json("pack", "list", "C9")
+    assert credit[0]["remaining"] == {"amount": "200.00", "currency": "AUD"}  # priced at face
+    both = desk.json("pack", "list", "C1")  # a name like a template's id is another pack
+    assert sorted((p["template_id"] or "", p["remaining"]) for p in both) == [
+        ("", 10),
+        ("physio-10", 8),
+    ]
+    assert {p["pack_id"][: len(MADE_PREFIX)] for p in [*both, *credit]} == {MADE_PREFIX}
+
+
+def test_a_rerun_of_rows_with_terms_opens_nothing_twice(desk: Cli, tmp_path: Path) -> None:
+    packs, appointments = terms_migration(tmp_path)
+    assert desk("import", str(appointments), "--packs", str(packs)).code == 0
+    before = desk.ok("export").out
+    again = desk("--json", "import", str(appointments), "--packs", str(packs)).json()
+    assert (again["packs"]["opened"], again["packs"]["skipped"]) == (0, 5)
+    assert again["packs"]["refused"] == 0
+    assert desk.ok("export").out == before
+
+
+def test_each_bad_row_of_terms_is_refused_with_its_column(desk: Cli, tmp_path: Path) -> None:
+    packs, appointments = terms_migration(tmp_path)
+    assert desk("import", str(appointments), "--packs", str(packs)).code == 0
+    bad = [
+        (pack("X1", "", "2025-11-01"), "template_id", "must not be empty"),
+        (terms("X2", "2025-11-01", template_id="physio-10"), "name", "not both"),
+        (pack("X3", "physio-10", "2025-11-01", price="$5"), "price", "not both"),
+        (pack("X4", "physio-10", "2025-11-01", currency="USD"), "currency", "in AUD"),
+        (terms("X5", "2025-11-01", name=""), "name", "empty"),
+        (terms("X6", "2025-11-01", allowance=""), "allowance", "empty"),
+        (terms("X7", "2025-11-01", allowance="ten"), "allowance", "'ten' is not an allowance"),
+        (terms("X8", "2025-11-01", allowance="0"), "allowance", "at least 1"),
+        (terms("X9", "2025-11-01", "10"), "used", "less than the allowance"),
+        (terms("X10", "2025-11-01", allowance="0h"), "allowance", "longer than zero"),
+        (terms("X11", "2025-11-01", price=""), "price", "empty"),
+        (terms("X12", "2025-11-01", price="€900.00"), "price", "not AUD's symbol"),
+        (terms("X13", "2025-11-01", price="-$5"), "price", "negative"),
+        (terms("X14", "2025-11-01", price="$900", currency=""), "price", "no currency"),
+        (terms("X15", "2025-11-01", currency="ZZZ"), "currency", "ISO 4217"),
+        (terms("X16", "2025-11-01", "1:30", allowance="$50", price=""), "used", "'1:30'"),
+        (terms("X17", "2025-11-01", services="physio,,a\x00b"), "services", "control"),
+        (terms("X18", "2025-11-01", services=" ; "), "services", "names no service"),
+        (terms("X19", "2025-11-01", expires_after="soon"), "expires_after", "3 months"),
+        (
+            terms("X20", "2025-11-01", expires_after="3 months", expires_on="2026-06-30"),
+            "expires_after",
+            "not both",
+        ),
+        (terms("C7", "2025-11-01", "6", allowance="12", pack_id="OLD-7"), "allowance", "12"),
+        (
+            terms("C7", "2025-11-01", "6", services="physio", pack_id="OLD-7"),
+            "services",
+            "massage",
+        ),
+    ]
+    good = [terms(f"G{n}", "2025-12-01", "1", pack_id=f"NEW-{n}") for n in range(2)]
+    summary = import_refusing(desk, tmp_path, [good[0], *(b[0] for b in bad), good[1]], bad)
+    assert (summary["opened"], summary["refused"]) == (2, len(bad))
+    for n in range(2):
+        assert desk.json("pack", "show", f"NEW-{n}")["remaining"] == 9
+    for n in range(1, 21):
+        assert desk.json("pack", "list", f"X{n}") == []  # nothing of a refused row was written
+    assert desk.json("pack", "show", "OLD-7")["total"] == 10  # nor changed
+
+
+def test_a_packs_file_of_terms_only_may_keep_its_own_headers(desk: Cli, tmp_path: Path) -> None:
+    source = write(
+        tmp_path / "theirs.csv",
+        ["Client", "Bought", "Used", "Pack", "Sessions", "Paid", "Currency", "Covers", "Valid"],
+        [["C7", "2025-11-01", "6", "Old physio", "10", "$900", "AUD", "physio", "3 months"]],
+    )
+    visits = write(tmp_path / "a.csv", HEADER, [visit("A1", "C7", "2026-01-20 10:00")])
+    mapping = ["Client=client_id", "Bought=opened_on", "Used=used", "Pack=name",
+               "Sessions=allowance", "Paid=price", "Currency=currency", "Covers=services",
+               "Valid=expires_after"]  # fmt: skip
+    columns = [w for m in mapping for w in ("--packs-column", m)]
+    done = desk("--json", "import", str(visits), "--packs", str(source), *columns)
+    assert done.json()["packs"]["opened"] == 1, done.out
+    (made,) = desk.json("pack", "list", "C7")
+    assert (made["name"], made["remaining"], made["expiry_date"]) == ("Old physio", 4, "2026-02-01")

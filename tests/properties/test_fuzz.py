@@ -2437,7 +2437,15 @@ PACK_COLUMN_VALID: dict[str, Strategy] = {
     "used": sample("", "0", "1", "6", "2h", "1:30", "45 min", "$50.00", "50.00", "0.00 AUD"),
     "numbered": sample("", "0", "3"),
     "expires_on": sample("", "2026-06-30", "2026-02-16"),
+    # A pack with no template here: its terms in the row instead (packfile.TERMS_COLUMNS).
+    "name": sample("Old physio", "10 x Physio", "Crédit ✓"),
+    "allowance": sample("10", "5h", "45 min", "0:45", "1.5h", "$500.00", "500.00 AUD"),
+    "price": sample("", "$900.00", "900 AUD", "0.00", "1,100.00"),
+    "currency": sample("", "AUD", "aud"),
+    "services": sample("", "physio", "physio; massage", "physio,massage,"),
+    "expires_after": sample("", "3 months", "P6W", "1 year"),
 }
+PACK_TERMS = packfile.TERMS_COLUMNS
 PACK_HOSTILE: tuple[str, ...] = (
     *CSV_HOSTILE,
     "2026-02-17",  # after today
@@ -2449,6 +2457,12 @@ PACK_HOSTILE: tuple[str, ...] = (
     "-1",
     "2147483648",
     "€50.00",
+    "0h",
+    "-$5",
+    " ; ",
+    "P0D",
+    "3 fortnights",
+    "$",
 )
 PACK_HOSTILE_VALUES = weighted((3, sample(*PACK_HOSTILE)), (1, hostile_text()))
 
@@ -2464,8 +2478,11 @@ class PacksCase:
 
 @st.composite
 def packs_cases(draw: st.DrawFn) -> PacksCase:
-    """A packs file of a good row, one hostile row and another good row."""
+    """A packs file of a good row, one hostile row and another good row; the hostile row is of
+    a template or gives its pack's terms."""
     row = {column: draw(s) for column, s in PACK_COLUMN_VALID.items()}
+    emptied = ("template_id",) if draw(st.booleans()) else PACK_TERMS
+    row.update(dict.fromkeys(emptied, ""))
     columns = draw(st.lists(sample(*PACK_HEADER), min_size=1, max_size=3, unique=True))
     for column in columns:
         row[column] = draw(PACK_HOSTILE_VALUES)

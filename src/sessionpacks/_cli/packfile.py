@@ -4,13 +4,17 @@
 One row per pack: ``client_id``, ``template_id`` and ``opened_on``, and optionally ``pack_id``
 (the old system's id), ``used`` (in the pack's metric: ``6`` sessions, ``1:30`` or ``90 min``
 of an hours pack, ``$150.00`` of a money pack), ``numbered`` (sessions numbered there) and
-``expires_on`` (its expiry there, which stands instead of the template's rule). Each row opens
+``expires_on`` (its expiry there, which stands instead of the template's rule). A pack with no
+template here gives its terms instead of a ``template_id`` (:mod:`.packterms`: ``name``,
+``allowance``, ``price``, ``currency``, ``services``, ``expires_after``); a row that gives both,
+or neither, is refused. Each row opens
 one pack with :meth:`PackService.open_pack(..., migrated=Migration(...))
 <sessionpacks.service.PackService.open_pack>`, in file order, through the same batches as the
 appointments (:mod:`sessionpacks._batch`): a crash leaves whole packs.
 
 A re-run is exact. A row without a ``pack_id`` gets one made from what identifies the pack
-(its client, template and opening date, and which of the file's packs with those three it is),
+(its client, template, or for a row with terms its name, and opening date, and which of the
+file's packs with those three it is),
 ``mig-`` and a hash. A pack already opened under the row's id is skipped when the row says what
 it was opened with, and the row is refused, naming the first column that differs, when it does
 not: a pack is never opened twice, nor changed by an import.
@@ -37,21 +41,26 @@ from sessionpacks.model import Amount, Metric, Money, PackTerms, amount, format_
 from sessionpacks.service import PackService
 
 from .csvrows import Record, RowError
+from .packterms import TERMS_COLUMNS, row_terms, terms_filled, terms_texts
+from .packterms import cell as _cell
+from .packterms import read_cell as _read
 from .spellings import Layout, read_duration, read_price
-from .values import amount_of, day, identifier, shown, whole
+from .values import amount_of, currency, day, identifier, shown, whole
 
 __all__ = [
     "PACK_COLUMNS",
     "PACK_KNOWN",
     "PACK_OPTIONAL",
+    "TERMS_COLUMNS",
     "PackRow",
     "PackRows",
     "open_row",
 ]
 
-PACK_COLUMNS = ("client_id", "template_id", "opened_on")
+PACK_COLUMNS = ("client_id", "opened_on")
+"""The columns every packs file has: a row gives a ``template_id`` or its pack's terms."""
 PACK_OPTIONAL = ("pack_id", "used", "numbered", "expires_on")
-PACK_KNOWN = (*PACK_COLUMNS, *PACK_OPTIONAL)
+PACK_KNOWN = ("client_id", "template_id", "opened_on", *PACK_OPTIONAL, *TERMS_COLUMNS)
 MADE_PREFIX = "mig-"
 """The start of a pack id made for a row without one."""
 
@@ -67,22 +76,13 @@ class PackRow:
     line: int
     pack_id: str
     client_id: str
-    template_id: str
+    template_id: str | None
     migrated: Migration
+    terms: PackTerms | None = None
+    """The terms the row gives, for a row without a template."""
 
 
 # Reading cells -----------------------------------------------------------------------------
-
-
-def _cell(row: dict[str, str], column: str) -> str:
-    return (row.get(column) or "").strip()
-
-
-def _read(row: dict[str, str], column: str, reader: Callable[[str], Any]) -> Any:
-    try:
-        return reader(_cell(row, column))
-    except argparse.ArgumentTypeError as error:
-        raise RowError(column, str(error)) from None
 
 
 def _hours(text: str) -> timedelta:
@@ -171,8 +171,39 @@ class PackRows:
 
     def _parse(self, line: int, row: dict[str, str]) -> PackRow:
         client_id = _read(row, "client_id", identifier)
-        template_id = _read(row, "template_id", identifier)
+        template_id: str | None = None
+        given: PackTerms | None = None
+        if _cell(row, "template_id"):
+            template_id = _read(row, "template_id", identifier)
+            terms = self._template_terms(row, template_id)
+        elif terms_filled(row) is not None:
+            terms = given = row_terms(row)
+        else:
+            raise RowError(
+                "template_id",
+                "must not be empty: give the template the pack was sold from, or its terms "
+                "(name, allowance, price)",
+            )
+        migrated = _migration(row, terms)
+        pack_id = _optional(row, "pack_id", identifier)
+        if pack_id is None:
+            pack_id = self._made_id(client_id, template_id, terms.name, migrated)
+        return PackRow(line, pack_id, client_id, template_id, migrated, given)
+
+    def _template_terms(self, row: dict[str, str], template_id: str) -> PackTerms:
+        """The template's terms, for a row that gives no terms of its own."""
+        filled = terms_filled(row)
+        if filled is not None:
+            raise RowError(
+                filled,
+                f"{shown(_cell(row, filled))}: give template_id or the pack's terms, not both",
+            )
         terms = self.terms(template_id)
+        code = _optional(row, "currency", currency)
+        if code is not None and code != terms.currency:
+            raise RowError(
+                "currency", f"{shown(code)}: the template {template_id} is in {terms.currency}"
+            )
         if terms.lines:
             # What a bundle used there would be line by line, which a migration does not hold
             # (R19, R24): refused here, with the way out, rather than by the library per row.
@@ -182,14 +213,18 @@ class PackRows:
                 ": a bundle cannot be opened as migrated; open it with 'pack open --line', "
                 "each line with what is left of it",
             )
-        migrated = _migration(row, terms)
-        pack_id = _optional(row, "pack_id", identifier)
-        if pack_id is None:
-            pack_id = self._made_id(client_id, template_id, migrated)
-        return PackRow(line, pack_id, client_id, template_id, migrated)
+        return terms
 
-    def _made_id(self, client_id: str, template_id: str, migrated: Migration) -> str:
-        identity = json.dumps([client_id, template_id, migrated.opened_on.isoformat()])
+    def _made_id(
+        self, client_id: str, template_id: str | None, name: str, migrated: Migration
+    ) -> str:
+        opened_on = migrated.opened_on.isoformat()
+        # A template's row as before; a row of terms by its name (four items: never the same).
+        identity = json.dumps(
+            [client_id, template_id, opened_on]
+            if template_id is not None
+            else [client_id, None, opened_on, name]
+        )
         digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:20]
         self._seen[digest] += 1
         count = self._seen[digest]
@@ -206,7 +241,11 @@ def open_row(service: PackService, row: PackRow) -> str:
         existing = service.pack(row.pack_id)
     except NotFoundError:
         service.open_pack(
-            row.client_id, template_id=row.template_id, pack_id=row.pack_id, migrated=row.migrated
+            row.client_id,
+            template_id=row.template_id,
+            terms=row.terms,
+            pack_id=row.pack_id,
+            migrated=row.migrated,
         )
         return "opened"
     _refuse_different(existing, row)
@@ -231,6 +270,15 @@ def _refuse_different(pack: PackState, row: PackRow) -> None:
         pairs.append((name, getattr(given, name), None if found is None else getattr(found, name)))
     if found is None:
         pairs.insert(2, ("opened_on", "a migrated pack", "a pack opened here"))
+    if row.terms is not None:
+        pairs += [
+            (column, wanted, held)
+            for (column, wanted), (_, held) in zip(
+                terms_texts(row.terms), terms_texts(pack.terms), strict=True
+            )
+        ]
+        if row.terms != pack.terms:  # the same in every column, other in the rest
+            pairs.append(("name", "these terms", "other terms"))
     for column, wanted, held in pairs:
         if wanted != held:
             raise RefusedError(

@@ -801,8 +801,9 @@ def register(top: Subparsers, common: argparse.ArgumentParser) -> None:
         "--packs",
         metavar="PATH",
         type=path,
-        help="a CSV of packs (one row a pack: client_id, template_id, opened_on, used, ...), "
-        "opened as migrated before the appointments are read",
+        help="a CSV of packs (one row a pack: client_id, template_id or the pack's terms "
+        "(name, allowance, price, ...), opened_on, used, ...), opened as migrated before the "
+        "appointments are read",
     )
     packs.add_argument(
         "--packs-rejects",
