@@ -2,12 +2,20 @@
 
 The reference model below is written from the spec alone, with plain dicts and lists: it keeps
 each pack's usages, adjustments, marks and flags, decides R3 to R13 itself (with R7a's invoice
-lines, R10a's closing and R12b's occurrences, R19's packs opened as migrated, R22's holds and
-R25's reminders), and predicts the events every call emits.
-After every step the machine compares balances, statuses, session numbers and labels, the
-appointment -> pack map and the new events with the model, and checks the invariants: balance
->= 0, numbers 1..k, no event id twice, no task (PackExhausted, LowBalance, PackExpired,
-ExpiringSoon) for the same occurrence twice, positions strictly increasing.
+lines, R10a's closing and R12b's occurrences, R19's packs opened as migrated, R21's transfers,
+R22's holds and R25's reminders), works out each pack's money (R15a), and predicts the events
+every call emits.
+After every step the machine compares balances, statuses, terms, session numbers and labels,
+money figures, the appointment -> pack map and the new events with the model, and checks the
+invariants: balance >= 0, numbers 1..k, price = recognised + unearned = recognised + its parts,
+no event id twice, no task (PackExhausted, LowBalance, PackExpired, ExpiringSoon) for the same
+occurrence twice, positions strictly increasing.
+
+Transfers (R21): the model releases the source's usages to come as a closing does, closes it
+with the remainder marked transferred and opens the receiver's pack on the source's terms for
+that remainder (the expiry as a fixed date, holds ended, the value carried as the price, or the
+tiers from the source's next place on); a transfer it refuses must be refused with nothing
+written, and each one that goes through must carry over the units and money exactly.
 
 As of a past instant (R23): the machine keeps a copy of the model after every step with the
 clock instant it ran at, and a rule reads packs, a client's packs and invoice lines as of an
@@ -36,6 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from sessionpacks import (
+    Allowance,
     Appointment,
     ExpiresAfterFirstUse,
     ExpiresAfterOpening,
@@ -49,18 +58,22 @@ from sessionpacks import (
     NoPack,
     NotFoundError,
     OpenPack,
+    PackFigures,
     PackService,
     PackStatus,
     PackTerms,
+    PerPack,
     PerSession,
     PreferPack,
     PreferService,
     PreferTemplate,
     RefusedError,
     SessionPacksError,
+    Tier,
     UsePack,
 )
 from sessionpacks import strategies as sps
+from sessionpacks.ledger import Closed, Opened
 from sessionpacks.testing.plugin import scaled
 
 ZONE = ZoneInfo("Australia/Sydney")
@@ -292,6 +305,11 @@ def observed(recorded: Any) -> tuple[Any, ...]:
         "ExpiringSoon": lambda: e.expiry_date,
         "PackHeld": lambda: (e.start, e.until, e.expiry_date),
         "HoldEnded": lambda: (e.on, e.expiry_date),
+        "PackTransferred": lambda: (
+            (e.from_pack_id, e.from_client_id),
+            (e.to_pack_id, e.to_client_id),
+            None if e.value is None else any_units(e.value),
+        ),
         "PackExhausted": lambda: any_units(e.total),
         "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
         "UsageReleased": lambda: (
@@ -378,11 +396,14 @@ def open_in(
     now: datetime,
     charged: bool,
     migrated: Migration | None = None,
+    pack_id: str | None = None,
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """R2; R19: a migrated pack's price was paid there (never charged here), and its expiry
-    date there, if given, stands instead of its rule's."""
-    pack_id = f"P{ref.next_pack}"
-    ref.next_pack += 1
+    date there, if given, stands instead of its rule's. Without ``pack_id``, the service makes
+    the next one."""
+    if pack_id is None:
+        pack_id = f"P{ref.next_pack}"
+        ref.next_pack += 1
     p: dict[str, Any] = {
         "id": pack_id,
         "client": client,
@@ -403,6 +424,8 @@ def open_in(
         "lines_issued": 0,
         "exhausted": set(),
         "low": set(),
+        "transferred_from": None,
+        "transferred_to": None,
     }
     ref.packs[pack_id] = p
     opened = [event("PackOpened", pack_id, extra=migrated is not None)]
@@ -497,6 +520,151 @@ def new_pack_could_cover(terms: PackTerms, appointment: Appointment, now: dateti
     return usable(trial, appointment)
 
 
+def to_come(p: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """R10a: the usages a closing releases, those starting after it; a marked one is settled."""
+    moment = now.astimezone(UTC)
+    return [u for u in ordered(p) if u["mark"] is None and u["appt"].start.astimezone(UTC) > moment]
+
+
+FIGURES = (
+    "price",
+    "recognised",
+    "unearned",
+    "usable",
+    "breakage",
+    "refundable",
+    "written_off",
+    "transferred",
+)
+
+
+def money(p: dict[str, Any]) -> dict[str, int]:
+    """R15, R15a in cents: a per-session pack is paid as used, by session number; a per-pack
+    price is read off one scale, floor(price * k / N) after k of the N paid units, split into
+    what was used, what is left and what net debits wrote off (credits beyond N are goodwill).
+    What is left is usable, breakage once the sweep recorded the expiry that stands,
+    refundable once ended, transferred when a transfer closed it (R21)."""
+    pricing, figures = p["terms"].pricing, dict.fromkeys(FIGURES, 0)
+    if isinstance(pricing, PerSession):
+        numbers = range(numbered_there(p) + 1, numbered_there(p) + len(p["usages"]) + 1)
+        paid = sum(units(Metric.MONEY, tier_price(p, n)) for n in numbers)
+        return figures | {"price": paid, "recognised": paid}
+    price, paid = units(Metric.MONEY, pricing.price), units(metric(p), p["terms"].allowance.amount)
+    written = max(0, -int(p["adjust"]))
+    used = min(used_there(p) + sum(int(u["consumed"]) for u in p["usages"]), paid - written)
+
+    def scale(k: int) -> int:
+        return price * k // paid
+
+    kept = scale(paid - written)  # the paid units not written off: used, then left
+    left, figures["written_off"] = kept - scale(used), price - kept
+    figures |= {"price": price, "recognised": scale(used), "unearned": price - scale(used)}
+    if p["transferred_to"] is not None:
+        return figures | {"transferred": left}
+    if ended(p):
+        return figures | {"refundable": left}
+    if p["expired_on"] is not None and p["expired_on"] == current_expiry(p):
+        return figures | {"breakage": left}
+    return figures | {"usable": left}
+
+
+def amount_of(kind: Metric, count: int) -> Any:
+    """The inverse of :func:`units`."""
+    if kind is Metric.SESSIONS:
+        return count
+    if kind is Metric.HOURS:
+        return timedelta(microseconds=count)
+    return Money(Decimal(count) / 100, "AUD")
+
+
+def carried_terms(p: dict[str, Any], today: date, value: int | None) -> PackTerms:
+    """R21: the source's terms for what is left: that as the allowance; the expiry date as a
+    fixed date, with a running hold ended today and those to come dropped (the receiver is not
+    on hold); per pack, the value carried as its price; per session, the rates from the
+    source's next tier place on; a low-balance threshold that no longer fits goes."""
+    terms: PackTerms = p["terms"]
+    kind, left = metric(p), remaining(p)
+    holds = [(start, min(until, today), counted) for start, until, counted in p["holds"]]
+    until = current_expiry({**p, "holds": [h for h in holds if h[0] < today]})
+    pricing = terms.pricing
+    if isinstance(pricing, PerPack):
+        pricing = PerPack(Money(Decimal(value or 0) / 100, "AUD"))
+    else:
+        place = tier_place(p)
+        first = Tier(1, tier_price(p, place))
+        shift = place - 1  # the receiver's session n is the source's place + n - 1
+        later = [
+            Tier(t.from_session - shift, t.price) for t in pricing.tiers if t.from_session > place
+        ]
+        pricing = PerSession((first, *later))
+    policies = terms.policies
+    low = policies.low_balance_at
+    if low is not None and units(kind, low) >= left:
+        policies = attrs.evolve(policies, low_balance_at=None)
+    return attrs.evolve(
+        terms,
+        allowance=Allowance(kind, amount_of(kind, left)),
+        expiry=terms.expiry if until is None else ExpiresOn(until),
+        pricing=pricing,
+        policies=policies,
+    )
+
+
+def edges_of(p: dict[str, Any], today: date) -> list[str]:
+    """Where a transfer has more to get right than carrying the balance: a hold running or to
+    come that moves an expiry, an expiry passed, a low-balance threshold the remainder no
+    longer clears, or a source whose next session is no longer charged at the first tier."""
+    until, low = current_expiry(p), p["terms"].policies.low_balance_at
+    pricing = p["terms"].pricing
+    found = {
+        "held": until is not None and any(h[1] > today for h in p["holds"]),
+        "expired": until is not None and until <= today,
+        "low": low is not None and units(metric(p), low) >= remaining(p),
+        "tiers": isinstance(pricing, PerSession)
+        and tier_price(p, tier_place(p)) != tier_price(p, 1),
+    }
+    return [edge for edge, on in found.items() if on]
+
+
+def refusals(kinds: list[type[SessionPacksError]]) -> None:
+    """Refused if any reason holds; with reasons of several kinds, which one the service names
+    first is its own business."""
+    if kinds:
+        raise RefusedByModelError(kinds[0] if len(set(kinds)) == 1 else SessionPacksError)
+
+
+def transfer_in(
+    ref: Ref, p: dict[str, Any], client: str, target: str | None, now: datetime
+) -> list[tuple[Any, ...]]:
+    """R21: release what is to come (R10a), close the source with what is left marked
+    transferred, open the receiver's pack with it; ``target`` None: the service names it."""
+    kinds: list[type[SessionPacksError]] = []
+    if target in ref.packs or ended(p):
+        kinds.append(RefusedError)  # the new pack must be new (R2); R10
+    if client == p["client"]:
+        kinds.append(InvalidValueError)
+    # what is left is judged after the releases: a pack booked up may still have it to give
+    released = [release_in(ref, p, u) for u in to_come(p, now)]
+    until, per_pack = current_expiry(p), isinstance(p["terms"].pricing, PerPack)
+    if remaining(p) <= 0 or (per_pack and not p["price_charged"]):
+        kinds.append(RefusedError)  # nothing to carry, or a value not paid for yet
+    if until is not None and local(now) >= until:
+        kinds.append(RefusedError)  # expired by today
+    refusals(kinds)
+    value = money(p)["usable"] if per_pack else None
+    terms = carried_terms(p, local(now), value)
+    p["closed"], p["version"] = True, p["version"] + 1
+    q, opened = open_in(ref, client, terms, p["template"], now, True, pack_id=target)
+    p["transferred_to"], q["transferred_from"] = q["id"], p["id"]
+    moved = ((p["id"], p["client"]), (q["id"], client), value)
+    return [
+        *released,
+        event("PackTransferred", p["id"], left=remaining(p), extra=moved),
+        *opened,
+        event("PackTransferred", q["id"], left=remaining(q), extra=moved),
+    ]
+
+
 # The machine --------------------------------------------------------------------------------
 
 
@@ -528,6 +696,7 @@ class PackMachine(RuleBasedStateMachine):
         self.event_ids: set[str] = set()
         self.occurrences: set[tuple[str, str]] = set()
         self.appointment_count = 0
+        self.given_count = 0
         self.history: list[tuple[datetime, Ref]] = []
         """A copy of the model after each step that wrote, with the instant it ran at (R23)."""
 
@@ -608,6 +777,13 @@ class PackMachine(RuleBasedStateMachine):
                 days=self._day(),
             )
         )
+
+    def _refused(self, predict: Callable[[Ref], list[tuple[Any, ...]]]) -> bool:
+        try:
+            predict(copy.deepcopy(self.ref))
+        except RefusedByModelError:
+            return True
+        return False
 
     def _pick(self, data: st.DataObject, choices: list[str]) -> str:
         return data.draw(st.sampled_from(sorted(choices)))
@@ -976,12 +1152,7 @@ class PackMachine(RuleBasedStateMachine):
             p = ref.packs[pack_id]
             if ended(p):
                 raise RefusedByModelError(RefusedError)
-            # R10a: the usages still to come go in the same change; a marked one is settled
-            now = self.now.astimezone(UTC)
-            coming = [
-                u for u in ordered(p) if u["mark"] is None and u["appt"].start.astimezone(UTC) > now
-            ]
-            released = [release_in(ref, p, u) for u in coming]
+            released = [release_in(ref, p, u) for u in to_come(p, self.now)]  # R10a
             p["closed"] = True
             p["version"] += 1
             return [*released, event("PackClosed", pack_id, left=remaining(p))]
@@ -995,13 +1166,106 @@ class PackMachine(RuleBasedStateMachine):
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             p = ref.packs[pack_id]
-            if ended(p) or p["usages"]:
-                raise RefusedByModelError(RefusedError)
+            if ended(p) or p["usages"] or p["transferred_from"] is not None:
+                raise RefusedByModelError(RefusedError)  # R21: its value came from a closed one
             p["voided"] = True
             p["version"] += 1
             return [event("PackVoided", pack_id)]
 
         self._run(lambda: self.service.void(pack_id, "opened in error"), predict)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(
+        data=st.data(),
+        live=st.booleans(),
+        own=st.sampled_from([False, False, False, True]),
+        naming=st.sampled_from(["made", "made", "given", "taken"]),
+    )
+    def transfer(self, data: st.DataObject, live: bool, own: bool, naming: str) -> None:
+        """R21 of any pack or, to get past R10's refusal more often, of one still open."""
+        open_ = [k for k, p in self.ref.packs.items() if not ended(p)]
+        pack_id = self._pick(data, open_ if live and open_ else list(self.ref.packs))
+        self._transfer(data, pack_id, own, naming)
+
+    def _at_an_edge(self) -> dict[str, list[str]]:
+        today, found = local(self.now), dict[str, list[str]]()
+        for pack_id, p in sorted(self.ref.packs.items()):
+            for edge in [] if ended(p) else edges_of(p, today):
+                found.setdefault(edge, []).append(pack_id)
+        return found
+
+    @precondition(lambda self: self._at_an_edge())
+    @rule(
+        data=st.data(),
+        into_hold=st.booleans(),
+        own=st.sampled_from([False, False, False, True]),
+        naming=st.sampled_from(["made", "made", "given", "taken"]),
+    )
+    def transfer_at_an_edge(
+        self, data: st.DataObject, into_hold: bool, own: bool, naming: str
+    ) -> None:
+        """R21 of a pack where a transfer has more to get right, rare by chance (the kind of
+        edge drawn first, so that a rare kind is not lost among the others); now and then on a
+        later day inside one of its holds, so the hold is cut short for the receiver."""
+        edges = self._at_an_edge()
+        pack_id = self._pick(data, edges[data.draw(st.sampled_from(sorted(edges)))])
+        today = local(self.now)
+        later = [(max(s, today), u) for s, u, _ in self.ref.packs[pack_id]["holds"]]
+        later = [(s, u) for s, u in later if (u - s).days > 1]
+        if into_hold and later:
+            start, until = data.draw(st.sampled_from(sorted(later)))
+            day = start + timedelta(days=data.draw(st.integers(1, (until - start).days - 1)))
+            self.clock.set(datetime.combine(day, time(9, 0), ZONE).astimezone(self.now.tzinfo))
+        self._transfer(data, pack_id, own, naming)
+
+    def _transfer(self, data: st.DataObject, pack_id: str, own: bool, naming: str) -> None:
+        """To the other client (now and then to the pack's own), to a pack id the service
+        makes, one given, or one already taken."""
+        holder = self.ref.packs[pack_id]["client"]
+        client = holder if own else next(c for c in CLIENTS if c != holder)
+        self.given_count += 1
+        target = {
+            "made": None,
+            "given": f"X{self.given_count}",
+            "taken": self._pick(data, list(self.ref.packs)),
+        }[naming]
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            return transfer_in(ref, ref.packs[pack_id], client, target, self.now)
+
+        if target is None and self._refused(predict):
+            target = f"X{self.given_count}"  # so the service makes no pack id for it
+        given = {} if target is None else {"new_pack_id": target}
+
+        def call() -> Any:
+            return self.service.transfer(pack_id, client, reason="to a partner", **given)
+
+        opened = self._run(call, predict)
+        if opened is not None:
+            self._check_transferred(pack_id, opened.pack_id)
+
+    def _check_transferred(self, pack_id: str, new_pack_id: str) -> None:
+        """Nothing is made or lost: the units left and their value are the receiver's now."""
+        p, q = self.ref.packs[pack_id], self.ref.packs[new_pack_id]
+        assert (p["transferred_to"], q["transferred_from"]) == (new_pack_id, pack_id)
+        source, new = self.service.pack(pack_id), self.service.pack(new_pack_id)
+        assert (source.transferred_to, new.transferred_from) == (new_pack_id, pack_id)
+        closed = self.service.repository.ledger(pack_id)[-1]
+        opened = self.service.repository.ledger(new_pack_id)[0]
+        assert isinstance(closed, Closed)
+        assert isinstance(opened, Opened)
+        assert (closed.transferred_to, opened.transferred_from) == (new_pack_id, pack_id)
+        assert (new.terms, new.client_id) == (q["terms"], q["client"])
+        assert new.remaining_units == source.remaining_units == q["terms"].allowance.units
+        if all(until <= local(self.now) for _, until, _ in p["holds"]):
+            assert new.expiry_date == source.expiry_date  # no hold runs on to take days from
+        before, after = self.service.figures(pack_id), self.service.figures(new_pack_id)
+        assert before.refundable == before.usable == Money(0, "AUD")
+        if isinstance(q["terms"].pricing, PerPack):
+            assert after.price == after.usable == before.transferred
+            assert before.unearned == before.transferred + before.written_off
+        else:
+            assert before.transferred == after.price == Money(0, "AUD")
 
     @rule(data=st.data(), wait=st.booleans())
     def sweep(self, data: st.DataObject, wait: bool) -> None:
@@ -1110,6 +1374,8 @@ class PackMachine(RuleBasedStateMachine):
         ids = [u.appointment.id for u in state.usages]
         assert ids == [u["appt"].id for u in ordered(p)]
         assert [state.label(a) for a in ids] == [label(p, a) for a in ids]
+        assert state.transferred_to == p["transferred_to"]
+        self._check_figures(self.service.figures(pack_id, as_of=moment), p)
 
     def _check_line_as_of(self, appointment_id: str, then: Ref, moment: datetime) -> None:
         """R23: the line as the ledger of the pack holding it now said then."""
@@ -1130,6 +1396,13 @@ class PackMachine(RuleBasedStateMachine):
 
     # checks -----------------------------------------------------------------------------
 
+    def _check_figures(self, found: PackFigures, p: dict[str, Any]) -> None:
+        """R15a: the identities, and each figure as the model has it."""
+        assert found.price == found.recognised + found.unearned
+        parts = (found.usable, found.breakage, found.refundable, found.written_off)
+        assert found.unearned == sum(parts, found.transferred)
+        assert {name: any_units(getattr(found, name)) for name in FIGURES} == money(p)
+
     @invariant()
     def agrees_with_the_model(self) -> None:
         now = self.now
@@ -1144,6 +1417,12 @@ class PackMachine(RuleBasedStateMachine):
             first = numbered_there(p) + 1
             assert [state.number(a) for a in ids] == list(range(first, first + len(ids)))
             assert state.expiry_date == current_expiry(p)
+            assert (state.terms, state.template_id) == (p["terms"], p["template"])
+            assert (state.transferred_from, state.transferred_to) == (
+                p["transferred_from"],
+                p["transferred_to"],
+            )
+            self._check_figures(self.service.figures(pack_id), p)
             for u in state.usages:
                 mine = usage(p, u.appointment.id)
                 assert mine is not None
