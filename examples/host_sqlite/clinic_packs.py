@@ -227,6 +227,7 @@ class ClinicPackRepository:
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         if statuses is not None and (as_of is None or as_of.tzinfo is None):
             raise InvalidValueError("as_of", as_of, "a timezone-aware instant is required")
@@ -242,6 +243,8 @@ class ClinicPackRepository:
                 client_id,
             )
         ]
+        # A patient taken off a pack stays in clinic_pack_sharer: what they drew on (R20, R23).
+        packs = [p for p in packs if former or p.serves(client_id)]
         if statuses is None or as_of is None:
             return packs
         return [p for p in packs if p.status(as_of) in statuses]
@@ -388,8 +391,8 @@ class ClinicPackRepository:
 
     def _share(self, db: sqlite3.Connection, change: Change) -> None:
         """The patients the pack is shared with, as its new state lists them (R20)."""
-        before = set() if change.before is None else set(change.before.shared_with)
-        after = set(change.after.shared_with)
+        before = set() if change.before is None else set(change.before.ever_shared_with)
+        after = set(change.after.ever_shared_with)
         rows = [(self._loc, p, change.pack_id) for p in sorted(before - after)]
         db.executemany(
             "DELETE FROM clinic_pack_sharer WHERE location_ref = ? AND patient_ref = ?"

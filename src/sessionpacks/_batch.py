@@ -163,7 +163,10 @@ class Staged:
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
+        if former:  # what a client drew on before: a read for the past, not of a batch
+            raise _Direct
         ids = self._clients.get(client_id)
         if ids is None:
             ids = self._read_client(client_id)

@@ -454,6 +454,7 @@ class PackState:
     reminded_for: tuple[date, ...] = ()
     holds: tuple[Hold, ...] = ()
     shared_with: tuple[str, ...] = ()
+    formerly_shared_with: tuple[str, ...] = ()
     # R24: a bundle's adjustments by line, and the (line, line total) its occurrences fired at.
     line_adjustments: tuple[int, ...] = ()
     lines_exhausted: tuple[tuple[int, int], ...] = ()
@@ -482,6 +483,12 @@ class PackState:
     def line_total(self, line: int) -> Amount:
         """Bundle line ``line``'s allowance plus its adjustments: the N of "Massage n of N"."""
         return self.amount(self.line_total_units(line))
+
+    @property
+    def ever_shared_with(self) -> tuple[str, ...]:
+        """The clients the pack is or was shared with (R20): a store indexes it by them, so
+        the packs a client drew on are found after they are taken off (R23)."""
+        return (*self.shared_with, *self.formerly_shared_with)
 
     @property
     def clients(self) -> tuple[str, ...]:
@@ -977,13 +984,19 @@ def _fold_sharing(state: PackState, entry: Shared | Unshared) -> PackState:
             raise InvalidValueError(
                 "entry.client_id", entry.client_id, f"already draws on pack {state.pack_id}"
             )
-        return attrs.evolve(state, shared_with=(*state.shared_with, entry.client_id))
+        former = tuple(c for c in state.formerly_shared_with if c != entry.client_id)
+        return attrs.evolve(
+            state,
+            shared_with=(*state.shared_with, entry.client_id),
+            formerly_shared_with=former,
+        )
     if not listed:
         raise InvalidValueError(
             "entry.client_id", entry.client_id, f"is not listed on pack {state.pack_id}"
         )
     kept = tuple(c for c in state.shared_with if c != entry.client_id)
-    return attrs.evolve(state, shared_with=kept)
+    former = (*state.formerly_shared_with, entry.client_id)
+    return attrs.evolve(state, shared_with=kept, formerly_shared_with=former)
 
 
 def _by_start(holds: Iterable[Hold]) -> tuple[Hold, ...]:

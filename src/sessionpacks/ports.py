@@ -305,10 +305,13 @@ class PackRepository(Protocol):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         """The client's packs in the order opened: those they own and those shared with them
-        (:attr:`PackState.shared_with`, R20), read by index; with ``statuses``, only those
-        whose status as of ``as_of`` is one of them (``as_of`` is then required)."""
+        (:attr:`PackState.shared_with`, R20), read by index; with ``former``, those shared
+        with them before and not now too (:attr:`PackState.ever_shared_with`: what they drew
+        on, asked as of a past instant, R23); with ``statuses``, only those whose status as
+        of ``as_of`` is one of them (``as_of`` is then required)."""
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         """The pack the appointment is active on, if any (R6)."""

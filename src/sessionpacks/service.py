@@ -1129,10 +1129,10 @@ class PackService:
         """A client's packs, open ones first, then exhausted or expired, closed, voided; with
         ``as_of``, each as its ledger said at that instant (R23), those opened later left
         out. It reads the client's own ledgers only. Packs shared with the client are among
-        them (R20); with ``as_of``, those it shares now and shared then."""
+        them (R20); with ``as_of``, those shared with them then, even if not now."""
         check_id("client_id", client_id)
-        packs = self.repository.client_packs(client_id)
         moment = self._now() if as_of is None else check_instant("as_of", as_of)
+        packs = self.repository.client_packs(client_id, former=as_of is not None)
         if as_of is not None:
             then = (replay_as_of(self.repository.ledger(p.pack_id), moment) for p in packs)
             packs = [p for p in then if p is not None and p.serves(client_id)]
@@ -1212,15 +1212,16 @@ class PackService:
 
     def _holder_as_of(self, appointment_id: str, as_of: datetime) -> PackState | None:
         """The pack holding the appointment at ``as_of``, as its ledger said then: the pack
-        holding it now, or, if it was moved since, another pack of its client (R23). An
-        appointment no pack holds now is not looked for."""
+        holding it now, or, if it was moved since, another pack of its client, one shared with
+        them then included (R23). An appointment no pack holds now is not looked for."""
         holder = self.repository.pack_of_appointment(appointment_id)
         if holder is None:
             return None
         now = self.repository.load(holder)
         usage = now.usage(appointment_id)
         client = now.client_id if usage is None else usage.appointment.client_id
-        others = [p.pack_id for p in self.repository.client_packs(client) if p.pack_id != holder]
+        former = self.repository.client_packs(client, former=True)
+        others = [p.pack_id for p in former if p.pack_id != holder]
         for pack_id in (holder, *others):
             then = replay_as_of(self.repository.ledger(pack_id), as_of)
             if then is not None and then.usage(appointment_id) is not None:

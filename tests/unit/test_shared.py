@@ -235,3 +235,23 @@ def test_a_client_taken_off_the_pack_cannot_move_a_session_into_the_future(
     assert (refused.value.rule, refused.value.field) == ("R20", "start")
     assert "client C2 no longer shares pack pk1" in str(refused.value)
     assert service.reschedule("B1", at("2026-01-09T10:00")).label("B1") == "Session 1 of 10"
+
+
+def test_as_of_a_past_instant_a_client_taken_off_still_sees_what_they_drew_on(
+    service: PackService, clock: FixedClock
+) -> None:
+    """R23: the packs and lines of a client as of then, though they are off the pack now."""
+    service.open_pack("C1", terms=terms(10), shared_with=["C2"])
+    service.open_pack("C2", terms=terms(5, name="Own"))
+    booked = appt("B1", "2026-01-16T10:00", client="C2")
+    service.assign(booked, pack_id="pk1")
+    service.invoice_line("B1")
+    clock.advance(timedelta(days=2))
+    then = clock.now()
+    clock.advance(timedelta(days=1))
+    service.move(booked, "pk2")
+    service.unshare("pk1", "C2")
+    assert [p.pack_id for p in service.client_packs("C2")] == ["pk2"]
+    assert [p.pack_id for p in service.client_packs("C2", as_of=then)] == ["pk1", "pk2"]
+    line = service.invoice_line("B1", as_of=then)
+    assert (line.pack_id, line.label) == ("pk1", "Session 1 of 10")

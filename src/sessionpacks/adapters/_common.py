@@ -89,6 +89,12 @@ def bounds(query: PackQuery) -> Bounds:
     )
 
 
+def serving(states: Iterable[PackState], client_id: str, former: bool) -> list[PackState]:
+    """The states a client's packs are (R20): those that serve them, and with ``former`` those
+    shared with them before too."""
+    return [s for s in states if former or s.serves(client_id)]
+
+
 def with_statuses(
     states: Iterable[PackState], statuses: Collection[PackStatus] | None, as_of: datetime | None
 ) -> list[PackState]:
@@ -139,13 +145,15 @@ class Sharing:
 
 
 def sharing_changes(changes: Sequence[Change]) -> Sharing:
-    """What ``changes`` add to and remove from the clients listed on their packs, from the
-    state each was decided on and the state after it."""
+    """What ``changes`` add to and remove from the clients a store indexes their packs by
+    (:attr:`PackState.ever_shared_with`), from the state each was decided on and the state
+    after it. A client taken off stays indexed (they may still ask for what they drew on,
+    R23), so nothing is removed by the library's own changes."""
     added: list[tuple[str, str]] = []
     removed: list[tuple[str, str]] = []
     for change in changes:
-        before = () if change.before is None else change.before.shared_with
-        after = change.after.shared_with
+        before = () if change.before is None else change.before.ever_shared_with
+        after = change.after.ever_shared_with
         if before == after:
             continue
         added.extend((change.pack_id, c) for c in after if c not in before)

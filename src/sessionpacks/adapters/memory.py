@@ -24,6 +24,7 @@ from sessionpacks.adapters._common import (
     check_window,
     client_conflict,
     command_conflict,
+    serving,
     sharing_changes,
     with_statuses,
 )
@@ -106,6 +107,7 @@ class InMemoryRepository:
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         with self._lock:
             data = self._data
@@ -113,7 +115,7 @@ class InMemoryRepository:
             shared = data.shared.get(client_id)
             if shared:
                 ids = sorted((*ids, *shared), key=data.opened.__getitem__)
-            states = [data.states[p] for p in ids]
+            states = serving((data.states[p] for p in ids), client_id, former)
         return with_statuses(states, statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:

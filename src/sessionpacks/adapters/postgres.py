@@ -470,8 +470,9 @@ class PostgresRepository(SqlRepository):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
-        found = super().client_packs(client_id, statuses=statuses, as_of=as_of)
+        found = super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         self._handed(found)
         return found
 

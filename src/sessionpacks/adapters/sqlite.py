@@ -36,7 +36,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from sessionpacks.adapters._common import with_statuses
+from sessionpacks.adapters._common import serving, with_statuses
 from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
@@ -303,14 +303,16 @@ class SqliteRepository(StatementRepository):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         """As the core's, but packs that are open or expired only are read by the index of
         the client's packs and their ``lasting_status``, not by decoding every pack."""
         if not _only_live(statuses):
-            return super().client_packs(client_id, statuses=statuses, as_of=as_of)
+            return super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         client = self._text("client_id", client_id)
         found = self._rows("client_id", client_id, _LIVE_PACKS, client, self._id, client)
-        return with_statuses(map(self._state, found), statuses, as_of)
+        states = serving(map(self._state, found), client_id, former)
+        return with_statuses(states, statuses, as_of)
 
     def count_client_packs(self, client_id: str) -> int:
         """How many packs the client owns, whatever their status: what R13a counts."""

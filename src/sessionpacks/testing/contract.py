@@ -727,6 +727,10 @@ class RepositoryContract:
         store_repo.commit([released.then(ops.unshare(released.after, "C2", at))])
         assert [p.pack_id for p in store_repo.client_packs("C2")] == ["own", "later"]
         assert store_repo.load("family").shared_with == ()
+        # What C2 drew on before stays found, for a figure as of then (R23).
+        before = store_repo.client_packs("C2", former=True)
+        assert [p.pack_id for p in before] == ["family", "own", "later"]
+        assert store_repo.client_packs("C1", former=True) == store_repo.client_packs("C1")
 
     def test_a_count_of_packs_counts_those_the_client_owns(
         self, store_repo: PackRepository

@@ -21,6 +21,7 @@ from sessionpacks.adapters._common import (
     check_distinct,
     check_window,
     command_conflict,
+    serving,
     with_statuses,
 )
 from sessionpacks.adapters._sql import rows
@@ -216,10 +217,12 @@ class SqlRepository(ABC):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         client = self._text("client_id", client_id)
         found = self._rows("client_id", client_id, self._sql.client_packs, client, self._id, client)
-        return with_statuses(map(self._state, found), statuses, as_of)
+        states = serving(map(self._state, found), client_id, former)
+        return with_statuses(states, statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         appointment = self._text("appointment_id", appointment_id)
@@ -426,4 +429,4 @@ class SqlRepository(ABC):
 
 def _shared(states: Iterable[PackState]) -> set[tuple[str, str]]:
     """The rows of ``shared_packs`` the states give: (pack, client) for each client listed."""
-    return {(s.pack_id, client) for s in states for client in s.shared_with}
+    return {(s.pack_id, client) for s in states for client in s.ever_shared_with}

@@ -55,6 +55,7 @@ from sessionpacks.adapters._common import (
     client_conflict,
     command_conflict,
     query_columns,
+    serving,
     sharing_changes,
     with_statuses,
 )
@@ -193,6 +194,7 @@ class DjangoRepository:
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
         with translated("client_id", client_id):
             shared = self._of(SharedPack).filter(client_id=client_id).values("pack_id")
@@ -202,7 +204,7 @@ class DjangoRepository:
                 .order_by("id")
                 .values_list("state", flat=True)
             )
-        return with_statuses(map(_state, found), statuses, as_of)
+        return with_statuses(serving(map(_state, found), client_id, former), statuses, as_of)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         with translated("appointment_id", appointment_id):
