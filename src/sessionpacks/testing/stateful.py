@@ -648,6 +648,11 @@ class StoreMachine(RuleBasedStateMachine):
             )
             for mine, theirs in zip(actual, expected, strict=True):
                 self._check_pack(mine, theirs, now)
+            _same(
+                f"client_packs({client!r}, former=True): with those shared with them before",
+                [p.pack_id for p in self.repository.client_packs(client, former=True)],
+                [p.pack_id for p in self.reference.repository.client_packs(client, former=True)],
+            )
         for appointment_id in sorted(self.appointments):
             _same(
                 f"pack_of_appointment({appointment_id!r})",
