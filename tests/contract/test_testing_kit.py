@@ -345,8 +345,9 @@ class _Delegate:
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
-        return self.inner.client_packs(client_id, statuses=statuses, as_of=as_of)
+        return self.inner.client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         return self.inner.pack_of_appointment(appointment_id)
@@ -419,8 +420,9 @@ class _DropsSessionNumbers(_Delegate):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
-        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of)
+        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         return [attrs.evolve(p, usages=p.usages[:1]) for p in found]
 
 
@@ -433,8 +435,9 @@ class _OverdrawsPacks(_Delegate):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
-        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of)
+        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         return [attrs.evolve(p, consumed_units=p.total_units + 1) for p in found]
 
 
@@ -445,8 +448,9 @@ class _DuplicatesUsages(_Delegate):
         *,
         statuses: Collection[PackStatus] | None = None,
         as_of: datetime | None = None,
+        former: bool = False,
     ) -> list[PackState]:
-        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of)
+        found = self.inner.client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         return [attrs.evolve(p, usages=p.usages + p.usages[:1]) for p in found]
 
 
