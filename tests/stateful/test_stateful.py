@@ -77,7 +77,7 @@ from sessionpacks.ledger import Closed, Opened
 from sessionpacks.testing.plugin import scaled
 
 ZONE = ZoneInfo("Australia/Sydney")
-CLIENTS = ("C1", "C2")
+CLIENTS = ("C1", "C2", "C3")
 SERVICES = ("physio", "massage")
 T0 = datetime(2026, 3, 20, 9, 0, tzinfo=ZONE).astimezone(UTC)
 FIRST_DAY, LAST_DAY = date(2026, 3, 15), date(2026, 11, 15)
@@ -165,12 +165,39 @@ def remaining(p: dict[str, Any]) -> int:
     return total(p) - used_there(p) - sum(int(u["consumed"]) for u in p["usages"])
 
 
+def clients_of(p: dict[str, Any]) -> list[str]:
+    """R20: the owner first, then the clients the pack is shared with, in the order listed."""
+    return [p["client"], *p.get("shared", [])]
+
+
+def line_of(p: dict[str, Any], service_id: str) -> int | None:
+    """R24: the index of the bundle's line listing the service, if any."""
+    return next((i for i, x in enumerate(p["terms"].lines) if service_id in x.services), None)
+
+
+def line_total(p: dict[str, Any], i: int) -> int:
+    return units(metric(p), p["terms"].lines[i].allowance.amount) + int(p["line_adjust"][i])
+
+
+def on_line(p: dict[str, Any], i: int) -> list[dict[str, Any]]:
+    return [u for u in ordered(p) if line_of(p, u["appt"].service_id) == i]
+
+
+def line_remaining(p: dict[str, Any], i: int) -> int:
+    return line_total(p, i) - sum(int(u["consumed"]) for u in on_line(p, i))
+
+
 def ordered(p: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(p["usages"], key=lambda u: (u["appt"].start.astimezone(UTC), u["order"]))
 
 
 def number(p: dict[str, Any], appointment_id: str) -> int:
+    """R8 across every client of the pack (R20); of a bundle, within the line (R24)."""
     ids = [u["appt"].id for u in ordered(p)]
+    if p["terms"].lines:
+        u = usage(p, appointment_id)
+        assert u is not None
+        ids = [x["appt"].id for x in on_line(p, line_of(p, u["appt"].service_id) or 0)]
     return numbered_there(p) + ids.index(appointment_id) + 1
 
 
@@ -236,8 +263,11 @@ def ended(p: dict[str, Any]) -> bool:
 def usable(p: dict[str, Any], appointment: Appointment) -> bool:
     """R3, R4, R5, R10 for one more appointment."""
     terms = p["terms"]
-    if ended(p) or appointment.client_id != p["client"]:
-        return False
+    if ended(p) or appointment.client_id not in clients_of(p):
+        return False  # R4, R20: the owner's or a listed client's appointment only
+    line = line_of(p, appointment.service_id)
+    if terms.lines and line is None:
+        return False  # R24: a service on no line of the bundle
     if terms.eligible_services and appointment.service_id not in terms.eligible_services:
         return False
     if appointment.price.currency != "AUD":
@@ -248,6 +278,8 @@ def usable(p: dict[str, Any], appointment: Appointment) -> bool:
     days = [local(u["appt"].start) for u in p["usages"]] + [local(appointment.start)]
     if until is not None and max(days) >= until:
         return False  # on or after the expiry, or as a first use it would strand a later one
+    if line is not None:
+        return line_remaining(p, line) > 0  # R24: a line used up refuses its services
     return remaining(p) > 0
 
 
@@ -275,6 +307,16 @@ def show(p: dict[str, Any], count: int) -> str:
 
 def label(p: dict[str, Any], appointment_id: str) -> str:
     n = number(p, appointment_id)
+    if p["terms"].lines:  # R24: "Massage 1 of 2", or what remains of the line after it
+        u = usage(p, appointment_id)
+        assert u is not None
+        i = line_of(p, u["appt"].service_id)
+        assert i is not None
+        name = p["terms"].lines[i].name
+        if metric(p) is Metric.SESSIONS:
+            return f"{name} {n} of {line_total(p, i)}"
+        used = sum(x["consumed"] for x in on_line(p, i)[:n])
+        return f"{name} {n}, {show(p, line_total(p, i) - used)} left"
     if metric(p) is Metric.SESSIONS:
         return f"Session {n} of {total(p)}"
     used = used_there(p) + sum(u["consumed"] for u in ordered(p)[: n - numbered_there(p)])
@@ -298,7 +340,14 @@ def observed(recorded: Any) -> tuple[Any, ...]:
     kind = type(e).__name__
     left = getattr(e, "remaining", None)
     extras: dict[str, Callable[[], Any]] = {
-        "PackOpened": lambda: e.migrated,
+        "PackOpened": lambda: (e.migrated, e.shared_with),
+        "PackShared": lambda: (e.with_client_id, e.shared_with),
+        "PackUnshared": lambda: (e.with_client_id, e.shared_with),
+        "LineExhausted": lambda: (e.line, any_units(e.total)),
+        "PackAdjusted": lambda: (
+            e.line,
+            None if e.line_remaining is None else any_units(e.line_remaining),
+        ),
         "UsageMarked": lambda: e.mark.value,
         "ExpiryExtended": lambda: e.until,
         "PackExpired": lambda: e.expiry_date,
@@ -311,7 +360,7 @@ def observed(recorded: Any) -> tuple[Any, ...]:
             None if e.value is None else any_units(e.value),
         ),
         "PackExhausted": lambda: any_units(e.total),
-        "LowBalance": lambda: (any_units(e.total), any_units(e.threshold)),
+        "LowBalance": lambda: (any_units(e.total), any_units(e.threshold), e.line),
         "UsageReleased": lambda: (
             None if e.invoice_label is None else (e.invoice_label, e.invoice_amount, e.credit)
         ),
@@ -341,7 +390,32 @@ def balance_events(p: dict[str, Any], before: int) -> list[tuple[Any, ...]]:
         if total(p) in p["low"]:
             return []
         p["low"].add(total(p))
-        return [event("LowBalance", p["id"], left=after, extra=(total(p), units(metric(p), low)))]
+        extra = (total(p), units(metric(p), low), None)
+        return [event("LowBalance", p["id"], left=after, extra=extra)]
+    return []
+
+
+def line_events(p: dict[str, Any], i: int, before: int) -> list[tuple[Any, ...]]:
+    """R24 with R12b: a line reaching zero tells once per line and line total, and the pack is
+    exhausted (once per total) when every line is; else a line crossing the threshold tells of
+    its low balance once per line, line total and threshold. No pack-level LowBalance."""
+    after, line_t, name = line_remaining(p, i), line_total(p, i), p["terms"].lines[i].name
+    if before > 0 and after <= 0:
+        found = []
+        if (i, line_t) not in p["line_exhausted"]:
+            p["line_exhausted"].add((i, line_t))
+            found.append(event("LineExhausted", p["id"], extra=(name, line_t)))
+        if remaining(p) <= 0 and total(p) not in p["exhausted"]:
+            p["exhausted"].add(total(p))
+            found.append(event("PackExhausted", p["id"], extra=total(p)))
+        return found
+    low = p["terms"].policies.low_balance_at
+    if low is not None and before > units(metric(p), low) >= after:
+        if (i, line_t) in p["lines_low"]:
+            return []
+        p["lines_low"].add((i, line_t))
+        extra = (line_t, units(metric(p), low), name)
+        return [event("LowBalance", p["id"], left=after, extra=extra)]
     return []
 
 
@@ -397,6 +471,7 @@ def open_in(
     charged: bool,
     migrated: Migration | None = None,
     pack_id: str | None = None,
+    shared: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """R2; R19: a migrated pack's price was paid there (never charged here), and its expiry
     date there, if given, stands instead of its rule's. Without ``pack_id``, the service makes
@@ -426,9 +501,15 @@ def open_in(
         "low": set(),
         "transferred_from": None,
         "transferred_to": None,
+        "shared": list(shared),
+        "line_adjust": [0] * len(terms.lines),
+        "line_exhausted": set(),
+        "lines_low": set(),
     }
     ref.packs[pack_id] = p
-    opened = [event("PackOpened", pack_id, extra=migrated is not None)]
+    opened = [event("PackOpened", pack_id, extra=(migrated is not None, tuple(shared)))]
+    if terms.lines:
+        return p, opened
     return p, opened + balance_events(p, total(p))  # R12b: one may arrive at its threshold
 
 
@@ -436,8 +517,9 @@ def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[
     """R3 to R6: record the appointment on the pack."""
     if not usable(p, appointment):
         raise RefusedByModelError(RefusedError)
-    before = remaining(p)
-    covered = min(needed(p, appointment), before)
+    before, line = remaining(p), line_of(p, appointment.service_id)
+    line_before = before if line is None else line_remaining(p, line)
+    covered = min(needed(p, appointment), line_before)
     ref.next_order += 1
     p["usages"].append(
         {
@@ -453,6 +535,9 @@ def use_in(ref: Ref, p: dict[str, Any], appointment: Appointment) -> list[tuple[
     p["version"] += 1
     ref.active[appointment.id] = p["id"]
     used = event("SessionUsed", p["id"], appointment.id, number(p, appointment.id), remaining(p))
+    if p["terms"].lines:
+        assert line is not None
+        return [used, *line_events(p, line, line_before)]
     return [used, *balance_events(p, before)]
 
 
@@ -483,7 +568,7 @@ def from_template(
     candidates = [
         p
         for p in ref.packs.values()
-        if p["client"] == appointment.client_id
+        if appointment.client_id in clients_of(p)
         and p["template"] == template_id
         and usable(p, appointment)
     ]
@@ -492,7 +577,7 @@ def from_template(
     frozen = [
         p
         for p in ref.packs.values()
-        if p["client"] == appointment.client_id
+        if appointment.client_id in clients_of(p)
         and p["template"] == template_id
         and on_hold(p, local(appointment.start))
         and usable({**p, "holds": []}, appointment)
@@ -516,6 +601,7 @@ def new_pack_could_cover(terms: PackTerms, appointment: Appointment, now: dateti
         "voided": False,
         "override": None,
         "holds": [],
+        "line_adjust": [0] * len(terms.lines),
     }
     return usable(trial, appointment)
 
@@ -597,6 +683,11 @@ def carried_terms(p: dict[str, Any], today: date, value: int | None) -> PackTerm
             Tier(t.from_session - shift, t.price) for t in pricing.tiers if t.from_session > place
         ]
         pricing = PerSession((first, *later))
+    lines = tuple(  # R24: each line with what is left of it; a line used up goes
+        attrs.evolve(x, allowance=Allowance(kind, amount_of(kind, line_remaining(p, i))))
+        for i, x in enumerate(terms.lines)
+        if line_remaining(p, i) > 0
+    )
     policies = terms.policies
     low = policies.low_balance_at
     if low is not None and units(kind, low) >= left:
@@ -607,6 +698,7 @@ def carried_terms(p: dict[str, Any], today: date, value: int | None) -> PackTerm
         expiry=terms.expiry if until is None else ExpiresOn(until),
         pricing=pricing,
         policies=policies,
+        lines=lines,
     )
 
 
@@ -675,8 +767,34 @@ def _appointment_days() -> st.SearchStrategy[date]:
 _terms_expiry = sps.expiry_rules(min_date=date(2026, 3, 25), max_date=date(2026, 12, 31))
 
 
-def _terms(metric_: Metric | None = None) -> st.SearchStrategy[PackTerms]:
-    return sps.pack_terms(metric_, expiry=_terms_expiry, service_ids=SERVICES, max_sessions=5)
+def _terms(metric_: Metric | None = None, bundles: bool = False) -> st.SearchStrategy[PackTerms]:
+    return sps.pack_terms(
+        metric_, expiry=_terms_expiry, service_ids=SERVICES, max_sessions=5, bundles=bundles
+    )
+
+
+def _low_at_one(terms: PackTerms) -> PackTerms:
+    """A sessions bundle told of each line's last session, so per-line LowBalance comes up."""
+    if terms.allowance.metric is not Metric.SESSIONS:
+        return terms
+    return attrs.evolve(terms, policies=attrs.evolve(terms.policies, low_balance_at=1))
+
+
+_bundles = st.one_of(
+    _terms(bundles=True).filter(lambda terms: bool(terms.lines)),
+    _terms(Metric.SESSIONS, bundles=True).filter(lambda terms: bool(terms.lines)).map(_low_at_one),
+)
+"""R24: a bundle of a physio and a massage line, of any metric, charged per pack."""
+
+
+def _shared_with() -> st.SearchStrategy[list[str]]:
+    """R20: mostly no one, else one or two clients (the owner or one twice now and then)."""
+    return st.one_of(st.just([]), st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=2))
+
+
+def shared_refusal(client: str, shared: list[str]) -> None:
+    if client in shared or len(set(shared)) < len(shared):
+        raise RefusedByModelError(InvalidValueError)  # R20: not the owner, not twice
 
 
 class PackMachine(RuleBasedStateMachine):
@@ -737,6 +855,9 @@ class PackMachine(RuleBasedStateMachine):
             assert recorded.event.event_id not in self.event_ids, "an event id twice"
             self.event_ids.add(recorded.event.event_id)
             kind = type(recorded.event).__name__
+            owner = self.ref.packs.get(recorded.event.pack_id, {}).get("client")
+            if owner is not None:  # R20: every event names the pack's owner
+                assert recorded.event.client_id == owner, (kind, recorded.event.client_id)
             if kind in ("PackExhausted", "LowBalance", "PackExpired", "ExpiringSoon"):
                 key = (kind, recorded.event.occurrence)
                 assert key not in self.occurrences, "a task for the same occurrence twice"
@@ -766,12 +887,14 @@ class PackMachine(RuleBasedStateMachine):
             return _appointment_days()
         return st.one_of(st.sampled_from(edges), _appointment_days())
 
-    def _new_appointment(self, data: st.DataObject, client: str) -> Appointment:
+    def _new_appointment(
+        self, data: st.DataObject, client: str, service: str | None = None
+    ) -> Appointment:
         self.appointment_count += 1
         return data.draw(
             sps.appointments(
                 client,
-                st.sampled_from([*SERVICES, "pilates"]),
+                st.sampled_from([*SERVICES, "pilates"] if service is None else [service]),
                 currency=st.sampled_from(["AUD", "AUD", "AUD", "USD"]),
                 appointment_id=f"A{self.appointment_count}",
                 days=self._day(),
@@ -803,6 +926,9 @@ class PackMachine(RuleBasedStateMachine):
             terms = data.draw(_terms(metric_))
             self.service.add_template(f"T{n}", terms)
             self.ref.templates[f"T{n}"] = terms
+        bundle = data.draw(_bundles)  # R24: a bundle's template beside them
+        self.service.add_template("T4", bundle)
+        self.ref.templates["T4"] = bundle
         # most clients book through a template, so booking by preference starts early
         for client in CLIENTS:
             preference = PreferTemplate(data.draw(st.sampled_from(sorted(self.ref.templates))))
@@ -811,29 +937,43 @@ class PackMachine(RuleBasedStateMachine):
 
     # rules ------------------------------------------------------------------------------
 
-    @rule(data=st.data(), client=st.sampled_from(CLIENTS))
-    def open_from_template(self, data: st.DataObject, client: str) -> None:
+    @rule(data=st.data(), client=st.sampled_from(CLIENTS), shared=_shared_with())
+    def open_from_template(self, data: st.DataObject, client: str, shared: list[str]) -> None:
         template_id = self._pick(data, list(self.ref.templates))
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
-            _, events = open_in(
-                ref, client, ref.templates[template_id], template_id, self.now, True
-            )
-            return events
+            shared_refusal(client, shared)
+            terms = ref.templates[template_id]
+            return open_in(ref, client, terms, template_id, self.now, True, shared=tuple(shared))[1]
 
-        self._run(lambda: self.service.open_pack(client, template_id=template_id), predict)
+        given = {"pack_id": "P-refused"} if self._refused(predict) else {}
+        self._run(
+            lambda: self.service.open_pack(
+                client, template_id=template_id, shared_with=shared, **given
+            ),
+            predict,
+        )
 
-    @rule(client=st.sampled_from(CLIENTS), terms=_terms())
-    def open_ad_hoc(self, client: str, terms: PackTerms) -> None:
+    @rule(
+        client=st.sampled_from(CLIENTS),
+        terms=st.one_of(_terms(), _bundles),
+        shared=_shared_with(),
+    )
+    def open_ad_hoc(self, client: str, terms: PackTerms, shared: list[str]) -> None:
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
-            return open_in(ref, client, terms, None, self.now, True)[1]
+            shared_refusal(client, shared)
+            return open_in(ref, client, terms, None, self.now, True, shared=tuple(shared))[1]
 
-        self._run(lambda: self.service.open_pack(client, terms=terms), predict)
+        given = {"pack_id": "P-refused"} if self._refused(predict) else {}
+        self._run(
+            lambda: self.service.open_pack(client, terms=terms, shared_with=shared, **given),
+            predict,
+        )
 
     @rule(
         data=st.data(),
         client=st.sampled_from(CLIENTS),
-        ad_hoc=_terms(),
+        ad_hoc=st.one_of(_terms(), _terms(), _bundles),
         from_template=st.booleans(),
         late=st.integers(0, 7),
         visits=st.integers(0, 3),
@@ -858,11 +998,12 @@ class PackMachine(RuleBasedStateMachine):
         given |= {} if template_id is None else {"template_id": template_id}
         if late == 0:  # now and then opened there after today here: refused
             migration = attrs.evolve(migration, opened_on=today + timedelta(days=1))
+        if late == 0 or terms.lines:
             given["pack_id"] = "P-refused"  # so the service makes no pack id for it
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
-            if migration.opened_on > today:
-                raise RefusedByModelError(InvalidValueError)
+            if migration.opened_on > today or terms.lines:
+                raise RefusedByModelError(InvalidValueError)  # R24: no bundle as migrated
             return open_in(ref, client, terms, template_id, self.now, True, migration)[1]
 
         opened = self._run(
@@ -873,7 +1014,7 @@ class PackMachine(RuleBasedStateMachine):
         for _ in range(visits):
             self._assign(self._new_appointment(data, client), opened.pack_id)
 
-    @rule(data=st.data(), terms=_terms())
+    @rule(data=st.data(), terms=st.one_of(_terms(), _bundles))
     def edit_template(self, data: st.DataObject, terms: PackTerms) -> None:
         template_id = self._pick(data, list(self.ref.templates))
         changes = {f.name: getattr(terms, f.name) for f in attrs.fields(PackTerms)}
@@ -892,9 +1033,8 @@ class PackMachine(RuleBasedStateMachine):
         preference = data.draw(st.sampled_from(options))
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
-            if (
-                isinstance(preference, PreferPack)
-                and ref.packs[preference.pack_id]["client"] != client
+            if isinstance(preference, PreferPack) and client not in clients_of(
+                ref.packs[preference.pack_id]
             ):
                 raise RefusedByModelError(RefusedError)
             ref.preferences[client] = preference
@@ -956,7 +1096,7 @@ class PackMachine(RuleBasedStateMachine):
                     raise RefusedByModelError(RefusedError)
                 return []
             p = ref.packs[pack_id]
-            if p["client"] != appointment.client_id or not usable(p, appointment):
+            if not usable(p, appointment):
                 raise RefusedByModelError(RefusedError)
             return use_in(ref, p, appointment)
 
@@ -1044,6 +1184,9 @@ class PackMachine(RuleBasedStateMachine):
                 return []
             if on_hold(p, local(start)):
                 raise RefusedByModelError(RefusedError)  # R22
+            taken_off = u["appt"].client_id not in clients_of(p)
+            if taken_off and start.astimezone(UTC) > self.now.astimezone(UTC):
+                raise RefusedByModelError(RefusedError)  # R20: not to after now
             u["appt"] = attrs.evolve(u["appt"], start=start)
             until = current_expiry(p)
             if until is not None and any(local(x["appt"].start) >= until for x in p["usages"]):
@@ -1057,8 +1200,12 @@ class PackMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ref.packs)
     @rule(data=st.data(), size=st.integers(1, 3), credit=st.booleans())
     def adjust(self, data: st.DataObject, size: int, credit: bool) -> None:
+        """R9; R24: a bundle's adjustment names one of its lines, another pack's none."""
         pack_id = self._pick(data, list(self.ref.packs))
         kind = metric(self.ref.packs[pack_id])
+        names = [x.name for x in self.ref.packs[pack_id]["terms"].lines]
+        options = [*names, *names, *names, None, "Pilates"] if names else [None] * 5 + ["Physio"]
+        line_name = data.draw(st.sampled_from(options))
         sign = 1 if credit else -1
         amount: Any = {
             Metric.SESSIONS: sign * size,
@@ -1068,17 +1215,101 @@ class PackMachine(RuleBasedStateMachine):
 
         def predict(ref: Ref) -> list[tuple[Any, ...]]:
             p = ref.packs[pack_id]
-            if ended(p) or remaining(p) + units(kind, amount) < 0:
-                raise RefusedByModelError(RefusedError)
+            kinds: list[type[SessionPacksError]] = []
+            if ended(p):
+                kinds.append(RefusedError)
+            if (line_name is None) == bool(names) or (names and line_name not in names):
+                kinds.append(InvalidValueError)
+                refusals(kinds)
+            i = names.index(line_name) if names else None
+            left = remaining(p) if i is None else line_remaining(p, i)
+            if left + units(kind, amount) < 0:
+                kinds.append(RefusedError)  # never below zero, nor a line below zero
+            refusals(kinds)
             before = remaining(p)
             p["adjust"] += units(kind, amount)
             p["version"] += 1
-            return [
-                event("PackAdjusted", pack_id, left=remaining(p)),
-                *balance_events(p, before),
-            ]
+            if i is None:
+                adjusted = event("PackAdjusted", pack_id, left=remaining(p), extra=(None, None))
+                return [adjusted, *balance_events(p, before)]
+            p["line_adjust"][i] += units(kind, amount)
+            extra = (line_name, line_remaining(p, i))
+            adjusted = event("PackAdjusted", pack_id, left=remaining(p), extra=extra)
+            return [adjusted, *line_events(p, i, left)]
 
-        self._run(lambda: self.service.adjust(pack_id, amount, "goodwill"), predict)
+        self._run(lambda: self.service.adjust(pack_id, amount, "goodwill", line=line_name), predict)
+
+    @precondition(lambda self: any(p["shared"] for p in self.ref.packs.values()))
+    @rule(data=st.data(), listed=st.sampled_from([True, True, True, False]))
+    def assign_as_listed(self, data: st.DataObject, listed: bool) -> None:
+        """R20: a listed client's appointment on the pack (numbered across all its clients),
+        now and then one of a client no longer or never listed (R4)."""
+        pack_id = self._pick(data, [k for k, p in self.ref.packs.items() if p["shared"]])
+        p = self.ref.packs[pack_id]
+        client = data.draw(st.sampled_from(p["shared"] if listed else list(CLIENTS)))
+        self._assign(self._new_appointment(data, client), pack_id)
+
+    @precondition(lambda self: any(p["terms"].lines for p in self.ref.packs.values()))
+    @rule(data=st.data(), times=st.integers(1, 4))
+    def use_bundle(self, data: st.DataObject, times: int) -> None:
+        """R24: appointments of one line's services (or of none, R4) on a bundle, by its
+        clients, so lines run out, refuse and the pack is exhausted more often than by chance."""
+        pack_id = self._pick(data, [k for k, p in self.ref.packs.items() if p["terms"].lines])
+        p = self.ref.packs[pack_id]
+        services = sorted(s for x in p["terms"].lines for s in x.services)
+        service = data.draw(st.sampled_from([*services, *services, "pilates"]))
+        for _ in range(times):
+            client = data.draw(st.sampled_from(clients_of(self.ref.packs[pack_id])))
+            self._assign(self._new_appointment(data, client, service), pack_id)
+
+    @precondition(lambda self: self.ref.packs)
+    @rule(data=st.data(), client=st.sampled_from(CLIENTS))
+    def share(self, data: st.DataObject, client: str) -> None:
+        """R20: list a client beside the owner; again: nothing written."""
+        pack_id = self._pick(data, list(self.ref.packs))
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p):
+                raise RefusedByModelError(RefusedError)  # R10
+            if client == p["client"]:
+                raise RefusedByModelError(InvalidValueError)
+            if client in p["shared"]:
+                return []
+            p["shared"].append(client)
+            p["version"] += 1
+            return [event("PackShared", pack_id, extra=(client, tuple(p["shared"])))]
+
+        shared = self._run(lambda: self.service.share(pack_id, client), predict)
+        if shared is not None:
+            assert shared.shared_with == tuple(self.ref.packs[pack_id]["shared"])
+
+    @precondition(lambda self: any(p["shared"] for p in self.ref.packs.values()))
+    @rule(data=st.data(), listed=st.sampled_from([True, True, True, False]))
+    def unshare(self, data: st.DataObject, listed: bool) -> None:
+        """R20: take a client off, refused for one not listed and while an appointment of
+        theirs after now uses the pack."""
+        found = [k for k, p in self.ref.packs.items() if p["shared"]]
+        pack_id = self._pick(data, found if listed else list(self.ref.packs))
+        client = data.draw(st.sampled_from(self.ref.packs[pack_id]["shared"] or list(CLIENTS)))
+        if not listed:
+            client = data.draw(st.sampled_from(CLIENTS))
+        moment = self.now.astimezone(UTC)
+
+        def predict(ref: Ref) -> list[tuple[Any, ...]]:
+            p = ref.packs[pack_id]
+            if ended(p) or client not in p["shared"]:
+                raise RefusedByModelError(RefusedError)  # R10; R20
+            if any(
+                u["appt"].client_id == client and u["appt"].start.astimezone(UTC) > moment
+                for u in p["usages"]
+            ):
+                raise RefusedByModelError(RefusedError)  # R20: cancel or move it first
+            p["shared"].remove(client)
+            p["version"] += 1
+            return [event("PackUnshared", pack_id, extra=(client, tuple(p["shared"])))]
+
+        self._run(lambda: self.service.unshare(pack_id, client), predict)
 
     @precondition(lambda self: self.ref.packs)
     @rule(data=st.data(), days=st.integers(1, 90))
@@ -1357,7 +1588,8 @@ class PackMachine(RuleBasedStateMachine):
             self._check_pack_as_of(pack_id, then.packs.get(pack_id), moment)
         for client in CLIENTS:
             found = sorted(p.pack_id for p in self.service.client_packs(client, as_of=moment))
-            assert found == sorted(k for k, p in then.packs.items() if p["client"] == client)
+            # R20 with R23: owned or shared with them then, even if taken off since
+            assert found == sorted(k for k, p in then.packs.items() if client in clients_of(p))
         for appointment_id in sorted(self.ref.appointments):
             self._check_line_as_of(appointment_id, then, moment)
 
@@ -1375,6 +1607,7 @@ class PackMachine(RuleBasedStateMachine):
         assert ids == [u["appt"].id for u in ordered(p)]
         assert [state.label(a) for a in ids] == [label(p, a) for a in ids]
         assert state.transferred_to == p["transferred_to"]
+        assert state.shared_with == tuple(p["shared"])
         self._check_figures(self.service.figures(pack_id, as_of=moment), p)
 
     def _check_line_as_of(self, appointment_id: str, then: Ref, moment: datetime) -> None:
@@ -1412,10 +1645,19 @@ class PackMachine(RuleBasedStateMachine):
             assert state.version == p["version"]
             assert state.status(now) is status(p, now)
             assert state.client_id == p["client"]
+            assert (state.shared_with, state.clients) == (tuple(p["shared"]), tuple(clients_of(p)))
+            assert all(state.serves(c) == (c in clients_of(p)) for c in CLIENTS)
             ids = [u.appointment.id for u in state.usages]
             assert ids == [u["appt"].id for u in ordered(p)]
+            assert [state.number(a) for a in ids] == [number(p, a) for a in ids]
             first = numbered_there(p) + 1
-            assert [state.number(a) for a in ids] == list(range(first, first + len(ids)))
+            for i, _ in enumerate(p["terms"].lines):  # R24: each line numbers 1..k
+                mine = [u["appt"].id for u in on_line(p, i)]
+                assert [state.number(a) for a in mine] == list(range(1, len(mine) + 1))
+                assert state.line_total_units(i) == line_total(p, i)
+                assert state.line_remaining_units(i) == line_remaining(p, i) >= 0
+            if not p["terms"].lines:
+                assert [state.number(a) for a in ids] == list(range(first, first + len(ids)))
             assert state.expiry_date == current_expiry(p)
             assert (state.terms, state.template_id) == (p["terms"], p["template"])
             assert (state.transferred_from, state.transferred_to) == (
@@ -1432,6 +1674,10 @@ class PackMachine(RuleBasedStateMachine):
         for appointment_id in self.ref.appointments:
             held = self.service.repository.pack_of_appointment(appointment_id)
             assert held == self.ref.active.get(appointment_id)
+        for client in CLIENTS:  # R20: owned and shared with them, in the order opened
+            found = [p.pack_id for p in self.service.client_packs(client)]
+            mine = {k for k, p in self.ref.packs.items() if client in clients_of(p)}
+            assert sorted(found) == sorted(mine)
 
 
 PackMachine.TestCase.settings = scaled(
