@@ -946,10 +946,10 @@ class PackMachine(RuleBasedStateMachine):
             terms = ref.templates[template_id]
             return open_in(ref, client, terms, template_id, self.now, True, shared=tuple(shared))[1]
 
-        given = {"pack_id": "P-refused"} if self._refused(predict) else {}
+        pack_id = "P-refused" if self._refused(predict) else None
         self._run(
             lambda: self.service.open_pack(
-                client, template_id=template_id, shared_with=shared, **given
+                client, template_id=template_id, shared_with=shared, pack_id=pack_id
             ),
             predict,
         )
@@ -964,9 +964,11 @@ class PackMachine(RuleBasedStateMachine):
             shared_refusal(client, shared)
             return open_in(ref, client, terms, None, self.now, True, shared=tuple(shared))[1]
 
-        given = {"pack_id": "P-refused"} if self._refused(predict) else {}
+        pack_id = "P-refused" if self._refused(predict) else None
         self._run(
-            lambda: self.service.open_pack(client, terms=terms, shared_with=shared, **given),
+            lambda: self.service.open_pack(
+                client, terms=terms, shared_with=shared, pack_id=pack_id
+            ),
             predict,
         )
 
@@ -1652,8 +1654,8 @@ class PackMachine(RuleBasedStateMachine):
             assert [state.number(a) for a in ids] == [number(p, a) for a in ids]
             first = numbered_there(p) + 1
             for i, _ in enumerate(p["terms"].lines):  # R24: each line numbers 1..k
-                mine = [u["appt"].id for u in on_line(p, i)]
-                assert [state.number(a) for a in mine] == list(range(1, len(mine) + 1))
+                on = [u["appt"].id for u in on_line(p, i)]
+                assert [state.number(a) for a in on] == list(range(1, len(on) + 1))
                 assert state.line_total_units(i) == line_total(p, i)
                 assert state.line_remaining_units(i) == line_remaining(p, i) >= 0
             if not p["terms"].lines:
@@ -1676,8 +1678,8 @@ class PackMachine(RuleBasedStateMachine):
             assert held == self.ref.active.get(appointment_id)
         for client in CLIENTS:  # R20: owned and shared with them, in the order opened
             found = [p.pack_id for p in self.service.client_packs(client)]
-            mine = {k for k, p in self.ref.packs.items() if client in clients_of(p)}
-            assert sorted(found) == sorted(mine)
+            theirs = {k for k, p in self.ref.packs.items() if client in clients_of(p)}
+            assert sorted(found) == sorted(theirs)
 
 
 PackMachine.TestCase.settings = scaled(

@@ -177,7 +177,7 @@ def test_a_transfer_carries_what_remains_of_each_line() -> None:
 
 def test_bundle_terms_refuse_what_does_not_add_up() -> None:
     physio, massage = lines()
-    cases = [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"allowance": Allowance.sessions(8)}, "PackTerms.allowance"),
         (
             {"lines": (physio, BundleLine("Massage", {"physio"}, Allowance.sessions(2)))},
@@ -202,7 +202,7 @@ def test_bundle_terms_refuse_what_does_not_add_up() -> None:
         ({"lines": (physio,) * 21}, "PackTerms.lines"),
     ]
     for changes, field in cases:
-        given = {
+        given: dict[str, object] = {
             "name": "B",
             "allowance": Allowance.sessions(7),
             "pricing": PRICE,
