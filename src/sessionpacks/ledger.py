@@ -971,7 +971,7 @@ def _fold_hold(state: PackState, entry: Held | Resumed) -> PackState:
 def _line_named(state: PackState, name: str | None) -> int | None:
     if name is None:
         return None
-    found = next((i for i, line in enumerate(state.terms.lines) if line.name == name), None)
+    found = state.terms.line_named(name)
     if found is None:
         raise InvalidValueError("entry.line", name, f"is not a line of pack {state.pack_id}")
     return found

@@ -752,6 +752,10 @@ class PackTerms:
         """The index of the bundle line granting ``service_id``, or ``None`` (R24)."""
         return next((i for i, line in enumerate(self.lines) if service_id in line.services), None)
 
+    def line_named(self, name: object) -> int | None:
+        """The index of the bundle line called ``name``, or ``None`` (R24)."""
+        return next((i for i, line in enumerate(self.lines) if line.name == name), None)
+
 
 @attrs.frozen
 class PackTemplate:

@@ -1057,13 +1057,13 @@ def adjust(
 def _adjusted_line(state: PackState, line: object) -> int | None:
     """The index of the bundle line an adjustment names: required of a bundle, refused of
     any other pack (R24)."""
-    names = [bundled.name for bundled in state.terms.lines]
-    if line is None and not names:
+    if line is None and not state.is_bundle:
         return None
-    if line is None or not isinstance(line, str) or line not in names:
-        listed = ", ".join(names) or "none: the pack is not a bundle"
+    found = None if line is None else state.terms.line_named(line)
+    if found is None:
+        listed = ", ".join(b.name for b in state.terms.lines) or "none: the pack is not a bundle"
         raise InvalidValueError("line", line, f"must name a line of the bundle ({listed})")
-    return names.index(line)
+    return found
 
 
 def extend(state: PackState, until: date, reason: str, at: datetime) -> Change:
