@@ -100,6 +100,7 @@ PARTS: list[tuple[str, Callable[[str, str], bool]]] = [
     ),
     ("dates, times and zones", lambda f, n: "datetime" in n or "zoneinfo" in f or "dateutil" in f),
 ]
+KINDS = ("memory", "sqlite", "postgres", "pages", "import", "simulate")
 OTHER = "everything else (builtins, the standard library, the benchmark's loop)"
 DATABASE = PARTS[0][0], PARTS[1][0]
 
@@ -122,13 +123,16 @@ def parts(profile: cProfile.Profile) -> dict[str, float]:
 
 
 def share(plain: float, profiled: dict[str, float]) -> dict[str, float]:
-    """``plain`` seconds split into parts: the database's as profiled, the rest in proportion."""
+    """``plain`` seconds split into parts: the database's as profiled, the rest in proportion.
+    Should the database's calls have taken longer in the profiled run than the whole plain
+    run (a disk that was slower for a moment), every part is its share of the profiled run."""
     database = sum(profiled.get(p, 0.0) for p in DATABASE)
     rest = sum(v for p, v in profiled.items() if p not in DATABASE)
-    left = max(plain - database, 0.0)
-    return {
-        p: (v if p in DATABASE else (v / rest * left if rest else 0.0)) for p, v in profiled.items()
-    }
+    if database >= plain or not rest:
+        total = database + rest
+        return {p: v / total * plain for p, v in profiled.items()} if total else {}
+    left = plain - database
+    return {p: (v if p in DATABASE else v / rest * left) for p, v in profiled.items()}
 
 
 def table(title: str, unit: str, scale: float, plain: float, split: dict[str, float]) -> str:
@@ -218,6 +222,56 @@ def _server_seconds(dsn: str, schemas: list[str]) -> float:
     return float(row[0] if row else 0.0) / 1000.0
 
 
+def wal_pages(count: int, work: Path) -> str:
+    """The pages a usage writes to SQLite's WAL, by the table or index each belongs to, and
+    those of the bare one-row INSERT beside it: read from the frames' headers after ``count``
+    transactions (fewer than fill the WAL before it is checkpointed), each page named by the
+    ``dbstat`` table."""
+    from sessionpacks.adapters.sqlite import SqliteStore
+
+    from .usages import BareSqlite, Usages
+
+    path = work / "costs-pages.db"
+    with SqliteStore(path) as store:
+        run = Usages("pages", store.practice("bench", "Australia/Sydney"), count, 1)
+        ours = _frames(path, lambda: run._run(count))
+    bare = BareSqlite(work / "costs-pages-bare.db", count)
+    try:
+        theirs = _frames(work / "costs-pages-bare.db", lambda: bare._run(count))
+    finally:
+        bare.close()
+    lines = [f"\nWAL pages a transaction on SQLite ({count:,} usages; {count:,} bare INSERTs)\n"]
+    lines += ["| table or index | pages a usage |", "| --- | --- |"]
+    for name, n in sorted(ours.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {n / count:.2f} |")
+    lines.append(f"| all | {sum(ours.values()) / count:.2f} |")
+    lines.append(f"| the bare one-row INSERT, all | {sum(theirs.values()) / count:.2f} |")
+    return "\n".join(lines)
+
+
+def _frames(path: Path, run: Callable[[], object]) -> dict[str, int]:
+    """The WAL frames ``run`` writes to the file at ``path``, counted by the table or index
+    their page belongs to."""
+    import sqlite3
+    import struct
+
+    side = sqlite3.connect(path, isolation_level=None)
+    try:
+        side.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        run()
+        wal = Path(f"{path}-wal").read_bytes()
+        names = dict(side.execute("SELECT pageno, name FROM dbstat").fetchall())
+    finally:
+        side.close()
+    size = struct.unpack(">I", wal[8:12])[0]
+    pages: dict[str, int] = {}
+    for offset in range(32, len(wal) - 23, 24 + size):
+        page = struct.unpack(">I", wal[offset : offset + 4])[0]
+        name = str(names.get(page, "a page freed since"))
+        pages[name] = pages.get(name, 0) + 1
+    return pages
+
+
 # Import and simulate, in process through the command line's entry point -------------------------
 
 
@@ -276,12 +330,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--usages", type=int, default=2000, help="usages per store (default 2000)")
     p.add_argument("--rows", type=int, default=20000, help="rows imported (default 20000)")
     p.add_argument("--simulate", default="200x52", help="CLIENTSxWEEKS (default 200x52)")
-    p.add_argument("--only", action="append", help="memory, sqlite, postgres, import, simulate")
+    p.add_argument("--only", action="append", choices=KINDS, help="a workload; may be repeated")
     p.add_argument("--pg-dsn", default=os.environ.get("SESSIONPACKS_PG_DSN"))
     args = p.parse_args(argv)
     # The server times its functions for this process's sessions only (libpq reads PGOPTIONS).
     os.environ["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} -c track_functions=all"
-    chosen = args.only or ["memory", "sqlite", "postgres", "import", "simulate"]
+    chosen = args.only or list(KINDS)
     clients, weeks = (int(x) for x in args.simulate.split("x"))
     with tempfile.TemporaryDirectory(prefix="costs-") as folder:
         work = Path(folder)
@@ -291,12 +345,14 @@ def main(argv: list[str] | None = None) -> None:
                     print("\npostgres: no --pg-dsn or SESSIONPACKS_PG_DSN; skipped")
                     continue
                 print(usages(name, args.usages, work, args.pg_dsn), flush=True)
+            elif name == "pages":
+                print(wal_pages(min(args.usages, 60), work), flush=True)
             elif name == "import":
                 print(importing(args.rows, work), flush=True)
             elif name == "simulate":
                 print(simulate(clients, weeks, work), flush=True)
             else:
-                sys.exit(f"--only {name}: not one of memory, sqlite, postgres, import, simulate")
+                sys.exit(f"--only {name}: not one of {', '.join(KINDS)}")
 
 
 if __name__ == "__main__":

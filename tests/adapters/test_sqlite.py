@@ -12,16 +12,18 @@ import itertools
 import json
 import multiprocessing
 import random
+import re
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +38,7 @@ from sessionpacks.adapters.sqlite import (
     SqliteRepository,
     SqliteStore,
     StoreError,
+    _Connections,
     statements,
 )
 from sessionpacks.errors import (
@@ -386,6 +389,53 @@ def test_snapshots_are_the_replay_of_the_ledger(
 
 
 _practice_ids = itertools.count(1)
+
+
+def test_a_usage_in_the_hour_a_zone_repeats_is_sound(repo: SqliteRepository) -> None:
+    """The state the store remembers from its commit holds the caller's ZoneInfo datetimes and
+    the replay fixed offsets; inside the hour DST's end repeats, Python finds no two such
+    datetimes equal (PEP 495), and check_snapshots must not take that for a difference."""
+    service = _service(repo)
+    service.open_pack("C1", terms=_terms(5))
+    repeated = datetime(2026, 4, 5, 2, 30, tzinfo=ZONE)  # 02:00-03:00 happens twice
+    assert repeated != repeated.astimezone(UTC)  # the comparison that would fail
+    appointment = attrs.evolve(_appointment("a1", 0), start=repeated)
+    service.assign(appointment, pack_id="pk1")
+    assert repo.check_snapshots() == []
+
+
+def test_a_commit_sets_only_the_columns_it_changes(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite rewrites every index on a column an UPDATE sets, changed or not: a usage leaves
+    the client, the template, the dates and the other columns it does not change unset."""
+    updates: list[set[str]] = []
+    connect = _Connections._connect
+
+    def traced(self: _Connections) -> sqlite3.Connection:
+        connection = connect(self)
+
+        def seen(sql: str) -> None:
+            if sql.lstrip().startswith("UPDATE packs SET"):
+                head = sql.split("terms = coalesce")[0]
+                updates.append(set(re.findall(r"(?:SET|,)\s*(\w+) = ", head)))
+
+        connection.set_trace_callback(seen)
+        return connection
+
+    monkeypatch.setattr(_Connections, "_connect", traced)
+    with SqliteStore(path) as store:
+        repo = store.practice("clinic-1", SYDNEY)
+        service = _service(repo)
+        service.open_pack("C1", terms=_terms(2), template_id=None)
+        service.assign(_appointment("a1", 0), pack_id="pk1")
+        service.assign(_appointment("a2", 1), pack_id="pk1")  # the last session: used up
+        service.cancel("a2")  # a session back: open again
+        assert repo.check_snapshots() == []
+    first, used_up, back = updates
+    assert first == {"version", "state", "remaining_units"}
+    assert used_up == {"version", "state", "remaining_units", "lasting_status", "open_until"}
+    assert back == used_up
 
 
 def _three_packs(repo: SqliteRepository) -> PackService:

@@ -49,6 +49,9 @@ class _Machine(StoreMachine):
         return SqlAlchemyStore(bind, schema=schema).practice(practice_id, timezone)
 
     def close_repository(self) -> None:
+        # Every row's projection is still its ledger's (a commit rewrites only the columns it
+        # changes: adapters/_sql/commit.py).
+        assert self.repository.check_snapshots() == []  # type: ignore[attr-defined]
         if self.host is not None:
             self.host.close()
         self.sql_engine.dispose()

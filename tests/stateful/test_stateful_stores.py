@@ -47,6 +47,9 @@ class SqliteMachine(StoreMachine):
         return self.store.practice(practice_id, timezone)
 
     def close_repository(self) -> None:
+        # Every row's projection is still its ledger's: a commit rewrites only the columns
+        # it changes (adapters/_sql/commit.py).
+        assert self.store.practice(self.practice_id, self.timezone).check_snapshots() == []
         self.store.close()
         self.directory.cleanup()
 
@@ -60,6 +63,7 @@ class PostgresMachine(StoreMachine):
         return self.store.practice(practice_id, timezone)
 
     def close_repository(self) -> None:
+        assert self.store.practice(self.practice_id, self.timezone).check_snapshots() == []
         self.store.close()
         drop_schema(self.dsn, self.schema)
 

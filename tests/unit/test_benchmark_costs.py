@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TITLE = re.compile(r"^(?P<title>.+): (?P<total>[\d,.]+) (?P<unit>.+) \(plain run\)$")
 
 
-def costs(*args: str) -> dict[str, tuple[float, dict[str, float]]]:
-    """The tables printed by ``python -m benchmarks.costs args``: by title, the plain run's
-    figure and the parts."""
+def run(*args: str) -> str:
+    """What ``python -m benchmarks.costs args`` prints."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
     ran = subprocess.run(
         [sys.executable, "-m", "benchmarks.costs", *args],
@@ -36,9 +35,15 @@ def costs(*args: str) -> dict[str, tuple[float, dict[str, float]]]:
         check=False,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    return ran.stdout
+
+
+def costs(*args: str) -> dict[str, tuple[float, dict[str, float]]]:
+    """The tables printed by ``python -m benchmarks.costs args``: by title, the plain run's
+    figure and the parts."""
     tables: dict[str, tuple[float, dict[str, float]]] = {}
     title = ""
-    for line in ran.stdout.splitlines():
+    for line in run(*args).splitlines():
         if found := TITLE.match(line):
             title = found["title"]
             tables[title] = (_number(found["total"]), {})
@@ -80,3 +85,21 @@ def test_postgres_splits_the_database_into_the_server_and_the_round_trip(pg_dsn:
     [(total, parts)] = tables.values()
     _adds_up(total, parts)
     assert parts["database: the commit function on the server (pg_stat_user_functions)"] > 0
+
+
+def test_wal_pages_name_the_tables_and_indexes_a_usage_writes() -> None:
+    printed = run("--only", "pages", "--usages", "20")
+    rows = {
+        cells[0].strip(): float(cells[1])
+        for line in printed.splitlines()
+        if line.startswith("| ") and not line.startswith(("| table", "| ---"))
+        for cells in [line.strip("|").split("|")]
+    }
+    assert "WAL pages a transaction on SQLite (20 usages; 20 bare INSERTs)" in printed
+    # Each usage appends one entry and at least one event, and moves the event counter.
+    assert rows["entries"] >= 1
+    assert rows["events"] >= 1
+    assert rows["practices"] >= 1
+    bare = rows.pop("the bare one-row INSERT, all")
+    assert 0 < bare < rows["all"]
+    assert rows["all"] == pytest.approx(sum(v for k, v in rows.items() if k != "all"), abs=0.05)

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 
 from sessionpacks.adapters._common import appointment_changes, client_conflict, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository
+from sessionpacks.adapters._sql.dialect import Dialect
 from sessionpacks.adapters._sql.rows import (
+    PROJECTION,
     entry_row,
     event_row,
     lean_state,
@@ -93,7 +95,8 @@ class StatementRepository(SqlRepository):
             pack.run(self._sql.insert_pack, (self._id, change.pack_id, *columns, terms))
         else:
             key = (self._id, change.pack_id, change.expected_version)
-            if pack.run(self._sql.update_pack, (*columns, *key)) != 1:
+            names, values = _changed(self._sql.dialect, change, columns)
+            if pack.run(self._sql.update_pack(names), (*values, *key)) != 1:
                 found = pack.rows(self._sql.version, key[:2])
                 raise ConcurrencyError(
                     "pack_id",
@@ -150,3 +153,25 @@ class StatementRepository(SqlRepository):
             self._sql.add_event, [(self._id, r.position, *event_row(r.event)) for r in recorded]
         )
         return recorded
+
+
+def _changed(
+    dialect: Dialect, change: Change, columns: tuple[object, ...]
+) -> tuple[tuple[str, ...], tuple[object, ...]]:
+    """The projection's columns whose values ``change`` alters, with those values: the state
+    and its version always. Every column is a function of the state, and the row holds the
+    projection of the state the change was decided on (``before``, read from it or written by
+    the change before it in the same transaction), so a column equal in both is left as the
+    row has it. A row written otherwise (by hand) is what ``check_snapshots`` finds."""
+    assert change.before is not None
+    old = projection(dialect, change.before, "")
+    names: list[str] = []
+    values: list[object] = []
+    for name, was, now in zip(PROJECTION, old, columns, strict=True):
+        if name in _ALWAYS or was != now:
+            names.append(name)
+            values.append(now)
+    return tuple(names), tuple(values)
+
+
+_ALWAYS = frozenset({"version", "state"})

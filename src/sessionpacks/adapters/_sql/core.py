@@ -41,7 +41,13 @@ from sessionpacks.ledger import Entry, PackState, PackStatus, replay
 from sessionpacks.model import PackTemplate, Practice, Preference
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord, PackPage, PackQuery, check_page
-from sessionpacks.serialization import dumps_preference, dumps_template, loads_entry, loads_event
+from sessionpacks.serialization import (
+    dumps_preference,
+    dumps_state,
+    dumps_template,
+    loads_entry,
+    loads_event,
+)
 
 __all__ = ["SqlRepository", "SqlStore", "migrate", "open_practice", "require_current"]
 
@@ -411,10 +417,14 @@ class SqlRepository(ABC):
         derived = projection(self._sql.dialect, state, "")
         same = tuple(columns[:at]) + tuple(columns[at + 1 :]) == derived[:at] + derived[at + 1 :]
         try:
+            # Compared as encoded: a state the store remembers from its commit holds the
+            # caller's datetimes (a ZoneInfo), the replay fixed offsets, and Python never finds
+            # two such datetimes equal inside an hour a zone repeats (DST's end, PEP 495).
             return (
                 same
                 and (terms is None or loads_terms(terms) == state.terms)
-                and self._decoded.state(columns[at], terms, practice=self._id) == state
+                and dumps_state(self._decoded.state(columns[at], terms, practice=self._id))
+                == dumps_state(state)
             )
         except StoreError:  # a state without terms in a row without them
             return False

@@ -431,11 +431,7 @@ class Statements:
             f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns}, terms)
                 VALUES (?, ?, {marks}, ?)"""
         )
-        self.update_pack = r(
-            f"""UPDATE {{s}}packs SET {", ".join(f"{c} = ?" for c in PROJECTION)},
-                terms = coalesce(terms, {{state_terms}})
-                WHERE practice_id = ? AND pack_id = ? AND version = ?"""
-        )
+        self._updates: dict[tuple[str, ...], str] = {}
         self.put_pack = r(
             f"""INSERT INTO {{s}}packs (practice_id, pack_id, {columns}, terms)
                 VALUES (?, ?, {marks}, ?)
@@ -464,3 +460,21 @@ class Statements:
             """UPDATE {s}practices SET last_position = last_position + ?
                WHERE practice_id = ? RETURNING last_position"""
         )
+
+    def update_pack(self, columns: tuple[str, ...]) -> str:
+        """The conditional update of a pack's row setting ``columns`` (of :data:`PROJECTION`,
+        in its order) and no others: SQLite rewrites every index on a column an ``UPDATE``
+        sets, changed or not, so the columns a commit leaves as they were are left out (three
+        index pages fewer a usage). Its parameters: the columns' values, then the practice,
+        the pack and the version the change was decided on."""
+        sql = self._updates.get(columns)
+        if sql is None:
+            # A pack an earlier release's writer opened has no terms in its row: they are
+            # taken from the whole state it wrote, before the state is replaced by one without.
+            sql = self.dialect.render(
+                f"""UPDATE {{s}}packs SET {", ".join(f"{c} = ?" for c in columns)},
+                    terms = coalesce(terms, {{state_terms}})
+                    WHERE practice_id = ? AND pack_id = ? AND version = ?"""
+            )
+            self._updates[columns] = sql
+        return sql
