@@ -654,20 +654,24 @@ def test_threads_race_to_put_one_appointment_on_two_packs(path: Path) -> None:
         assert repo.check_snapshots() == []
 
 
-def _use_in_child(repo: SqliteRepository, parent: int, answers: Any) -> None:
+def _use_in_child(repo: SqliteRepository, parent: tuple[int, int], answers: Any) -> None:
+    known = repo._connections.known  # a memory of its own, before anything is read
     _service(repo).assign(_appointment("a-child", 5), pack_id="pk1")
-    answers.put(id(repo._connections.get()) != parent)
+    answers.put(id(repo._connections.get()) != parent[0] and id(known) != parent[1])
+    answers.put(known.state("clinic-1", "pk1") is not None)
 
 
-def test_a_forked_child_opens_its_own_connection(repo: SqliteRepository) -> None:
+def test_a_forked_child_opens_its_own_connection_and_memory(repo: SqliteRepository) -> None:
     service = _service(repo)
     service.open_pack("C1", terms=_terms(5))
+    assert repo._connections.known.state("clinic-1", "pk1") is not None
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
-    parent = id(repo._connections.get())
+    parent = (id(repo._connections.get()), id(repo._connections.known))
     child = context.Process(target=_use_in_child, args=(repo, parent, answers))
     child.start()
     assert answers.get(timeout=60) is True
+    assert answers.get(timeout=60) is True  # the child remembers what it wrote
     child.join(timeout=60)
     assert child.exitcode == 0
     assert repo.pack_of_appointment("a-child") == "pk1"

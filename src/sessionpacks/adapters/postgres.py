@@ -45,9 +45,8 @@ from __future__ import annotations
 
 import select
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -56,7 +55,7 @@ from psycopg_pool import ConnectionPool
 from sessionpacks.adapters._common import appointment_changes, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository, SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import Dialect, postgres
-from sessionpacks.adapters._sql.known import Decision, Known, Reads, check_reads
+from sessionpacks.adapters._sql.known import Deciding, Known, Reads, check_reads
 from sessionpacks.adapters._sql.postgres_errors import translated
 from sessionpacks.adapters._sql.postgres_schema import (
     ARGUMENTS,
@@ -79,15 +78,12 @@ from sessionpacks.adapters._sql.rows import (
 from sessionpacks.adapters._sql.schema import Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.errors import (
-    ConcurrencyError,
     ConnectionLostError,
     InvalidValueError,
-    SessionPacksError,
     StoreError,
 )
 from sessionpacks.events import RecordedEvent
-from sessionpacks.ledger import PackState, PackStatus
-from sessionpacks.model import PackTemplate, Practice, Preference
+from sessionpacks.model import Practice
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 
@@ -334,14 +330,13 @@ class PostgresStore(SqlStore):
         self._pool.close()
 
 
-class PostgresRepository(SqlRepository):
+class PostgresRepository(Deciding, SqlRepository):
     """One practice's view of a :class:`PostgresStore`; every statement is scoped to it."""
 
     def __init__(self, store: PostgresStore, sql: Statements, practice: Practice) -> None:
         super().__init__(practice, sql, store.decoded)
         self._store = store
         self._call = _commit_call(store.schema).encode()
-        self._known = store.known
         self._local = threading.local()
         self._check_sql = (
             f"""SELECT 'p', pack_id, version::text FROM {store.schema}.packs
@@ -350,6 +345,9 @@ class PostgresRepository(SqlRepository):
                 SELECT 'u', appointment_id, pack_id FROM {store.schema}.active_usages
                 WHERE practice_id = %s AND appointment_id = ANY (%s::text[])"""
         ).encode()
+
+    def _memory(self) -> Known:
+        return self._store.known
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._store.read(sql.encode(), params, field, value)
@@ -373,58 +371,6 @@ class PostgresRepository(SqlRepository):
 
     # A decision: reads answered from what the process knows, each checked (_sql/known) ------
 
-    @contextmanager
-    def deciding(self) -> Iterator[None]:
-        """A decision and its commit on this thread: inside it, ``load`` and
-        ``pack_of_appointment`` may answer from the states this process last wrote or read,
-        without a round trip. Every such answer is checked against the database by the commit
-        (its version check, R16, and its R6 check) or, for what the commit does not cover or
-        when nothing is committed, by one read before the commit or at the end; one found
-        stale raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller decides
-        again, and the next decision on this thread reads everything from the database.
-        Nested, it is the enclosing one."""
-        if self._decision() is not None:
-            yield
-            return
-        decision = Decision(fresh=self._local.__dict__.pop("fresh", False))
-        self._local.decision = decision
-        try:
-            yield
-            self._settle(decision)
-        except (ConcurrencyError, StoreError):
-            self._distrust(decision)
-            raise
-        except SessionPacksError as error:
-            self._settle_before(decision, error)
-            raise
-        except BaseException:
-            self._distrust(decision)
-            raise
-        finally:
-            self._local.decision = None
-
-    def _decision(self) -> Decision | None:
-        decision: Decision | None = getattr(self._local, "decision", None)
-        return decision
-
-    def _settle(self, decision: Decision) -> None:
-        if decision.reads:
-            self._check(decision.reads)
-            decision.reads = Reads()
-
-    def _settle_before(self, decision: Decision, error: SessionPacksError) -> None:
-        """A refusal (or a missing pack) decided on answers from memory leaves only if they
-        were right; otherwise it is a conflict, decided again."""
-        try:
-            self._settle(decision)
-        except (ConcurrencyError, StoreError) as stale:
-            self._distrust(decision)
-            raise stale from error
-
-    def _distrust(self, decision: Decision) -> None:
-        self._known.forget(self._id, decision.reads.packs.keys() | decision.handed.keys())
-        self._local.fresh = True
-
     def _check(self, reads: Reads) -> None:
         """Check ``reads`` against the database in one read."""
         packs, appointments = sorted(reads.packs), sorted(reads.unheld)
@@ -435,83 +381,6 @@ class PostgresRepository(SqlRepository):
         holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
         check_reads(reads, versions, holders)
 
-    def load(self, pack_id: str) -> PackState:
-        decision = self._decision()
-        known = None if decision is None or decision.fresh else self._known.state(self._id, pack_id)
-        if decision is not None and known is not None:
-            decision.hand([known])
-            decision.reads.packs[pack_id] = known.version
-            return known
-        state = super().load(pack_id)
-        self._handed([state])
-        return state
-
-    def pack_of_appointment(self, appointment_id: str) -> str | None:
-        decision = self._decision()
-        if decision is None or decision.fresh:
-            holder = super().pack_of_appointment(appointment_id)
-            if decision is not None:
-                decision.answer(appointment_id, holder)
-            return holder
-        state = self._known.holder(self._id, appointment_id)
-        if state is None:
-            self._text("appointment_id", appointment_id)
-            decision.answer(appointment_id, None)
-            decision.reads.unheld.add(appointment_id)
-            return None
-        decision.hand([state])
-        decision.answer(appointment_id, state.pack_id)
-        decision.reads.packs[state.pack_id] = state.version
-        return state.pack_id
-
-    def client_packs(
-        self,
-        client_id: str,
-        *,
-        statuses: Collection[PackStatus] | None = None,
-        as_of: datetime | None = None,
-        former: bool = False,
-    ) -> list[PackState]:
-        found = super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
-        self._handed(found)
-        return found
-
-    def _handed(self, states: list[PackState]) -> None:
-        """States just read from the database: remembered, and noted by the decision."""
-        self._known.put(self._id, states)
-        decision = self._decision()
-        if decision is not None:
-            decision.hand(states)
-
-    # Writes other than the commit check what the decision read first: a write decided on a
-    # stale answer must not happen at all (R17), not be followed by a conflict.
-
-    def save_template(
-        self, template: PackTemplate, *, command: CommandRecord | None = None
-    ) -> None:
-        self._settle_early()
-        super().save_template(template, command=command)
-
-    def set_preference(
-        self,
-        client_id: str,
-        preference: Preference | None,
-        *,
-        command: CommandRecord | None = None,
-    ) -> None:
-        self._settle_early()
-        super().set_preference(client_id, preference, command=command)
-
-    def _settle_early(self) -> None:
-        decision = self._decision()
-        if decision is not None:
-            self._settle(decision)
-
-    def rebuild_snapshots(self) -> list[str]:
-        rebuilt = super().rebuild_snapshots()
-        self._known.clear()
-        return rebuilt
-
     # The commit --------------------------------------------------------------------------------
 
     def _commit(
@@ -520,23 +389,12 @@ class PostgresRepository(SqlRepository):
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        decision = self._decision()
-        if decision is not None and decision.reads:
-            uncovered = decision.reads.uncovered(writing, decision.versions())
-            if uncovered:
-                self._check(uncovered)
-        try:
-            recorded = self._call_commit(writing, client_packs, command)
-        except BaseException:
-            self._known.forget(self._id, [change.pack_id for change in writing])
-            if decision is not None:
-                self._distrust(decision)
-                decision.fresh = True
-            raise
-        self._known.put(self._id, [change.after for change in writing])
-        if decision is not None:
-            decision.committed()
-        return recorded
+        def commit(uncovered: Reads | None) -> tuple[RecordedEvent, ...]:
+            if uncovered is not None:
+                self._check(uncovered)  # one read before the commit's call
+            return self._call_commit(writing, client_packs, command)
+
+        return self._committing(writing, commit)
 
     def _call_commit(
         self,

@@ -27,6 +27,7 @@ release is refused.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -40,6 +41,7 @@ from sessionpacks.adapters._common import serving, with_statuses
 from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
+from sessionpacks.adapters._sql.known import Deciding, Known, Reads, check_reads
 from sessionpacks.adapters._sql.rows import Decoded
 from sessionpacks.adapters._sql.schema import STEPS, Statements, client_packs_sql, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
@@ -167,7 +169,9 @@ class _Connections:
         self._lock = threading.Lock()
         self._closed = False
         self._inherited: list[_Handle] = []
+        self._state_cache = state_cache
         self.decoded = Decoded(state_cache)
+        self._known = Known(state_cache)
         self._reset()
 
     def _reset(self) -> None:
@@ -175,13 +179,24 @@ class _Connections:
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
 
-    def get(self) -> sqlite3.Connection:
+    @property
+    def known(self) -> Known:
+        """What this process knows of the file's packs (``_sql/known``)."""
+        self._adopt()
+        return self._known
+
+    def _adopt(self) -> None:
         if self._pid != os.getpid():
-            # A fresh child: its lock may have been copied held. The parent's connections are
-            # kept referenced so the child never closes them either.
+            # A fresh child: its locks may have been copied held, and what the parent knew is
+            # the parent's. The parent's connections are kept referenced so the child never
+            # closes them either.
             self._lock = threading.Lock()
             self._inherited.extend(self._handles)
+            self._known = Known(self._state_cache)
             self._reset()
+
+    def get(self) -> sqlite3.Connection:
+        self._adopt()
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is None:
             handle = _Handle(self._connect())
@@ -287,12 +302,22 @@ class SqliteStore(SqlStore):
         self._connections.close()
 
 
-class SqliteRepository(StatementRepository):
-    """One practice's view of a :class:`SqliteStore`; every statement is scoped to it."""
+class SqliteRepository(Deciding, StatementRepository):
+    """One practice's view of a :class:`SqliteStore`; every statement is scoped to it.
+
+    Inside a decision (:meth:`deciding`, which :class:`~sessionpacks.service.PackService`
+    enters for every call) the holder of an appointment and a pack's state may be answered
+    from what this process last wrote or read, without a statement; each such answer is
+    checked by the commit (its version check and its R6 check) or by one read, inside the
+    commit's transaction or at the end (:mod:`sessionpacks.adapters._sql.known`)."""
 
     def __init__(self, connections: _Connections, practice: Practice) -> None:
         super().__init__(practice, _SQL, connections.decoded)
         self._connections = connections
+        self._local = threading.local()
+
+    def _memory(self) -> Known:
+        return self._connections.known
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return _Session(self._connections.get(), field, value).rows(sql, params)
@@ -311,8 +336,9 @@ class SqliteRepository(StatementRepository):
             return super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         client = self._text("client_id", client_id)
         found = self._rows("client_id", client_id, _LIVE_PACKS, client, self._id, client)
-        states = serving(map(self._state, found), client_id, former)
-        return with_statuses(states, statuses, as_of)
+        states = with_statuses(serving(map(self._state, found), client_id, former), statuses, as_of)
+        self._handed(states)
+        return states
 
     def count_client_packs(self, client_id: str) -> int:
         """How many packs the client owns, whatever their status: what R13a counts."""
@@ -331,13 +357,37 @@ class SqliteRepository(StatementRepository):
 
     # The commit --------------------------------------------------------------------------------
 
+    def _check(self, reads: Reads, session: Session | None = None) -> None:
+        packs, appointments = sorted(reads.packs), sorted(reads.unheld)
+        params = (self._id, json.dumps(packs), self._id, json.dumps(appointments))
+        if session is None:
+            found = self._read("pack_id", packs, _CHECK_READS, params)
+        else:
+            found = session.about("pack_id", packs).rows(_CHECK_READS, params)
+        versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
+        holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
+        check_reads(reads, versions, holders)
+
     def _commit(
         self,
         writing: list[Change],
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's packs
-        # inside the transaction is race-free (R13a).
-        with _transaction(self._connections.get(), "practice_id", self._id) as session:
-            return self._write(session, writing, client_packs, command)
+        def commit(uncovered: Reads | None) -> tuple[RecordedEvent, ...]:
+            # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's
+            # packs (R13a) and checking what the decision read are race-free inside it.
+            with _transaction(self._connections.get(), "practice_id", self._id) as session:
+                if uncovered is not None:
+                    self._check(uncovered, session)
+                return self._write(session, writing, client_packs, command)
+
+        return self._committing(writing, commit)
+
+
+# The versions of the packs and the holders of the appointments a decision was told of.
+_CHECK_READS = """SELECT 'p', pack_id, version FROM packs
+    WHERE practice_id = ? AND pack_id IN (SELECT value FROM json_each(?))
+    UNION ALL
+    SELECT 'u', appointment_id, pack_id FROM active_usages
+    WHERE practice_id = ? AND appointment_id IN (SELECT value FROM json_each(?))"""

@@ -22,16 +22,23 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
 from sessionpacks.adapters._common import appointment_changes
-from sessionpacks.errors import ConcurrencyError
-from sessionpacks.ledger import PackState
+from sessionpacks.errors import ConcurrencyError, SessionPacksError, StoreError
+from sessionpacks.ledger import PackState, PackStatus
+from sessionpacks.model import PackTemplate, Preference
 from sessionpacks.operations import Change
+from sessionpacks.ports import CommandRecord
 
-__all__ = ["Decision", "Known", "Reads", "check_reads"]
+__all__ = ["Deciding", "Decision", "Known", "Reads", "check_reads"]
+
+T = TypeVar("T")
 
 
 class Known:
@@ -177,3 +184,179 @@ def _agree(state: PackState, appointment_id: str, holder: str | None) -> None:
         raise ConcurrencyError(
             "appointment_id", appointment_id, f"was read on pack {holder} and in {state.pack_id}"
         )
+
+
+class Deciding:
+    """What a repository over the SQL core adds to answer reads from what its process knows
+    (put first among its bases, before the core's :class:`~.core.SqlRepository`): ``deciding()``,
+    ``load`` and ``pack_of_appointment`` answered from :class:`Known` inside a decision, and
+    the bookkeeping around the commit. The store gives :meth:`_check` (one read of the
+    versions and holders of ``reads``) and wraps its commit in :meth:`_committing`."""
+
+    _id: str
+    _local: threading.local
+    _text: Callable[[str, str], str]
+
+    def _check(self, reads: Reads) -> None:
+        """Check ``reads`` against the database in one read (:func:`check_reads`)."""
+        raise NotImplementedError
+
+    def _memory(self) -> Known:
+        """What the store's process knows (one :class:`Known` per store and process)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def deciding(self) -> Iterator[None]:
+        """A decision and its commit on this thread: inside it, ``load`` and
+        ``pack_of_appointment`` may answer from the states this process last wrote or read,
+        without asking the database. Every such answer is checked against the database by the
+        commit (its version check, R16, and its R6 check) or, for what the commit does not
+        cover or when nothing is committed, by one read before the commit or at the end; one
+        found stale raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller
+        decides again, and the next decision on this thread reads everything from the
+        database. Nested, it is the enclosing one."""
+        if self._decision() is not None:
+            yield
+            return
+        decision = Decision(fresh=self._local.__dict__.pop("fresh", False))
+        self._local.decision = decision
+        try:
+            yield
+            self._settle(decision)
+        except (ConcurrencyError, StoreError):
+            self._distrust(decision)
+            raise
+        except SessionPacksError as error:
+            self._settle_before(decision, error)
+            raise
+        except BaseException:
+            self._distrust(decision)
+            raise
+        finally:
+            self._local.decision = None
+
+    def _decision(self) -> Decision | None:
+        decision: Decision | None = getattr(self._local, "decision", None)
+        return decision
+
+    def _settle(self, decision: Decision) -> None:
+        if decision.reads:
+            self._check(decision.reads)
+            decision.reads = Reads()
+
+    def _settle_before(self, decision: Decision, error: SessionPacksError) -> None:
+        """A refusal (or a missing pack) decided on answers from memory leaves only if they
+        were right; otherwise it is a conflict, decided again."""
+        try:
+            self._settle(decision)
+        except (ConcurrencyError, StoreError) as stale:
+            self._distrust(decision)
+            raise stale from error
+
+    def _settle_early(self) -> None:
+        """Writes other than the commit check what the decision read first: a write decided
+        on a stale answer must not happen at all (R17), not be followed by a conflict."""
+        decision = self._decision()
+        if decision is not None:
+            self._settle(decision)
+
+    def _distrust(self, decision: Decision) -> None:
+        self._memory().forget(self._id, decision.reads.packs.keys() | decision.handed.keys())
+        self._local.fresh = True
+
+    def load(self, pack_id: str) -> PackState:
+        decision = self._decision()
+        known = (
+            None if decision is None or decision.fresh else self._memory().state(self._id, pack_id)
+        )
+        if decision is not None and known is not None:
+            decision.hand([known])
+            decision.reads.packs[pack_id] = known.version
+            return known
+        state: PackState = super().load(pack_id)  # type: ignore[misc]
+        self._handed([state])
+        return state
+
+    def pack_of_appointment(self, appointment_id: str) -> str | None:
+        decision = self._decision()
+        if decision is None or decision.fresh:
+            holder: str | None = super().pack_of_appointment(appointment_id)  # type: ignore[misc]
+            if decision is not None:
+                decision.answer(appointment_id, holder)
+            return holder
+        state = self._memory().holder(self._id, appointment_id)
+        if state is None:
+            self._text("appointment_id", appointment_id)
+            decision.answer(appointment_id, None)
+            decision.reads.unheld.add(appointment_id)
+            return None
+        decision.hand([state])
+        decision.answer(appointment_id, state.pack_id)
+        decision.reads.packs[state.pack_id] = state.version
+        return state.pack_id
+
+    def client_packs(
+        self,
+        client_id: str,
+        *,
+        statuses: Collection[PackStatus] | None = None,
+        as_of: datetime | None = None,
+        former: bool = False,
+    ) -> list[PackState]:
+        found: list[PackState] = super().client_packs(  # type: ignore[misc]
+            client_id, statuses=statuses, as_of=as_of, former=former
+        )
+        self._handed(found)
+        return found
+
+    # Writes other than the commit check what the decision read first (_settle_early).
+
+    def save_template(
+        self, template: PackTemplate, *, command: CommandRecord | None = None
+    ) -> None:
+        self._settle_early()
+        super().save_template(template, command=command)  # type: ignore[misc]
+
+    def set_preference(
+        self,
+        client_id: str,
+        preference: Preference | None,
+        *,
+        command: CommandRecord | None = None,
+    ) -> None:
+        self._settle_early()
+        super().set_preference(client_id, preference, command=command)  # type: ignore[misc]
+
+    def rebuild_snapshots(self) -> list[str]:
+        rebuilt: list[str] = super().rebuild_snapshots()  # type: ignore[misc]
+        self._memory().clear()
+        return rebuilt
+
+    def _handed(self, states: list[PackState]) -> None:
+        """States just read from the database: remembered, and noted by the decision."""
+        self._memory().put(self._id, states)
+        decision = self._decision()
+        if decision is not None:
+            decision.hand(states)
+
+    def _committing(self, writing: list[Change], commit: Callable[[Reads | None], T]) -> T:
+        """``commit(uncovered)``, where ``uncovered`` is what the decision read that the commit
+        does not check by itself (``None``: nothing), to be checked first by the store; the
+        states written are remembered, and a failed commit forgets them and distrusts the
+        decision."""
+        decision = self._decision()
+        uncovered = None
+        if decision is not None and decision.reads:
+            uncovered = decision.reads.uncovered(writing, decision.versions()) or None
+        try:
+            recorded = commit(uncovered)
+        except BaseException:
+            self._memory().forget(self._id, [change.pack_id for change in writing])
+            if decision is not None:
+                self._distrust(decision)
+                decision.fresh = True
+            raise
+        self._memory().put(self._id, [change.after for change in writing])
+        if decision is not None:
+            decision.committed()
+        return recorded

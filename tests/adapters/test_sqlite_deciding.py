@@ -1,0 +1,193 @@
+"""SQLite with fewer statements: reads answered from memory inside a decision
+(``SqliteRepository.deciding``, which ``PackService`` enters for every call), each checked
+before anything decided on it leaves.
+
+Another ``SqliteStore`` on the same file stands for another process: its writes make this
+one's memory stale. The races of ``test_sqlite.py`` run through the same decisions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionpacks.adapters.clock import FixedClock
+from sessionpacks.adapters.sqlite import SqliteStore, _Connections
+from sessionpacks.errors import RefusedError
+from sessionpacks.ledger import replay
+from sessionpacks.model import PreferPack
+from sessionpacks.service import PackService
+
+from .test_sqlite import NOW, SYDNEY, _appointment, _terms
+
+PRACTICE = "clinic-1"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "packs.db"
+
+
+@pytest.fixture
+def ours(path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def theirs(ours: SqliteStore, path: Path) -> Iterator[SqliteStore]:
+    """Another process's store on the same file (a memory of its own)."""
+    with SqliteStore(path) as opened:
+        yield opened
+
+
+def _desk(store: SqliteStore) -> PackService:
+    return PackService(store.practice(PRACTICE, SYDNEY), FixedClock(NOW))
+
+
+def _open(desk: PackService, pack_id: str, sessions: int) -> None:
+    desk.open_pack("C1", terms=_terms(sessions), pack_id=pack_id)
+
+
+class _Counting:
+    """The statements run on connections opened from now on, while ``on``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[str] = []
+        self.on = False
+        connect = _Connections._connect
+
+        def traced(connections: _Connections) -> sqlite3.Connection:
+            connection = connect(connections)
+            connection.set_trace_callback(self._seen)
+            return connection
+
+        monkeypatch.setattr(_Connections, "_connect", traced)
+
+    def _seen(self, sql: str) -> None:
+        if self.on:
+            self.sent.append(" ".join(sql.split()[:3]))
+
+
+def test_a_usage_on_a_known_pack_reads_nothing(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = _Counting(monkeypatch)
+    with SqliteStore(path) as store:
+        desk = _desk(store)
+        _open(desk, "P", 10)
+        desk.assign(_appointment("A1", 0), pack_id="P")
+        counting.on = True
+        assigned = desk.assign(_appointment("A2", 1), pack_id="P")
+        assert assigned.label == "Session 2 of 10"
+        assert [s for s in counting.sent if s.startswith("SELECT")] == []
+        assert counting.sent[0] == "BEGIN IMMEDIATE"
+        assert counting.sent[-1] == "COMMIT"
+        assert len(counting.sent) == 7, counting.sent  # the pack, entry, usage, counter, event
+        counting.sent.clear()
+        again = desk.assign(_appointment("A2", 1), pack_id="P")  # a repeat: nothing to commit
+        assert again.events == ()
+        assert again.label == "Session 2 of 10"
+        assert len(counting.sent) == 1, counting.sent  # the repeat's one check of what it read
+        assert counting.sent[0].startswith("SELECT 'p',")
+
+
+def test_a_pack_written_by_another_process_is_decided_again(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    desk, other = _desk(ours), _desk(theirs)
+    _open(desk, "P", 10)
+    desk.assign(_appointment("A1", 0), pack_id="P")  # ours knows P at version 2
+    other.assign(_appointment("A2", 1), pack_id="P")
+    assigned = desk.assign(_appointment("A3", 2), pack_id="P")
+    assert assigned.label == "Session 3 of 10"
+    repo = ours.practice(PRACTICE)
+    assert [u.appointment.id for u in repo.load("P").usages] == ["A1", "A2", "A3"]
+    assert replay(repo.ledger("P")) == repo.load("P")
+    assert repo.check_snapshots() == []
+
+
+def test_an_appointment_another_process_put_on_a_pack_is_not_recorded_again(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    desk, other = _desk(ours), _desk(theirs)
+    for pack_id in ("P1", "P2"):
+        _open(desk, pack_id, 10)
+    other.assign(_appointment("A1", 0), pack_id="P2")
+    with pytest.raises(RefusedError) as raised:
+        desk.assign(_appointment("A1", 0), pack_id="P1")  # memory: A1 on no pack
+    with pytest.raises(RefusedError) as fresh:
+        other.assign(_appointment("A1", 0), pack_id="P1")
+    assert (raised.value.rule, raised.value.field) == (fresh.value.rule, fresh.value.field)
+    assert desk.holder("A1") == "P2"
+    assert desk.pack("P1").usages == ()
+
+
+def test_a_repeat_answered_from_memory_is_checked(ours: SqliteStore, theirs: SqliteStore) -> None:
+    desk, other = _desk(ours), _desk(theirs)
+    _open(desk, "P", 10)
+    desk.assign(_appointment("A1", 0), pack_id="P")  # memory: A1 on P
+    other.cancel("A1")
+    again = desk.assign(_appointment("A1", 0), pack_id="P")  # no longer a repeat
+    assert again.events != ()
+    assert desk.holder("A1") == "P"
+
+
+def test_a_refusal_decided_on_a_stale_state_is_decided_again(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    desk, other = _desk(ours), _desk(theirs)
+    _open(desk, "P", 1)
+    desk.assign(_appointment("A1", 0), pack_id="P")  # memory: P used up
+    other.adjust("P", 1, "goodwill")
+    assigned = desk.assign(_appointment("A2", 1), pack_id="P")
+    assert assigned.label == "Session 2 of 2"
+    with pytest.raises(RefusedError):  # and now it is used up indeed
+        desk.assign(_appointment("A3", 2), pack_id="P")
+
+
+def test_a_cancel_on_a_pack_moved_meanwhile_follows_the_appointment(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    desk, other = _desk(ours), _desk(theirs)
+    for pack_id in ("P1", "P2"):
+        _open(desk, pack_id, 10)
+    desk.assign(_appointment("A1", 0), pack_id="P1")  # memory: A1 on P1
+    other.move(_appointment("A1", 0), "P2")
+    after = desk.cancel("A1")
+    assert after.pack_id == "P2"
+    assert after.usages == ()
+    assert desk.pack("P1").usages == ()
+    assert desk.holder("A1") is None
+
+
+def test_a_write_other_than_the_commit_checks_what_it_read_first(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preference decided on a pack answered from memory: the check comes before the write,
+    so a stale answer would stop the write rather than follow it (R17)."""
+    counting = _Counting(monkeypatch)
+    with SqliteStore(path) as store:
+        desk = _desk(store)
+        _open(desk, "P", 10)
+        counting.on = True
+        desk.set_preference("C1", PreferPack("P"))
+        assert counting.sent[0].startswith("SELECT 'p',")
+        assert "INSERT INTO preferences" in counting.sent
+        assert desk.preference("C1") == PreferPack("P")
+
+
+def test_a_preference_decided_on_a_stale_pack_is_decided_again(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    """Memory says the pack is shared with C2; another process took C2 off it (R20): the
+    check before the write finds the pack moved on, and the decision again refuses (R4)."""
+    desk, other = _desk(ours), _desk(theirs)
+    desk.open_pack("C1", terms=_terms(10), pack_id="P", shared_with=("C2",))
+    assert desk.pack("P").shared_with == ("C2",)  # known
+    other.unshare("P", "C2")
+    with pytest.raises(RefusedError) as refused:
+        desk.set_preference("C2", PreferPack("P"))
+    assert refused.value.rule == "R4"
+    assert desk.preference("C2") is None
