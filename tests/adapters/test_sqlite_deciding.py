@@ -191,3 +191,20 @@ def test_a_preference_decided_on_a_stale_pack_is_decided_again(
         desk.set_preference("C2", PreferPack("P"))
     assert refused.value.rule == "R4"
     assert desk.preference("C2") is None
+
+
+def test_a_conflict_inside_a_hosts_decision_starts_it_again(
+    ours: SqliteStore, theirs: SqliteStore
+) -> None:
+    """A host that wraps service calls in its own ``deciding()``: the service's retry after a
+    stale answer reads from the database, inside the same decision."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(desk, "P", 5)
+    desk.assign(_appointment("A1", 0), pack_id="P")
+    other.assign(_appointment("A2", 1), pack_id="P")  # ours remembers P at version 2
+    repo = desk.repository
+    with repo.deciding():  # type: ignore[attr-defined]
+        assigned = desk.assign(_appointment("A3", 2), pack_id="P")
+        again = desk.assign(_appointment("A4", 3), pack_id="P")
+    assert (assigned.label, again.label) == ("Session 3 of 5", "Session 4 of 5")
+    assert ours.practice(PRACTICE).check_snapshots() == []

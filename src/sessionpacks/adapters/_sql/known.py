@@ -172,6 +172,11 @@ class Decision:
         for state in self.handed.values():
             _agree(state, appointment_id, holder)
 
+    def restart(self) -> None:
+        """Start again after a conflict, reading everything from the database."""
+        self.fresh = True
+        self.committed()
+
     def committed(self) -> None:
         """The commit checked everything so far, and changed what was handed out."""
         self.reads = Reads()
@@ -214,9 +219,17 @@ class Deciding:
         cover or when nothing is committed, by one read before the commit or at the end; one
         found stale raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller
         decides again, and the next decision on this thread reads everything from the
-        database. Nested, it is the enclosing one."""
-        if self._decision() is not None:
-            yield
+        database. Nested, it is the enclosing one; a conflict inside it starts that one
+        again, reading from the database (what it had been told is left unchecked: the
+        commit that failed was deciding on it)."""
+        enclosing = self._decision()
+        if enclosing is not None:
+            try:
+                yield
+            except (ConcurrencyError, StoreError):
+                self._distrust(enclosing)
+                enclosing.restart()
+                raise
             return
         decision = Decision(fresh=self._local.__dict__.pop("fresh", False))
         self._local.decision = decision
