@@ -25,7 +25,7 @@ from typing import Any
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from sessionpacks._encoding import converter
-from sessionpacks.adapters._common import query_columns
+from sessionpacks.adapters._common import QueryColumns, query_columns
 from sessionpacks.adapters._sql.dialect import Dialect
 from sessionpacks.errors import StoreError
 from sessionpacks.events import Event
@@ -59,24 +59,26 @@ __all__ = [
     "terms_text",
 ]
 
-_Column = Callable[[Dialect, PackState, str], Any]
+_Column = Callable[[Dialect, PackState, str, QueryColumns], Any]
 
+# Each column from the state, its text and its QueryColumns (computed once a projection: the
+# status and expiry date behind them are folded from the state's dates on every call).
 _COLUMNS: tuple[tuple[str, str, _Column], ...] = (
-    ("client_id", "text", lambda d, s, text: s.client_id),
-    ("version", "integer", lambda d, s, text: s.version),
-    ("state", "text", lambda d, s, text: text),
-    ("expiry_date", "{date}", lambda d, s, text: d.day(s.expiry_date)),
-    ("ended", "{bool}", lambda d, s, text: d.flag(s.ended)),
-    ("remaining_units", "{bigint}", lambda d, s, text: s.remaining_units),
-    ("expired_on", "{date}", lambda d, s, text: d.day(s.expired_on)),
+    ("client_id", "text", lambda d, s, text, q: s.client_id),
+    ("version", "integer", lambda d, s, text, q: s.version),
+    ("state", "text", lambda d, s, text, q: text),
+    ("expiry_date", "{date}", lambda d, s, text, q: d.day(s.expiry_date)),
+    ("ended", "{bool}", lambda d, s, text, q: d.flag(s.ended)),
+    ("remaining_units", "{bigint}", lambda d, s, text, q: s.remaining_units),
+    ("expired_on", "{date}", lambda d, s, text, q: d.day(s.expired_on)),
     # What the sweep query compares (R12, R25): the state's next_sweep, under the name schema
     # version 3 gave it before reminders. The columns before it are 0.1.0's projection.
-    ("pending_expiry", "{date}", lambda d, s, text: d.day(s.next_sweep)),
+    ("pending_expiry", "{date}", lambda d, s, text, q: d.day(s.next_sweep)),
     # What find_packs narrows by (schema version 4), from adapters._common.query_columns.
-    ("lasting_status", "text", lambda d, s, text: query_columns(s).lasting_status),
-    ("open_until", "{date}", lambda d, s, text: d.day(query_columns(s).open_until)),
-    ("remaining_unit", "text", lambda d, s, text: query_columns(s).remaining_unit),
-    ("template_id", "text", lambda d, s, text: query_columns(s).template_id),
+    ("lasting_status", "text", lambda d, s, text, q: q.lasting_status),
+    ("open_until", "{date}", lambda d, s, text, q: d.day(q.open_until)),
+    ("remaining_unit", "text", lambda d, s, text, q: q.remaining_unit),
+    ("template_id", "text", lambda d, s, text, q: q.template_id),
 )
 
 PROJECTION: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
@@ -93,7 +95,8 @@ def projection(dialect: Dialect, state: PackState, text: str | None = None) -> t
     """The values of :data:`PROJECTION` for ``state``, as ``dialect`` stores them; ``text`` is
     the state's JSON if the caller has it already."""
     text = dumps_state(state) if text is None else text
-    return tuple(column(dialect, state, text) for _, _, column in _COLUMNS)
+    query = query_columns(state)
+    return tuple(column(dialect, state, text, query) for _, _, column in _COLUMNS)
 
 
 # The state's own encoding (serialization.dumps_state) with its terms left out: the same fields,
