@@ -377,9 +377,7 @@ class PostgresRepository(Deciding, SqlRepository):
         found = self._store.read(
             self._check_sql, (self._id, packs, self._id, appointments), "pack_id", packs
         )
-        versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
-        holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
-        check_reads(reads, versions, holders)
+        check_reads(reads, found)
 
     # The commit --------------------------------------------------------------------------------
 

@@ -364,9 +364,7 @@ class SqliteRepository(Deciding, StatementRepository):
             found = self._read("pack_id", packs, _CHECK_READS, params)
         else:
             found = session.about("pack_id", packs).rows(_CHECK_READS, params)
-        versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
-        holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
-        check_reads(reads, versions, holders)
+        check_reads(reads, found)
 
     def _commit(
         self,

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -123,13 +123,17 @@ def _taken_safely(
     return version == 0 or handed.get(pack_id) == version
 
 
-def check_reads(reads: Reads, versions: Mapping[str, int], holders: Mapping[str, str]) -> None:
-    """Raise :class:`ConcurrencyError` unless the database's ``versions`` of the packs read
-    and ``holders`` of the appointments said to be free agree with ``reads``."""
+def check_reads(reads: Reads, found: Sequence[Sequence[Any]]) -> None:
+    """Raise :class:`ConcurrencyError` unless what the database holds agrees with ``reads``:
+    ``found`` are the rows of a store's check query, ``('p', pack_id, version)`` for each pack
+    read and ``('u', appointment_id, pack_id)`` for each appointment said to be free that a
+    pack holds."""
+    versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
+    holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
     for pack_id, version in sorted(reads.packs.items()):
         if versions.get(pack_id) != version:
-            found = versions.get(pack_id, 0)
-            raise ConcurrencyError("pack_id", pack_id, f"is at version {found}, not {version}")
+            at = versions.get(pack_id, 0)
+            raise ConcurrencyError("pack_id", pack_id, f"is at version {at}, not {version}")
     for appointment_id in sorted(reads.unheld):
         if appointment_id in holders:
             raise ConcurrencyError(
