@@ -9,6 +9,7 @@ another process: its writes make this one's memory stale.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
+from sessionpacks import operations as ops
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.postgres import PostgresRepository, PostgresStore
 from sessionpacks.errors import ConcurrencyError, RefusedError
@@ -252,5 +254,102 @@ def test_a_write_other_than_the_commit_checks_what_it_read_first(
     _open(desk.repository, "P", 10)  # type: ignore[arg-type]
     counting = _Counting(monkeypatch)
     desk.set_preference("C1", PreferPack("P"))
-    assert [s.split()[0:2] for s in counting.sent] == [["SELECT", "'p',"], ["INSERT", "INTO"]]
+    assert [s.split()[0:2] for s in counting.sent] == [["SELECT", "'r',"], ["INSERT", "INTO"]]
     assert desk.preference("C1") == PreferPack("P")
+
+
+# A repair keeps each row's version: what a process remembered from before is not decided on.
+
+
+def _break(dsn: str, schema: str, pack_id: str, adjustment: int) -> None:
+    """Hand-edit the pack's stored state (its version stays): ``adjustment`` sessions more."""
+    with psycopg.connect(dsn, autocommit=True) as raw:
+        found = raw.execute(
+            f"SELECT state FROM {schema}.packs WHERE pack_id = %s".encode(), (pack_id,)
+        ).fetchone()
+        assert found is not None
+        state = json.loads(found[0])
+        state["adjustment_units"] += adjustment
+        raw.execute(
+            f"UPDATE {schema}.packs SET state = %s WHERE pack_id = %s".encode(),
+            (json.dumps(state), pack_id),
+        )
+
+
+@pytest.mark.parametrize("adjustment", [5, -8], ids=["more", "used-up"])
+def test_a_state_repaired_by_another_process_is_not_decided_on(
+    ours: PostgresStore, theirs: PostgresStore, pg_dsn: str, pg_schema: str, adjustment: int
+) -> None:
+    """Ours remembers P broken (more sessions, or none left); theirs repairs it. Ours neither
+    writes the broken state back nor refuses on it."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(other.repository, "P", 10)  # type: ignore[arg-type]
+    other.assign(appointment("A1"), pack_id="P")
+    other.assign(appointment("A2"), pack_id="P")
+    _break(pg_dsn, pg_schema, "P", adjustment)
+    assert desk.pack("P").remaining == 8 + adjustment  # read, and remembered
+    assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+    assert desk.assign(appointment("A3"), pack_id="P").label == "Session 3 of 10"
+    assert desk.pack("P").remaining == 7
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_a_repair_inside_a_hosts_decision_starts_it_again(
+    ours: PostgresStore, theirs: PostgresStore, pg_dsn: str, pg_schema: str
+) -> None:
+    """The state read from the database inside the host's decision, before the repair: the
+    commit function finds the practice repaired, and the decision starts again knowing it."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(other.repository, "P", 10)  # type: ignore[arg-type]
+    other.assign(appointment("A1"), pack_id="P")
+    _break(pg_dsn, pg_schema, "P", 5)
+    with desk.repository.deciding():  # type: ignore[attr-defined]
+        assert desk.pack("P").remaining == 14
+        assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+        assigned = desk.assign(appointment("A2"), pack_id="P")
+        again = desk.assign(appointment("A3"), pack_id="P")
+    assert (assigned.label, again.label) == ("Session 2 of 10", "Session 3 of 10")
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_the_commit_function_checks_the_repairs_it_is_given(ours: PostgresStore) -> None:
+    repo = ours.practice(PRACTICE, SYDNEY)
+    state = _open(repo, "P", 10)
+    used = ops.use(state, appointment("A1"), NOW)
+    with pytest.raises(ConcurrencyError) as raised:
+        repo._call_commit([used], {}, None, repairs=1)  # the practice has none
+    assert raised.value.field == "practice_id"
+    assert repo.load("P") == state
+    repo._call_commit([used], {}, None, repairs=0)
+    assert repo.load("P") == used.after
+
+
+def test_a_commit_waiting_on_a_rebuild_sees_its_repair(
+    ours: PostgresStore, pg_dsn: str, pg_schema: str
+) -> None:
+    """The commit function checks the repairs after writing its pack rows, when a rebuild
+    holding the table's lock has ended: a commit that began before the rebuild committed its
+    repair still finds it."""
+    repo = ours.practice(PRACTICE, SYDNEY)
+    used = ops.use(_open(repo, "P", 10), appointment("A1"), NOW)
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            repo._call_commit([used], {}, None, repairs=0)
+            outcome.append(None)
+        except BaseException as error:  # what the thread met, asserted below
+            outcome.append(error)
+
+    with psycopg.connect(pg_dsn) as rebuild:  # what rebuild_snapshots holds, by hand
+        rebuild.execute(f"LOCK TABLE {pg_schema}.packs IN EXCLUSIVE MODE".encode())
+        rebuild.execute(f"UPDATE {pg_schema}.practices SET repairs = repairs + 1".encode())
+        waiting = threading.Thread(target=commit)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()  # waits on the lock
+    waiting.join(10)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ConcurrencyError), outcome
+    assert outcome[0].field == "practice_id"
+    assert repo.load("P").usages == ()

@@ -8,12 +8,15 @@ one's memory stale. The races of ``test_sqlite.py`` run through the same decisio
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from sessionpacks.adapters._sql.known import Known
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.sqlite import SqliteStore, _Connections
 from sessionpacks.errors import RefusedError
@@ -90,7 +93,7 @@ def test_a_usage_on_a_known_pack_reads_nothing(path: Path, monkeypatch: pytest.M
         assert again.events == ()
         assert again.label == "Session 2 of 10"
         assert len(counting.sent) == 1, counting.sent  # the repeat's one check of what it read
-        assert counting.sent[0].startswith("SELECT 'p',")
+        assert counting.sent[0].startswith("SELECT 'r',")
 
 
 def test_a_pack_written_by_another_process_is_decided_again(
@@ -173,7 +176,7 @@ def test_a_write_other_than_the_commit_checks_what_it_read_first(
         _open(desk, "P", 10)
         counting.on = True
         desk.set_preference("C1", PreferPack("P"))
-        assert counting.sent[0].startswith("SELECT 'p',")
+        assert counting.sent[0].startswith("SELECT 'r',")
         assert "INSERT INTO preferences" in counting.sent
         assert desk.preference("C1") == PreferPack("P")
 
@@ -208,3 +211,112 @@ def test_a_conflict_inside_a_hosts_decision_starts_it_again(
         again = desk.assign(_appointment("A4", 3), pack_id="P")
     assert (assigned.label, again.label) == ("Session 3 of 5", "Session 4 of 5")
     assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+# A repair keeps each row's version: what a process remembered from before is not decided on.
+
+
+def _break(path: Path, pack_id: str, adjustment: int) -> None:
+    """Hand-edit the pack's stored state (its version stays): ``adjustment`` sessions more."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as raw:
+        (text,) = raw.execute("SELECT state FROM packs WHERE pack_id = ?", (pack_id,)).fetchone()
+        state = json.loads(text)
+        state["adjustment_units"] += adjustment
+        raw.execute("UPDATE packs SET state = ? WHERE pack_id = ?", (json.dumps(state), pack_id))
+
+
+def _broken_and_remembered(
+    ours: SqliteStore, theirs: SqliteStore, path: Path, adjustment: int
+) -> PackService:
+    """P with two sessions used, broken by ``adjustment``; ours remembers it broken, and
+    theirs repairs it."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(other, "P", 10)
+    other.assign(_appointment("A1", 0), pack_id="P")
+    other.assign(_appointment("A2", 1), pack_id="P")
+    _break(path, "P", adjustment)
+    assert desk.pack("P").remaining == 8 + adjustment  # read, and remembered
+    assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+    return desk
+
+
+def test_a_state_repaired_by_another_process_is_not_written_back(
+    ours: SqliteStore, theirs: SqliteStore, path: Path
+) -> None:
+    desk = _broken_and_remembered(ours, theirs, path, 5)
+    assigned = desk.assign(_appointment("A3", 2), pack_id="P")
+    assert assigned.label == "Session 3 of 10"
+    assert desk.pack("P").remaining == 7
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_a_refusal_decided_on_a_state_repaired_meanwhile_is_decided_again(
+    ours: SqliteStore, theirs: SqliteStore, path: Path
+) -> None:
+    desk = _broken_and_remembered(ours, theirs, path, -8)  # remembered used up
+    assigned = desk.assign(_appointment("A3", 2), pack_id="P")
+    assert assigned.label == "Session 3 of 10"
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_a_repair_inside_a_hosts_decision_starts_it_again(
+    ours: SqliteStore, theirs: SqliteStore, path: Path
+) -> None:
+    """The state read from the database inside the host's decision, before the repair: the
+    commit finds the practice repaired, and the decision starts again knowing it so."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(other, "P", 10)
+    other.assign(_appointment("A1", 0), pack_id="P")
+    _break(path, "P", 5)
+    with desk.repository.deciding():  # type: ignore[attr-defined]
+        assert desk.pack("P").remaining == 14
+        assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+        assigned = desk.assign(_appointment("A2", 1), pack_id="P")
+        again = desk.assign(_appointment("A3", 2), pack_id="P")
+    assert (assigned.label, again.label) == ("Session 2 of 10", "Session 3 of 10")
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_the_process_that_repairs_forgets_what_it_knew(ours: SqliteStore, path: Path) -> None:
+    desk = _desk(ours)
+    _open(desk, "P", 10)
+    desk.assign(_appointment("A1", 0), pack_id="P")  # remembered, sound
+    _break(path, "P", 5)
+    assert desk.pack("P").remaining == 14  # read, and remembered broken
+    assert ours.practice(PRACTICE).rebuild_snapshots() == ["P"]
+    assert desk.assign(_appointment("A2", 1), pack_id="P").label == "Session 2 of 10"
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+def test_a_rebuild_that_finds_nothing_to_repair_keeps_memories(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a rewrite counts the repairs up: a sound rebuild leaves other processes' memories
+    valid (no conflict, no reads)."""
+    counting = _Counting(monkeypatch)
+    with SqliteStore(path) as store, SqliteStore(path) as elsewhere:
+        desk = _desk(store)
+        _open(desk, "P", 10)
+        desk.assign(_appointment("A1", 0), pack_id="P")
+        assert elsewhere.practice(PRACTICE).rebuild_snapshots() == []
+        counting.on = True
+        assert desk.assign(_appointment("A2", 1), pack_id="P").label == "Session 2 of 10"
+        assert [s for s in counting.sent if s.startswith("SELECT")] == []
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT repairs FROM practices").fetchall() == [(0,)]
+
+
+def test_a_state_read_before_the_practice_was_forgotten_is_not_kept(ours: SqliteStore) -> None:
+    desk = _desk(ours)
+    _open(desk, "P", 10)
+    state = desk.repository.load("P")
+    known = Known(8)
+    token = known.learn(PRACTICE, 0)
+    known.unlearn(PRACTICE)  # a repair seen while the state was being read
+    known.learn(PRACTICE, 1)
+    known.put(PRACTICE, [state], token)
+    assert known.state(PRACTICE, state.pack_id) is None
+    known.put(PRACTICE, [state], known.token(PRACTICE))
+    assert known.state(PRACTICE, state.pack_id) == state
+    known.learn(PRACTICE, 2)  # another repair: forgotten
+    assert known.state(PRACTICE, state.pack_id) is None

@@ -102,7 +102,7 @@ Migration = Step
 :func:`statements` names the schema."""
 
 _COMMIT_FUNCTION = COMMIT_FUNCTION
-"""The commit function this release calls (schema version 6)."""
+"""The commit function this release calls (schema version 7)."""
 _commit_call = commit_call
 
 
@@ -339,7 +339,10 @@ class PostgresRepository(Deciding, SqlRepository):
         self._call = _commit_call(store.schema).encode()
         self._local = threading.local()
         self._check_sql = (
-            f"""SELECT 'p', pack_id, version::text FROM {store.schema}.packs
+            f"""SELECT 'r', practice_id, repairs::text FROM {store.schema}.practices
+                WHERE practice_id = %s
+                UNION ALL
+                SELECT 'p', pack_id, version::text FROM {store.schema}.packs
                 WHERE practice_id = %s AND pack_id = ANY (%s::text[])
                 UNION ALL
                 SELECT 'u', appointment_id, pack_id FROM {store.schema}.active_usages
@@ -371,13 +374,12 @@ class PostgresRepository(Deciding, SqlRepository):
 
     # A decision: reads answered from what the process knows, each checked (_sql/known) ------
 
-    def _check(self, reads: Reads) -> None:
-        """Check ``reads`` against the database in one read."""
+    def _check(self, reads: Reads, repairs: int | None) -> None:
+        """Check ``reads`` and ``repairs`` against the database in one read."""
         packs, appointments = sorted(reads.packs), sorted(reads.unheld)
-        found = self._store.read(
-            self._check_sql, (self._id, packs, self._id, appointments), "pack_id", packs
-        )
-        check_reads(reads, found)
+        params = (self._id, self._id, packs, self._id, appointments)
+        found = self._store.read(self._check_sql, params, "pack_id", packs)
+        check_reads(reads, found, self._id, repairs)
 
     # The commit --------------------------------------------------------------------------------
 
@@ -387,10 +389,10 @@ class PostgresRepository(Deciding, SqlRepository):
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        def commit(uncovered: Reads | None) -> tuple[RecordedEvent, ...]:
+        def commit(uncovered: Reads | None, repairs: int | None) -> tuple[RecordedEvent, ...]:
             if uncovered is not None:
-                self._check(uncovered)  # one read before the commit's call
-            return self._call_commit(writing, client_packs, command)
+                self._check(uncovered, None)  # one read before the call, which checks repairs
+            return self._call_commit(writing, client_packs, command, repairs)
 
         return self._committing(writing, commit)
 
@@ -399,8 +401,9 @@ class PostgresRepository(Deciding, SqlRepository):
         writing: list[Change],
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
+        repairs: int | None = None,
     ) -> tuple[RecordedEvent, ...]:
-        commit = self._prepare(writing, client_packs, command)
+        commit = self._prepare(writing, client_packs, command, repairs)
         arguments = {name: value(commit) for name, _, value in ARGUMENTS}
         first = writing[0].pack_id if writing else self._id
         with self._store.connection("pack_id" if writing else "practice_id", first) as connection:
@@ -413,7 +416,11 @@ class PostgresRepository(Deciding, SqlRepository):
         return tuple(RecordedEvent(base + n, event) for n, event in enumerate(events, start=1))
 
     def _prepare(
-        self, writing: list[Change], client_packs: Mapping[str, int], command: CommandRecord | None
+        self,
+        writing: list[Change],
+        client_packs: Mapping[str, int],
+        command: CommandRecord | None,
+        repairs: int | None = None,
     ) -> Commit:
         """The commit's values, every id checked storable; packs sorted by id (the order their
         rows lock)."""
@@ -446,4 +453,5 @@ class PostgresRepository(Deciding, SqlRepository):
                 terms_text(change.after.terms) if change.expected_version == 0 else None
                 for change in packs
             ],
+            repairs=repairs,
         )

@@ -335,9 +335,10 @@ class SqliteRepository(Deciding, StatementRepository):
         if not _only_live(statuses):
             return super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
         client = self._text("client_id", client_id)
+        token = self._reading()
         found = self._rows("client_id", client_id, _LIVE_PACKS, client, self._id, client)
         states = with_statuses(serving(map(self._state, found), client_id, former), statuses, as_of)
-        self._handed(states)
+        self._handed(states, token)
         return states
 
     def count_client_packs(self, client_id: str) -> int:
@@ -357,14 +358,14 @@ class SqliteRepository(Deciding, StatementRepository):
 
     # The commit --------------------------------------------------------------------------------
 
-    def _check(self, reads: Reads, session: Session | None = None) -> None:
+    def _check(self, reads: Reads, repairs: int | None, session: Session | None = None) -> None:
         packs, appointments = sorted(reads.packs), sorted(reads.unheld)
-        params = (self._id, json.dumps(packs), self._id, json.dumps(appointments))
+        params = (self._id, self._id, json.dumps(packs), self._id, json.dumps(appointments))
         if session is None:
             found = self._read("pack_id", packs, _CHECK_READS, params)
         else:
             found = session.about("pack_id", packs).rows(_CHECK_READS, params)
-        check_reads(reads, found)
+        check_reads(reads, found, self._id, repairs)
 
     def _commit(
         self,
@@ -372,19 +373,22 @@ class SqliteRepository(Deciding, StatementRepository):
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
     ) -> tuple[RecordedEvent, ...]:
-        def commit(uncovered: Reads | None) -> tuple[RecordedEvent, ...]:
+        def commit(uncovered: Reads | None, repairs: int | None) -> tuple[RecordedEvent, ...]:
             # BEGIN IMMEDIATE makes writers of the file take turns, so counting a client's
             # packs (R13a) and checking what the decision read are race-free inside it.
             with _transaction(self._connections.get(), "practice_id", self._id) as session:
                 if uncovered is not None:
-                    self._check(uncovered, session)
-                return self._write(session, writing, client_packs, command)
+                    self._check(uncovered, None, session)  # the write checks the repairs
+                return self._write(session, writing, client_packs, command, repairs)
 
         return self._committing(writing, commit)
 
 
-# The versions of the packs and the holders of the appointments a decision was told of.
-_CHECK_READS = """SELECT 'p', pack_id, version FROM packs
+# The practice's repairs, the versions of the packs and the holders of the appointments a
+# decision was told of.
+_CHECK_READS = """SELECT 'r', practice_id, repairs FROM practices WHERE practice_id = ?
+    UNION ALL
+    SELECT 'p', pack_id, version FROM packs
     WHERE practice_id = ? AND pack_id IN (SELECT value FROM json_each(?))
     UNION ALL
     SELECT 'u', appointment_id, pack_id FROM active_usages

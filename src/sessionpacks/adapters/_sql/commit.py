@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from sessionpacks.adapters._common import appointment_changes, client_conflict, sharing_changes
 from sessionpacks.adapters._sql.core import SqlRepository
 from sessionpacks.adapters._sql.dialect import Dialect
+from sessionpacks.adapters._sql.known import repaired
 from sessionpacks.adapters._sql.rows import (
     PROJECTION,
     entry_row,
@@ -41,10 +42,12 @@ class StatementRepository(SqlRepository):
         writing: list[Change],
         client_packs: Mapping[str, int],
         command: CommandRecord | None,
+        repairs: int | None = None,
     ) -> tuple[RecordedEvent, ...]:
         """Write the changes and ``command`` in the session's transaction; raises
-        :class:`~sessionpacks.errors.ConcurrencyError` at the first conflict, leaving the
-        caller to roll back. Returns the events with their positions."""
+        :class:`~sessionpacks.errors.ConcurrencyError` at the first conflict (the practice
+        found repaired since ``repairs``, when given, among them), leaving the caller to roll
+        back. Returns the events with their positions."""
         used, released = appointment_changes(writing)
         opening = {c.after.client_id for c in writing if c.expected_version == 0}
         self._lock_clients(session, sorted(opening | client_packs.keys()))
@@ -56,7 +59,12 @@ class StatementRepository(SqlRepository):
         ]
         self._move_usages(session, used, released)
         self._share(session, writing)
-        recorded = self._append_events(session, writing)
+        recorded, repaired_now = self._append_events(session, writing)
+        if repairs is not None:
+            if repaired_now is None:
+                repaired_now = int(session.rows(self._sql.repairs, (self._id,))[0][0])
+            if repaired_now != repairs:
+                raise repaired(self._id)
         self._record(session, command, recorded[0].position - 1 if recorded else 0)
         for text, state in written:
             self._decoded.remember(text, state, practice=self._id)
@@ -134,17 +142,21 @@ class StatementRepository(SqlRepository):
             client = self._text("client_id", client_id)
             session.about("client_id", client_id).run(self._sql.share, (self._id, client, pack_id))
 
-    def _append_events(self, session: Session, writing: list[Change]) -> tuple[RecordedEvent, ...]:
+    def _append_events(
+        self, session: Session, writing: list[Change]
+    ) -> tuple[tuple[RecordedEvent, ...], int | None]:
+        """The events with their positions, and the practice's repairs read on the way
+        (``None`` when there were no events)."""
         events = [event for change in writing for event in change.events]
         if not events:
-            return ()
+            return (), None
         # The practice's counter row serialises positions: gap-free, one stream per practice.
         advanced = session.rows(self._sql.advance, (len(events), self._id))
         if not advanced:
             raise NotFoundError(
                 "practice_id", self._id, "no such practice (was its creation rolled back?)"
             )
-        last = advanced[0][0]
+        last, repairs = advanced[0][0], int(advanced[0][1])
         recorded = tuple(
             RecordedEvent(position, event)
             for position, event in enumerate(events, start=last - len(events) + 1)
@@ -152,7 +164,7 @@ class StatementRepository(SqlRepository):
         session.run_many(
             self._sql.add_event, [(self._id, r.position, *event_row(r.event)) for r in recorded]
         )
-        return recorded
+        return recorded, repairs
 
 
 def _changed(

@@ -362,7 +362,8 @@ class SqlRepository(ABC):
 
     def rebuild_snapshots(self) -> list[str]:
         """Rewrite the rows and active usages that differ from the ledgers, in one transaction
-        no commit runs beside; returns the pack ids that differed."""
+        no commit runs beside, counting up the practice's ``repairs`` if any did; returns the
+        pack ids that differed."""
         with self._exclusive("practice_id", self._id) as session:
             replayed = self._replay_all(session)
             differing = self._differing(session, replayed)
@@ -379,6 +380,8 @@ class SqlRepository(ABC):
                 self._sql.share,
                 [(self._id, c, p) for p, c in sorted(_shared(replayed.values()))],
             )
+            if differing:  # what other processes remember of the practice is no longer trusted
+                session.run(self._sql.repaired, (self._id,))
         return sorted(differing)
 
     def _replay_all(self, session: Session) -> dict[str, PackState]:

@@ -16,6 +16,12 @@ and before anything decided on it leaves the decision it is checked against the 
 
 A check that fails is a :class:`~sessionpacks.errors.ConcurrencyError`: the service decides
 again, and the decision after a failed one reads everything from the database.
+
+A version counts a pack's ledger entries, so ``rebuild_snapshots``, which repairs a row from
+its ledger, keeps it. What a process remembers of a practice is therefore also tied to the
+practice's ``repairs`` (counted up by each rebuild that rewrites a row), read before any state
+it remembers was read: a decision's commit (and its check) names the repairs its states were
+known at, and one made since is a conflict, after which the process forgets the practice.
 """
 
 from __future__ import annotations
@@ -30,26 +36,66 @@ from typing import Any, TypeVar
 import attrs
 
 from sessionpacks.adapters._common import appointment_changes
+from sessionpacks.adapters._sql.schema import Statements
 from sessionpacks.errors import ConcurrencyError, SessionPacksError, StoreError
 from sessionpacks.ledger import PackState, PackStatus
 from sessionpacks.model import PackTemplate, Preference
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
 
-__all__ = ["Deciding", "Decision", "Known", "Reads", "check_reads"]
+__all__ = ["Deciding", "Decision", "Known", "Reads", "Token", "check_reads", "repaired"]
 
 T = TypeVar("T")
+
+Token = tuple[int, int]
+"""What a practice's remembered states were known at: its ``repairs`` then, and how many times
+this process has forgotten the practice (a state read before a forgetting is not kept)."""
+
+
+def repaired(practice_id: str) -> ConcurrencyError:
+    """The conflict of a commit or check that finds the practice repaired since its states
+    were read (PostgreSQL's commit function raises the same, by field)."""
+    return ConcurrencyError(
+        "practice_id", practice_id, "was repaired by rebuild_snapshots since this process read it"
+    )
+
+
+def _is_repair(error: BaseException) -> bool:
+    return isinstance(error, ConcurrencyError) and error.field == "practice_id"
 
 
 class Known:
     """Pack states by ``(practice_id, pack_id)``, least recently used first out, and the pack
-    among them holding each appointment. ``size`` 0 keeps none."""
+    among them holding each appointment; for each practice, the :data:`Token` its states are
+    known at. ``size`` 0 keeps none."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[str, str], PackState] = OrderedDict()
         self._holders: dict[tuple[str, str], str] = {}
+        self._repairs: dict[str, int] = {}
+        self._forgotten: dict[str, int] = {}
+
+    def token(self, practice_id: str) -> Token | None:
+        """What the practice's states are known at; ``None`` until :meth:`learn`."""
+        with self._lock:
+            repairs = self._repairs.get(practice_id)
+            return None if repairs is None else (repairs, self._forgotten.get(practice_id, 0))
+
+    def learn(self, practice_id: str, repairs: int) -> Token:
+        """The practice's ``repairs``, just read: states known at another are forgotten."""
+        with self._lock:
+            if self._repairs.get(practice_id) != repairs:
+                self._forget_practice(practice_id)
+                self._repairs[practice_id] = repairs
+            return repairs, self._forgotten.get(practice_id, 0)
+
+    def unlearn(self, practice_id: str) -> None:
+        """Forget the practice's states and its repairs (it was repaired, or found so)."""
+        with self._lock:
+            self._forget_practice(practice_id)
+            self._repairs.pop(practice_id, None)
 
     def state(self, practice_id: str, pack_id: str) -> PackState | None:
         with self._lock:
@@ -61,8 +107,13 @@ class Known:
             pack_id = self._holders.get((practice_id, appointment_id))
             return None if pack_id is None else self._states.get((practice_id, pack_id))
 
-    def put(self, practice_id: str, states: Iterable[PackState]) -> None:
+    def put(self, practice_id: str, states: Iterable[PackState], token: Token | None) -> None:
+        """Remember ``states``, read or written when the practice was known at ``token``;
+        kept only if it still is."""
         with self._lock:
+            repairs = self._repairs.get(practice_id)
+            if token is None or token != (repairs, self._forgotten.get(practice_id, 0)):
+                return
             for state in states:
                 self._drop((practice_id, state.pack_id))
                 self._states[(practice_id, state.pack_id)] = state
@@ -76,10 +127,10 @@ class Known:
             for pack_id in pack_ids:
                 self._drop((practice_id, pack_id))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._states.clear()
-            self._holders.clear()
+    def _forget_practice(self, practice_id: str) -> None:
+        for key in [key for key in self._states if key[0] == practice_id]:
+            self._drop(key)
+        self._forgotten[practice_id] = self._forgotten.get(practice_id, 0) + 1
 
     def _drop(self, key: tuple[str, str]) -> None:
         state = self._states.pop(key, None)
@@ -123,13 +174,18 @@ def _taken_safely(
     return version == 0 or handed.get(pack_id) == version
 
 
-def check_reads(reads: Reads, found: Sequence[Sequence[Any]]) -> None:
-    """Raise :class:`ConcurrencyError` unless what the database holds agrees with ``reads``:
-    ``found`` are the rows of a store's check query, ``('p', pack_id, version)`` for each pack
+def check_reads(
+    reads: Reads, found: Sequence[Sequence[Any]], practice_id: str, repairs: int | None
+) -> None:
+    """Raise :class:`ConcurrencyError` unless what the database holds agrees with ``reads``
+    and the practice's ``repairs`` (``None``: not checked): ``found`` are the rows of a store's
+    check query, ``('r', practice_id, repairs)``, ``('p', pack_id, version)`` for each pack
     read and ``('u', appointment_id, pack_id)`` for each appointment said to be free that a
     pack holds."""
     versions = {str(key): int(value) for kind, key, value in found if kind == "p"}
     holders = {str(key): str(value) for kind, key, value in found if kind == "u"}
+    if repairs is not None and [int(v) for kind, _, v in found if kind == "r"] != [repairs]:
+        raise repaired(practice_id)
     for pack_id, version in sorted(reads.packs.items()):
         if versions.get(pack_id) != version:
             at = versions.get(pack_id, 0)
@@ -147,9 +203,11 @@ def check_reads(reads: Reads, found: Sequence[Sequence[Any]]) -> None:
 class Decision:
     """One thread's decision in progress: the states handed out, what each appointment was
     said to be on, and what is still to be checked. ``fresh``: answer nothing from memory
-    (the decision after a failed one)."""
+    (the decision after a failed one). ``token``: what the practice was known at when the
+    decision began, which its commit and checks name."""
 
     fresh: bool
+    token: Token
     reads: Reads = attrs.field(factory=Reads)
     handed: dict[str, PackState] = attrs.field(factory=dict)
     holders: dict[str, str | None] = attrs.field(factory=dict)
@@ -176,9 +234,11 @@ class Decision:
         for state in self.handed.values():
             _agree(state, appointment_id, holder)
 
-    def restart(self) -> None:
-        """Start again after a conflict, reading everything from the database."""
+    def restart(self, token: Token) -> None:
+        """Start again after a conflict, reading everything from the database, the practice
+        known at ``token``."""
         self.fresh = True
+        self.token = token
         self.committed()
 
     def committed(self) -> None:
@@ -200,19 +260,33 @@ class Deciding:
     (put first among its bases, before the core's :class:`~.core.SqlRepository`): ``deciding()``,
     ``load`` and ``pack_of_appointment`` answered from :class:`Known` inside a decision, and
     the bookkeeping around the commit. The store gives :meth:`_check` (one read of the
-    versions and holders of ``reads``) and wraps its commit in :meth:`_committing`."""
+    versions and holders of ``reads`` and the practice's repairs) and wraps its commit in
+    :meth:`_committing`."""
 
     _id: str
     _local: threading.local
+    _sql: Statements
     _text: Callable[[str, str], str]
+    _rows: Callable[..., list[Any]]
 
-    def _check(self, reads: Reads) -> None:
-        """Check ``reads`` against the database in one read (:func:`check_reads`)."""
+    def _check(self, reads: Reads, repairs: int | None) -> None:
+        """Check ``reads`` and ``repairs`` against the database in one read
+        (:func:`check_reads`)."""
         raise NotImplementedError
 
     def _memory(self) -> Known:
         """What the store's process knows (one :class:`Known` per store and process)."""
         raise NotImplementedError
+
+    def _token(self) -> Token:
+        """What the practice is known at, read from the database if this process does not
+        know (before any state it will remember is read)."""
+        memory = self._memory()
+        token = memory.token(self._id)
+        if token is None:
+            found = self._rows("practice_id", self._id, self._sql.repairs)
+            token = memory.learn(self._id, int(found[0][0]) if found else 0)
+        return token
 
     @contextmanager
     def deciding(self) -> Iterator[None]:
@@ -221,7 +295,8 @@ class Deciding:
         without asking the database. Every such answer is checked against the database by the
         commit (its version check, R16, and its R6 check) or, for what the commit does not
         cover or when nothing is committed, by one read before the commit or at the end; one
-        found stale raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller
+        found stale, or a practice repaired by ``rebuild_snapshots`` since its states were
+        read, raises :class:`~sessionpacks.errors.ConcurrencyError`, so that the caller
         decides again, and the next decision on this thread reads everything from the
         database. Nested, it is the enclosing one; a conflict inside it starts that one
         again, reading from the database (what it had been told is left unchecked: the
@@ -230,24 +305,25 @@ class Deciding:
         if enclosing is not None:
             try:
                 yield
-            except (ConcurrencyError, StoreError):
-                self._distrust(enclosing)
-                enclosing.restart()
+            except (ConcurrencyError, StoreError) as error:
+                self._distrust(enclosing, error)
+                enclosing.restart(self._token())
                 raise
             return
-        decision = Decision(fresh=self._local.__dict__.pop("fresh", False))
+        fresh = self._local.__dict__.pop("fresh", False)
+        decision = Decision(fresh=fresh, token=self._token())
         self._local.decision = decision
         try:
             yield
             self._settle(decision)
-        except (ConcurrencyError, StoreError):
-            self._distrust(decision)
+        except (ConcurrencyError, StoreError) as error:
+            self._distrust(decision, error)
             raise
         except SessionPacksError as error:
             self._settle_before(decision, error)
             raise
-        except BaseException:
-            self._distrust(decision)
+        except BaseException as error:
+            self._distrust(decision, error)
             raise
         finally:
             self._local.decision = None
@@ -258,7 +334,7 @@ class Deciding:
 
     def _settle(self, decision: Decision) -> None:
         if decision.reads:
-            self._check(decision.reads)
+            self._check(decision.reads, decision.token[0])
             decision.reads = Reads()
 
     def _settle_before(self, decision: Decision, error: SessionPacksError) -> None:
@@ -267,7 +343,7 @@ class Deciding:
         try:
             self._settle(decision)
         except (ConcurrencyError, StoreError) as stale:
-            self._distrust(decision)
+            self._distrust(decision, stale)
             raise stale from error
 
     def _settle_early(self) -> None:
@@ -277,9 +353,18 @@ class Deciding:
         if decision is not None:
             self._settle(decision)
 
-    def _distrust(self, decision: Decision) -> None:
-        self._memory().forget(self._id, decision.reads.packs.keys() | decision.handed.keys())
+    def _distrust(self, decision: Decision, error: BaseException) -> None:
+        memory = self._memory()
+        if _is_repair(error):
+            memory.unlearn(self._id)
+        memory.forget(self._id, decision.reads.packs.keys() | decision.handed.keys())
         self._local.fresh = True
+
+    def _reading(self) -> Token:
+        """What states read or written now are known at: the decision's, else the
+        practice's (learnt first if this process does not know it)."""
+        decision = self._decision()
+        return self._token() if decision is None else decision.token
 
     def load(self, pack_id: str) -> PackState:
         decision = self._decision()
@@ -290,8 +375,9 @@ class Deciding:
             decision.hand([known])
             decision.reads.packs[pack_id] = known.version
             return known
+        token = self._reading()
         state: PackState = super().load(pack_id)  # type: ignore[misc]
-        self._handed([state])
+        self._handed([state], token)
         return state
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
@@ -320,10 +406,11 @@ class Deciding:
         as_of: datetime | None = None,
         former: bool = False,
     ) -> list[PackState]:
+        token = self._reading()
         found: list[PackState] = super().client_packs(  # type: ignore[misc]
             client_id, statuses=statuses, as_of=as_of, former=former
         )
-        self._handed(found)
+        self._handed(found, token)
         return found
 
     # Writes other than the commit check what the decision read first (_settle_early).
@@ -346,34 +433,39 @@ class Deciding:
 
     def rebuild_snapshots(self) -> list[str]:
         rebuilt: list[str] = super().rebuild_snapshots()  # type: ignore[misc]
-        self._memory().clear()
+        self._memory().unlearn(self._id)
         return rebuilt
 
-    def _handed(self, states: list[PackState]) -> None:
-        """States just read from the database: remembered, and noted by the decision."""
-        self._memory().put(self._id, states)
+    def _handed(self, states: list[PackState], token: Token | None) -> None:
+        """States just read from the database when the practice was known at ``token``:
+        remembered, and noted by the decision."""
+        self._memory().put(self._id, states, token)
         decision = self._decision()
         if decision is not None:
             decision.hand(states)
 
-    def _committing(self, writing: list[Change], commit: Callable[[Reads | None], T]) -> T:
-        """``commit(uncovered)``, where ``uncovered`` is what the decision read that the commit
-        does not check by itself (``None``: nothing), to be checked first by the store; the
-        states written are remembered, and a failed commit forgets them and distrusts the
-        decision."""
+    def _committing(
+        self, writing: list[Change], commit: Callable[[Reads | None, int | None], T]
+    ) -> T:
+        """``commit(uncovered, repairs)``: ``uncovered`` is what the decision read that the
+        commit does not check by itself (``None``: nothing), to be checked first by the store,
+        and ``repairs`` the practice's the decision knew (``None``: outside a decision), which
+        the commit checks after its pack rows are written. The states written are remembered,
+        and a failed commit forgets them and distrusts the decision."""
         decision = self._decision()
         uncovered = None
         if decision is not None and decision.reads:
             uncovered = decision.reads.uncovered(writing, decision.versions()) or None
+        token = self._reading()
         try:
-            recorded = commit(uncovered)
-        except BaseException:
+            recorded = commit(uncovered, None if decision is None else decision.token[0])
+        except BaseException as error:
             self._memory().forget(self._id, [change.pack_id for change in writing])
             if decision is not None:
-                self._distrust(decision)
+                self._distrust(decision, error)
                 decision.fresh = True
             raise
-        self._memory().put(self._id, [change.after for change in writing])
+        self._memory().put(self._id, [change.after for change in writing], token)
         if decision is not None:
             decision.committed()
         return recorded

@@ -162,6 +162,21 @@ _SHARING = """\
         ON CONFLICT (practice_id, client_id, pack_id) DO NOTHING;
 """
 
+# Version 7: a commit decided on states the process remembers names the practice's repairs it
+# knew them at. Checked after the pack rows are written, when their lock is held, so that no
+# rebuild (which locks the table) is in progress and any before it is seen.
+_REPAIRS_CHECK = """\
+        IF r_repairs IS NOT NULL THEN
+            PERFORM 1 FROM {schema}.practices
+            WHERE practice_id = p_practice AND repairs = r_repairs;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'was repaired by rebuild_snapshots since this process read it'
+                    USING ERRCODE = 'serialization_failure', COLUMN = 'practice_id',
+                          DETAIL = p_practice;
+            END IF;
+        END IF;
+"""
+
 # R27: the idempotency record, written last with the position before the first event.
 _COMMAND_RECORD = """        IF k_key IS NOT NULL THEN
             INSERT INTO {schema}.commands (practice_id, key, fingerprint, result, first_position)
@@ -265,6 +280,7 @@ class Commit:
     command: CommandRecord | None
     sharing: Sharing = attrs.field(factory=Sharing)
     terms: list[str | None] = attrs.field(factory=list)  # a new pack's terms, else None
+    repairs: int | None = None  # the practice's repairs the decision knew (None: unchecked)
 
     @property
     def shares(self) -> list[tuple[str, str, bool]]:
@@ -289,12 +305,17 @@ _PG = postgres("schema")  # for the type names only: they do not depend on the s
 
 
 def _arguments(
-    projection: Sequence[str], *, sharing: bool = False, terms: bool = False
+    projection: Sequence[str],
+    *,
+    sharing: bool = False,
+    terms: bool = False,
+    repairs: bool = False,
 ) -> tuple[tuple[str, str, Callable[[Commit], Any]], ...]:
     """The arguments of the ``commit_changes`` writing ``projection`` (and, from version 5,
     ``sharing`` the clients packs are shared with; from version 6, ``terms``, each new pack's
-    terms), their types and where each value comes from: the function's signature, the call
-    (by name) and its values are all made from this list."""
+    terms; from version 7, ``repairs``, the practice's repairs the decision knew), their
+    types and where each value comes from: the function's signature, the call (by name) and
+    its values are all made from this list."""
     shared = (
         ("s_packs", "text[]", _field("shares", 0)),
         ("s_clients", "text[]", _field("shares", 1)),
@@ -327,21 +348,27 @@ def _arguments(
         ("k_result", "text", _kept("result")),
         *(shared if sharing else ()),
         *((("p_terms", "text[]", lambda commit: commit.terms),) if terms else ()),
+        *((("r_repairs", "integer", lambda commit: commit.repairs),) if repairs else ()),
     )
 
 
-ARGUMENTS = _arguments(PROJECTION, sharing=True, terms=True)
-"""The arguments of ``commit_changes`` version 6, the one this release calls."""
+ARGUMENTS = _arguments(PROJECTION, sharing=True, terms=True, repairs=True)
+"""The arguments of ``commit_changes`` version 7, the one this release calls."""
 
 
 def _commit_function(
-    projection: Sequence[str], *, sharing: bool = False, terms: bool = False
+    projection: Sequence[str],
+    *,
+    sharing: bool = False,
+    terms: bool = False,
+    repairs: bool = False,
 ) -> str:
     writes = _pack_writes([(column, f"p_{column}") for column in projection], terms=terms)
+    arguments = _arguments(projection, sharing=sharing, terms=terms, repairs=repairs)
     return _function(
         "CREATE FUNCTION",
-        [(name, kind) for name, kind, _ in _arguments(projection, sharing=sharing, terms=terms)],
-        writes + (_SHARING if sharing else ""),
+        [(name, kind) for name, kind, _ in arguments],
+        writes + (_REPAIRS_CHECK if repairs else "") + (_SHARING if sharing else ""),
         "p_client_id",
     )
 
@@ -354,8 +381,9 @@ _EARLIER = (*_V1_COLUMNS, ("pending_expiry", "p_expiry_dates"))
 _V3_FUNCTION = _commit_function(V3_PROJECTION)
 _V4_FUNCTION = _commit_function(PROJECTION)
 _V5_FUNCTION = _commit_function(PROJECTION, sharing=True)
-COMMIT_FUNCTION = _commit_function(PROJECTION, sharing=True, terms=True)
-"""The commit function this release calls (schema version 6)."""
+_V6_FUNCTION = _commit_function(PROJECTION, sharing=True, terms=True)
+COMMIT_FUNCTION = _commit_function(PROJECTION, sharing=True, terms=True, repairs=True)
+"""The commit function this release calls (schema version 7)."""
 
 
 def partitions_of(session: Session, *tables: str) -> None:
@@ -394,8 +422,14 @@ _V3_FUNCTIONS = (
     _V3_FUNCTION,
 )
 
-FUNCTIONS: tuple[str, ...] = (*_V3_FUNCTIONS, _V4_FUNCTION, _V5_FUNCTION, COMMIT_FUNCTION)
-"""The commit functions a schema at version 6 has (each version's, the first two writing
+FUNCTIONS: tuple[str, ...] = (
+    *_V3_FUNCTIONS,
+    _V4_FUNCTION,
+    _V5_FUNCTION,
+    _V6_FUNCTION,
+    COMMIT_FUNCTION,
+)
+"""The commit functions a schema at version 7 has (each version's, the first two writing
 ``pending_expiry`` too), as :func:`~sessionpacks.adapters._sql.schema.statements` text.
 
 The earlier ones do not write version 4's query columns, nor version 5's shares: a process
@@ -422,10 +456,15 @@ def _v5(session: Session) -> None:
 
 def _v6(session: Session) -> None:
     core_schema.V6(session)
+    statements(_V6_FUNCTION)(session)
+
+
+def _v7(session: Session) -> None:
+    core_schema.V7(session)
     statements(COMMIT_FUNCTION)(session)
 
 
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 

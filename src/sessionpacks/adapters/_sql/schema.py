@@ -30,6 +30,7 @@ __all__ = [
     "V4",
     "V5",
     "V6",
+    "V7",
     "Statements",
     "client_packs_sql",
     "find_packs",
@@ -247,7 +248,15 @@ V6 = _v6
 its state, which every commit rewrites. A writer of an earlier release, during a rolling
 upgrade, still writes whole states and opens packs without ``terms``: both are read."""
 
-STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6)
+V7 = statements(
+    # How many times rebuild_snapshots has repaired the practice's rows: a repair keeps each
+    # row's version, so what a process remembers is checked against this as well.
+    "ALTER TABLE {s}practices ADD COLUMN repairs integer NOT NULL DEFAULT 0",
+)
+"""Version 7: ``practices.repairs``, counted up by each ``rebuild_snapshots`` that rewrites a
+row, so that a state a process remembered from before the repair is never decided on."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6, V7)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
 
 
@@ -458,8 +467,10 @@ class Statements:
         )
         self.advance = r(
             """UPDATE {s}practices SET last_position = last_position + ?
-               WHERE practice_id = ? RETURNING last_position"""
+               WHERE practice_id = ? RETURNING last_position, repairs"""
         )
+        self.repairs = r("SELECT repairs FROM {s}practices WHERE practice_id = ?")
+        self.repaired = r("UPDATE {s}practices SET repairs = repairs + 1 WHERE practice_id = ?")
 
     def update_pack(self, columns: tuple[str, ...]) -> str:
         """The conditional update of a pack's row setting ``columns`` (of :data:`PROJECTION`,

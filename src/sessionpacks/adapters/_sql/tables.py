@@ -1,4 +1,4 @@
-"""The core's schema (version 6) as SQLAlchemy Core tables, for a host's own migrations.
+"""The core's schema (version 7) as SQLAlchemy Core tables, for a host's own migrations.
 
 The schema steps (:mod:`.schema`) stay the one history of the tables: these tables describe
 their result, in each database's spelling (``tests/adapters/test_sqlalchemy.py`` holds the two
@@ -213,6 +213,8 @@ def _practices(b: _Builder) -> None:
         b.column("practice_id", "text"),
         b.column("timezone", "text"),
         last,
+        # How many times rebuild_snapshots repaired the practice (schema version 7).
+        sa.Column("repairs", sa.Integer, nullable=False, server_default=sa.text("0")),
         *([b.check("practices", "last_position", 0)] if b.pg else []),
         b.key("practices", "practice_id"),
     )
