@@ -118,7 +118,7 @@ def test_the_fixture_is_at_the_first_schema_version(tmp_path: Path) -> None:
 
     with _read_only() as raw:
         assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
-    assert len(MIGRATIONS) == 7
+    assert len(MIGRATIONS) == 8
 
 
 def _due(store: SqliteStore, day: date) -> tuple[list[str], list[str]]:

@@ -694,7 +694,8 @@ def test_the_earlier_commit_functions_stay_and_write_a_pending_expiry(
                WHERE nspname = %s AND proname = 'commit_changes'""",
             (store.schema,),
         ).fetchall()
-    assert len(bodies) == len(MIGRATIONS)
+    assert len(MIGRATIONS) == 8
+    assert len(bodies) == 7  # one a schema version up to 7 (8 adds an index only)
     assert all("pending_expiry" in body for (body,) in bodies)
 
 

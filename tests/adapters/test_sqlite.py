@@ -34,6 +34,7 @@ from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.adapters.sqlite import (
+    _LIVE_PACKS,
     MIGRATIONS,
     SqliteRepository,
     SqliteStore,
@@ -818,3 +819,13 @@ def test_a_commit_that_writes_nothing_takes_no_write_lock(path: Path) -> None:
             assert service.book(appointment).events == ()
         finally:
             other.execute("ROLLBACK")
+
+
+def test_a_clients_usable_packs_are_read_without_visiting_the_used_up_ones(path: Path) -> None:
+    """Schema version 8: the partial index of live packs, so a booking's read does not grow
+    with the packs a client has used up (the import's fall with file size)."""
+
+    SqliteStore(path).close()
+    with _raw(path) as raw:
+        plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {_LIVE_PACKS}", ("a",) * 4)]
+    assert any("USING INDEX packs_live_by_client" in step for step in plan), plan

@@ -464,7 +464,7 @@ def _v7(session: Session) -> None:
     statements(COMMIT_FUNCTION)(session)
 
 
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, core_schema.V8)
 """Schema steps in order: a schema at version N has had the first N applied."""
 
 

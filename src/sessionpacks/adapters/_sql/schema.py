@@ -31,6 +31,7 @@ __all__ = [
     "V5",
     "V6",
     "V7",
+    "V8",
     "Statements",
     "client_packs_sql",
     "find_packs",
@@ -256,7 +257,16 @@ V7 = statements(
 """Version 7: ``practices.repairs``, counted up by each ``rebuild_snapshots`` that rewrites a
 row, so that a state a process remembered from before the repair is never decided on."""
 
-STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6, V7)
+V8 = statements(
+    # The packs a booking can draw on: read without visiting the client's used-up and closed
+    # ones, which packs_by_client would walk row by row to test their status.
+    """CREATE INDEX packs_live_by_client ON {s}packs ({by_client})
+        WHERE lasting_status IS NULL""",
+)
+"""Version 8: ``packs_live_by_client``, a client's packs still open or expired only (no lasting
+status), the index SQLite's ``client_packs`` of those reads."""
+
+STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
 
 

@@ -1,4 +1,4 @@
-"""The core's schema (version 7) as SQLAlchemy Core tables, for a host's own migrations.
+"""The core's schema (version 8) as SQLAlchemy Core tables, for a host's own migrations.
 
 The schema steps (:mod:`.schema`) stay the one history of the tables: these tables describe
 their result, in each database's spelling (``tests/adapters/test_sqlalchemy.py`` holds the two
@@ -115,6 +115,13 @@ def _packs(b: _Builder) -> None:
     )
     by_client = ["practice_id", "client_id", *(["opened"] if b.pg else [])]
     sa.Index("packs_by_client", *(packs.c[c] for c in by_client))
+    live = packs.c.lasting_status.is_(None)
+    sa.Index(
+        "packs_live_by_client",
+        *(packs.c[c] for c in by_client),
+        sqlite_where=live,
+        postgresql_where=live,
+    )
     pending = packs.c.pending_expiry.isnot(None)
     sa.Index(
         "packs_pending_expiry",
