@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -95,6 +96,16 @@ class _Counting(Protocol):
     def count_client_packs(self, client_id: str) -> int: ...
 
 
+@runtime_checkable
+class _Knowing(Protocol):
+    """A store whose commits check what the states were read at (a repair since is a
+    conflict, ``adapters/_sql/known``)."""
+
+    def _known_at(self) -> Any: ...
+
+    def _committing_at(self, token: Any) -> AbstractContextManager[None]: ...
+
+
 @attrs.frozen
 class Outcome(Generic[T]):
     """What one command of a batch came to, once committed: its value, or the library's
@@ -126,6 +137,8 @@ class Staged:
         self.base = base
         # The count of a client's packs without reading them, where the store has one (R13a).
         self._count = base.count_client_packs if live_only and isinstance(base, _Counting) else None
+        # What the states read from here on are known at, checked when they are committed.
+        self._known_at = base._known_at() if isinstance(base, _Knowing) else None
         self._states: dict[str, PackState] = {}
         self._changes: dict[str, Change] = {}
         self._holders: dict[str, str | None] = {}
@@ -359,7 +372,11 @@ class Staged:
         if not self._changes:
             return ()
         counts = {c: self._counts[c] for c in sorted(self._checked)}
-        return self.base.commit(list(self._changes.values()), client_packs=counts or None)
+        at: AbstractContextManager[None] = nullcontext()
+        if self._known_at is not None and isinstance(self.base, _Knowing):
+            at = self.base._committing_at(self._known_at)
+        with at:
+            return self.base.commit(list(self._changes.values()), client_packs=counts or None)
 
 
 def _shares(change: Change) -> bool:

@@ -19,12 +19,13 @@ import psycopg
 import pytest
 
 from sessionpacks import operations as ops
+from sessionpacks._batch import Batch
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.postgres import PostgresRepository, PostgresStore
 from sessionpacks.errors import ConcurrencyError, RefusedError
 from sessionpacks.ledger import replay
 from sessionpacks.model import PreferPack
-from sessionpacks.service import PackService
+from sessionpacks.service import Assignment, PackService
 
 from ..pg_support import NOW, Outcome, appointment, book_all, pg_dsn, pg_schema
 from ..stateful.test_stateful_stores import PostgresMachine, postgres_machine_server
@@ -353,3 +354,19 @@ def test_a_commit_waiting_on_a_rebuild_sees_its_repair(
     assert isinstance(outcome[0], ConcurrencyError), outcome
     assert outcome[0].field == "practice_id"
     assert repo.load("P").usages == ()
+
+
+def test_a_batch_decided_before_a_repair_is_decided_again(
+    ours: PostgresStore, theirs: PostgresStore, pg_dsn: str, pg_schema: str
+) -> None:
+    desk, other = _desk(ours, deciding=False), _desk(theirs)
+    _open(other.repository, "P", 10)  # type: ignore[arg-type]
+    other.assign(appointment("A1"), pack_id="P")
+    _break(pg_dsn, pg_schema, "P", 5)
+    batch: Batch[Assignment] = Batch(desk, size=100, seconds=60, live_only=True)
+    assert batch.add(lambda on: on.assign(appointment("A2"), pack_id="P")) == []
+    assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+    [outcome] = batch.flush()
+    assert outcome.value is not None
+    assert outcome.value.label == "Session 2 of 10"
+    assert ours.practice(PRACTICE).check_snapshots() == []

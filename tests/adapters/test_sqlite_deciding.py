@@ -8,21 +8,26 @@ one's memory stale. The races of ``test_sqlite.py`` run through the same decisio
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from sessionpacks._batch import Batch
 from sessionpacks.adapters._sql.known import Known
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.sqlite import SqliteStore, _Connections
-from sessionpacks.errors import RefusedError
+from sessionpacks.errors import ConcurrencyError, RefusedError
 from sessionpacks.ledger import replay
 from sessionpacks.model import PreferPack
-from sessionpacks.service import PackService
+from sessionpacks.service import Assignment, PackService
 
 from .test_sqlite import NOW, SYDNEY, _appointment, _terms
 
@@ -218,11 +223,13 @@ def test_a_conflict_inside_a_hosts_decision_starts_it_again(
 
 def _break(path: Path, pack_id: str, adjustment: int) -> None:
     """Hand-edit the pack's stored state (its version stays): ``adjustment`` sessions more."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as raw:
+    with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as raw:
+        raw.execute("BEGIN IMMEDIATE")  # no commit between the read and the write
         (text,) = raw.execute("SELECT state FROM packs WHERE pack_id = ?", (pack_id,)).fetchone()
         state = json.loads(text)
         state["adjustment_units"] += adjustment
         raw.execute("UPDATE packs SET state = ? WHERE pack_id = ?", (json.dumps(state), pack_id))
+        raw.execute("COMMIT")
 
 
 def _broken_and_remembered(
@@ -320,3 +327,61 @@ def test_a_state_read_before_the_practice_was_forgotten_is_not_kept(ours: Sqlite
     assert known.state(PRACTICE, state.pack_id) == state
     known.learn(PRACTICE, 2)  # another repair: forgotten
     assert known.state(PRACTICE, state.pack_id) is None
+
+
+def test_a_batch_decided_before_a_repair_is_decided_again(
+    ours: SqliteStore, theirs: SqliteStore, path: Path
+) -> None:
+    """A batch (the import's, ``assign_many``'s) holds the states it read outside a decision
+    until its commit, which checks what they were read at."""
+    desk, other = _desk(ours), _desk(theirs)
+    _open(other, "P", 10)
+    other.assign(_appointment("A1", 0), pack_id="P")
+    _break(path, "P", 5)
+    batch: Batch[Assignment] = Batch(desk, size=100, seconds=60, live_only=True)
+    assert batch.add(lambda on: on.assign(_appointment("A2", 1), pack_id="P")) == []
+    assert theirs.practice(PRACTICE).rebuild_snapshots() == ["P"]
+    [outcome] = batch.flush()
+    assert outcome.value is not None
+    assert outcome.value.label == "Session 2 of 10"
+    assert ours.practice(PRACTICE).check_snapshots() == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_writers_racing_breakages_and_repairs_leave_the_repair(path: Path, seed: int) -> None:
+    """Threads of two processes book on one pack while a third breaks its row and repairs it,
+    again and again: after the last repair, nothing broken comes back."""
+    chance = random.Random(seed)
+    with SqliteStore(path) as ours, SqliteStore(path) as third, SqliteStore(path) as repairing:
+        _open(_desk(repairing), "P", 100_000)
+        numbers = itertools.count()
+        stop = threading.Event()
+
+        def book(store: SqliteStore) -> None:
+            desk = _desk(store)
+            while not stop.is_set():
+                n = next(numbers)
+                try:
+                    desk.assign(_appointment(f"A{n}", n % 5000), pack_id="P")
+                except ConcurrencyError:  # retries used up against the breakages
+                    continue
+                if n % 3 == 0:
+                    desk.pack("P")  # read outside a decision, and remembered
+
+        threads = [threading.Thread(target=book, args=(s,)) for s in (ours, ours, third, third)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(8):
+                _break(path, "P", 1)
+                time.sleep(chance.random() * 0.02)
+                repairing.practice(PRACTICE).rebuild_snapshots()
+                time.sleep(chance.random() * 0.02)
+            repairing.practice(PRACTICE).rebuild_snapshots()
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert repairing.practice(PRACTICE).check_snapshots() == []
+        assert all(not thread.is_alive() for thread in threads)

@@ -366,6 +366,21 @@ class Deciding:
         decision = self._decision()
         return self._token() if decision is None else decision.token
 
+    def _known_at(self) -> Token:
+        """What states read from now on are known at, for a caller that holds them outside a
+        decision and commits later under :meth:`_committing_at` (a batch)."""
+        return self._reading()
+
+    @contextmanager
+    def _committing_at(self, token: Token) -> Iterator[None]:
+        """Commits on this thread outside a decision, of states read at ``token`` (from
+        :meth:`_known_at`), checked against its repairs as a decision's are."""
+        self._local.known_at = token
+        try:
+            yield
+        finally:
+            self._local.known_at = None
+
     def load(self, pack_id: str) -> PackState:
         decision = self._decision()
         known = (
@@ -433,7 +448,8 @@ class Deciding:
 
     def rebuild_snapshots(self) -> list[str]:
         rebuilt: list[str] = super().rebuild_snapshots()  # type: ignore[misc]
-        self._memory().unlearn(self._id)
+        if rebuilt:  # counted as a repair: what this process knew is as stale as any other's
+            self._memory().unlearn(self._id)
         return rebuilt
 
     def _handed(self, states: list[PackState], token: Token | None) -> None:
@@ -449,21 +465,26 @@ class Deciding:
     ) -> T:
         """``commit(uncovered, repairs)``: ``uncovered`` is what the decision read that the
         commit does not check by itself (``None``: nothing), to be checked first by the store,
-        and ``repairs`` the practice's the decision knew (``None``: outside a decision), which
-        the commit checks after its pack rows are written. The states written are remembered,
-        and a failed commit forgets them and distrusts the decision."""
+        and ``repairs`` the practice's the decision (or :meth:`_committing_at`) knew
+        (``None``: neither), which the commit checks after its pack rows are written. The
+        states written are remembered, and a failed commit forgets them and distrusts the
+        decision."""
         decision = self._decision()
         uncovered = None
         if decision is not None and decision.reads:
             uncovered = decision.reads.uncovered(writing, decision.versions()) or None
-        token = self._reading()
+        held: Token | None = getattr(self._local, "known_at", None)
+        token = decision.token if decision is not None else held or self._reading()
+        checked = decision is not None or held is not None
         try:
-            recorded = commit(uncovered, None if decision is None else decision.token[0])
+            recorded = commit(uncovered, token[0] if checked else None)
         except BaseException as error:
             self._memory().forget(self._id, [change.pack_id for change in writing])
             if decision is not None:
                 self._distrust(decision, error)
                 decision.fresh = True
+            elif _is_repair(error):
+                self._memory().unlearn(self._id)
             raise
         self._memory().put(self._id, [change.after for change in writing], token)
         if decision is not None:
