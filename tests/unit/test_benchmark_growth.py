@@ -1,0 +1,53 @@
+"""A smoke run of ``python -m benchmarks.growth`` at a tiny size, so that it cannot rot.
+
+It checks that the table is printed and holds together (the statements are part of the whole
+import, the rows of the table part of the statements), never how big any figure is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "").replace("+", ""))
+
+
+def test_the_growth_table_holds_together(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
+    ran = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.growth", "--rows", "200", "--late", "100"),
+            "--work",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    lines = ran.stdout.splitlines()
+    figures = {_cells(line)[0]: _cells(line)[1:] for line in lines if line.startswith("| ")}
+    whole = [_number(cell) for cell in figures["the whole import"]]
+    statements = [_number(cell) for cell in figures["the statements"]]
+    assert all(0 < s <= w for s, w in zip(statements, whole, strict=True))
+    rows = [cells for name, cells in figures.items() if name.startswith("`")]
+    names = {name for name in figures if name.startswith("`")}
+    assert {"`COMMIT`", "`INSERT INTO entries`"} <= names
+    for column, total in ((2, statements[0]), (3, statements[1])):
+        assert sum(_number(cells[column]) for cells in rows) <= total * 1.01 + 1
+    for cells in rows:
+        early, late, more = (_number(cells[i]) for i in (2, 3, 4))
+        assert abs(late - early - more) <= 0.11
