@@ -29,12 +29,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionpacks import operations as ops
+from sessionpacks.adapters._sql.dialect import SQLITE
 from sessionpacks.adapters._sql.rows import Decoded
+from sessionpacks.adapters._sql.schema import Statements
 from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.adapters.clock import FixedClock
 from sessionpacks.adapters.memory import InMemoryStore
 from sessionpacks.adapters.sqlite import (
-    _LIVE_PACKS,
     MIGRATIONS,
     SqliteRepository,
     SqliteStore,
@@ -827,5 +828,6 @@ def test_a_clients_usable_packs_are_read_without_visiting_the_used_up_ones(path:
 
     SqliteStore(path).close()
     with _raw(path) as raw:
-        plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {_LIVE_PACKS}", ("a",) * 4)]
+        live = Statements(SQLITE).live_client_packs
+        plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {live}", ("a",) * 4)]
     assert any("USING INDEX packs_live_by_client" in step for step in plan), plan

@@ -32,23 +32,20 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import datetime
 from typing import Any
 
-from sessionpacks.adapters._common import serving, with_statuses
 from sessionpacks.adapters._sql.commit import StatementRepository
 from sessionpacks.adapters._sql.core import SqlStore, migrate, open_practice
 from sessionpacks.adapters._sql.dialect import SQLITE, Dialect
 from sessionpacks.adapters._sql.known import Deciding, Known, Reads, check_reads
 from sessionpacks.adapters._sql.rows import Decoded
-from sessionpacks.adapters._sql.schema import STEPS, Statements, client_packs_sql, statements
+from sessionpacks.adapters._sql.schema import STEPS, Statements, statements
 from sessionpacks.adapters._sql.session import Params, Session, Step
 from sessionpacks.adapters._sql.sqlite_errors import translate
 from sessionpacks.errors import InvalidValueError, StoreError
 from sessionpacks.events import RecordedEvent
-from sessionpacks.ledger import PackState, PackStatus
 from sessionpacks.model import Practice
 from sessionpacks.operations import Change
 from sessionpacks.ports import CommandRecord
@@ -69,18 +66,6 @@ MIGRATIONS: tuple[Migration, ...] = STEPS
 """Schema steps in order: a file at version N has had the first N applied."""
 
 _SQL = Statements(SQLITE)
-_LIVE = frozenset((PackStatus.OPEN, PackStatus.EXPIRED))
-# A client's open or expired packs: those whose status is not a lasting one (schema version 4's
-# column, from adapters._common.query_columns), read by the client's index without decoding
-# the others.
-_LIVE_PACKS = client_packs_sql(SQLITE, "p.lasting_status IS NULL")
-
-
-def _only_live(statuses: object) -> bool:
-    """Whether ``statuses`` is a collection of open or expired, and nothing else."""
-    if not isinstance(statuses, frozenset | set | tuple | list) or not statuses:
-        return False
-    return all(isinstance(s, PackStatus) and s in _LIVE for s in statuses)
 
 
 class _Session:
@@ -321,30 +306,6 @@ class SqliteRepository(Deciding, StatementRepository):
 
     def _read(self, field: str, value: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         return _Session(self._connections.get(), field, value).rows(sql, params)
-
-    def client_packs(
-        self,
-        client_id: str,
-        *,
-        statuses: Collection[PackStatus] | None = None,
-        as_of: datetime | None = None,
-        former: bool = False,
-    ) -> list[PackState]:
-        """As the core's, but packs that are open or expired only are read by the index of
-        the client's packs and their ``lasting_status``, not by decoding every pack."""
-        if not _only_live(statuses):
-            return super().client_packs(client_id, statuses=statuses, as_of=as_of, former=former)
-        client = self._text("client_id", client_id)
-        token = self._reading()
-        found = self._rows("client_id", client_id, _LIVE_PACKS, client, self._id, client)
-        states = with_statuses(serving(map(self._state, found), client_id, former), statuses, as_of)
-        self._handed(states, token)
-        return states
-
-    def count_client_packs(self, client_id: str) -> int:
-        """How many packs the client owns, whatever their status: what R13a counts."""
-        client = self._text("client_id", client_id)
-        return int(self._rows("client_id", client_id, self._sql.count_client, client)[0][0])
 
     def _writing(self, field: str, value: Any) -> AbstractContextManager[Session]:
         return _transaction(self._connections.get(), field, value)

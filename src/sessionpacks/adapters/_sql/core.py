@@ -225,10 +225,18 @@ class SqlRepository(ABC):
         as_of: datetime | None = None,
         former: bool = False,
     ) -> list[PackState]:
+        """Packs asked for as open or expired only are read by the index of the client's live
+        packs (``packs_live_by_client``), without visiting or decoding the others."""
         client = self._text("client_id", client_id)
-        found = self._rows("client_id", client_id, self._sql.client_packs, client, self._id, client)
+        sql = self._sql.live_client_packs if _only_live(statuses) else self._sql.client_packs
+        found = self._rows("client_id", client_id, sql, client, self._id, client)
         states = serving(map(self._state, found), client_id, former)
         return with_statuses(states, statuses, as_of)
+
+    def count_client_packs(self, client_id: str) -> int:
+        """How many packs the client owns, whatever their status: what R13a counts."""
+        client = self._text("client_id", client_id)
+        return int(self._rows("client_id", client_id, self._sql.count_client, client)[0][0])
 
     def pack_of_appointment(self, appointment_id: str) -> str | None:
         appointment = self._text("appointment_id", appointment_id)
@@ -438,6 +446,16 @@ class SqlRepository(ABC):
         else:
             columns = projection(self._sql.dialect, state, lean_state(state))
             session.run(self._sql.put_pack, (self._id, pack_id, *columns, terms_text(state.terms)))
+
+
+_LIVE = frozenset((PackStatus.OPEN, PackStatus.EXPIRED))
+
+
+def _only_live(statuses: object) -> bool:
+    """Whether ``statuses`` is a collection of open or expired, and nothing else."""
+    if not isinstance(statuses, frozenset | set | tuple | list) or not statuses:
+        return False
+    return all(isinstance(s, PackStatus) and s in _LIVE for s in statuses)
 
 
 def _shared(states: Iterable[PackState]) -> set[tuple[str, str]]:

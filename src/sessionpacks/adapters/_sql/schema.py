@@ -362,6 +362,9 @@ class Statements:
                ORDER BY sequence"""
         )
         self.client_packs = client_packs_sql(dialect)
+        # A client's open or expired packs: no lasting status (schema version 4's column),
+        # read by schema version 8's index without visiting or decoding the others.
+        self.live_client_packs = client_packs_sql(dialect, "p.lasting_status IS NULL")
         self.share = r(
             """INSERT INTO {s}shared_packs (practice_id, client_id, pack_id) VALUES (?, ?, ?)
                ON CONFLICT (practice_id, client_id, pack_id) DO NOTHING"""
