@@ -10,7 +10,8 @@ time, the bytes and the write calls the process hands the kernel (``/proc/self/i
 only): WAL frames, and the checkpoints copying them into the file.
 
 It prints one table, statements by how much more they cost a row late than early, and writes
-nothing outside its work folder (a temporary one unless ``--work`` is given).
+nothing outside its work folder (a temporary one unless ``--work`` is given). With
+``--simulate CxW CxW`` it times ``simulate``'s statements at two sizes instead, per commit.
 """
 
 from __future__ import annotations
@@ -196,18 +197,84 @@ def report(rows: int, late: int, work: Path, say: Callable[[str], None] = print)
         )
 
 
+def simulated(db: Path, clients: int, weeks: int) -> tuple[float, Spent]:
+    """Seconds and statements of ``simulate --clients C --weeks W`` into ``db``, in process."""
+    from sessionpacks._cli.app import main
+
+    spent = Spent()
+    started = time.perf_counter()
+    with timed(spent), redirect_stdout(io.StringIO()):
+        status = main(
+            ["--db", str(db), "simulate", "--clients", str(clients), "--weeks", str(weeks)]
+        )
+    if status != 0:
+        raise RuntimeError(f"simulate {clients}x{weeks}: exit status {status}")
+    return time.perf_counter() - started, spent
+
+
+def simulate_report(
+    sizes: list[tuple[int, int]], work: Path, say: Callable[[str], None] = print
+) -> None:
+    """The statements of ``simulate`` at two sizes, per commit (each operation is one)."""
+    (small, (s_seconds, s_spent)), (large, (l_seconds, l_spent)) = (
+        (size, simulated(work / f"simulate-{size[0]}x{size[1]}.db", *size)) for size in sizes
+    )
+    s_commits, l_commits = s_spent.calls["COMMIT"], l_spent.calls["COMMIT"]
+    names = s_spent.seconds.keys() | l_spent.seconds.keys()
+    small_at = {n: 1e6 * s_spent.seconds.get(n, 0.0) / s_commits for n in names}
+    large_at = {n: 1e6 * l_spent.seconds.get(n, 0.0) / l_commits for n in names}
+    label = [f"{c} clients x {w} weeks" for c, w in (small, large)]
+    say(
+        f"simulate, µs a commit: {label[0]} ({s_commits:,} commits) against {label[1]}"
+        f" ({l_commits:,})\n"
+    )
+    say(f"| | {label[0]} | {label[1]} |\n| --- | --- | --- |")
+    whole = (1e6 * s_seconds / s_commits, 1e6 * l_seconds / l_commits)
+    say(f"| the whole run | {whole[0]:,.0f} | {whole[1]:,.0f} |")
+    say(f"| the statements | {sum(small_at.values()):,.0f} | {sum(large_at.values()):,.0f} |\n")
+    say("| statement | calls a commit small | large | µs a commit small | large | more |")
+    say("| --- | --- | --- | --- | --- | --- |")
+    for name in sorted(names, key=lambda n: (small_at[n] - large_at[n], n)):
+        if max(small_at[name], large_at[name]) < 0.5:
+            continue
+        calls = (s_spent.calls.get(name, 0) / s_commits, l_spent.calls.get(name, 0) / l_commits)
+        say(
+            f"| `{name}` | {calls[0]:.2f} | {calls[1]:.2f} | {small_at[name]:.1f}"
+            f" | {large_at[name]:.1f} | {large_at[name] - small_at[name]:+.1f} |"
+        )
+
+
+def _size(text: str) -> tuple[int, int]:
+    clients, _, weeks = text.partition("x")
+    return int(clients), int(weeks)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.growth", description=__doc__)
     p.add_argument("--rows", type=int, default=300_000, help="rows before (default 300000)")
     p.add_argument("--late", type=int, default=20_000, help="rows measured (default 20000)")
+    p.add_argument(
+        "--simulate",
+        nargs=2,
+        type=_size,
+        metavar="CxW",
+        help="instead: simulate's statements at two sizes, per commit (e.g. 500x52 2000x52)",
+    )
     p.add_argument("--work", type=Path, help="the work folder (default: a temporary one)")
     args = p.parse_args(argv)
+
+    def run(work: Path) -> None:
+        if args.simulate:
+            simulate_report(args.simulate, work)
+        else:
+            report(args.rows, args.late, work)
+
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
-        report(args.rows, args.late, args.work)
+        run(args.work)
         return
     with tempfile.TemporaryDirectory(prefix="sessionpacks-growth-") as work:
-        report(args.rows, args.late, Path(work))
+        run(Path(work))
 
 
 if __name__ == "__main__":

@@ -51,3 +51,30 @@ def test_the_growth_table_holds_together(tmp_path: Path) -> None:
     for cells in rows:
         early, late, more = (_number(cells[i]) for i in (2, 3, 4))
         assert abs(late - early - more) <= 0.11
+
+
+def test_the_simulate_table_holds_together(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
+    ran = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.growth", "--simulate", "4x2", "8x2"),
+            "--work",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    figures = {
+        _cells(line)[0]: _cells(line)[1:]
+        for line in ran.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    whole = [_number(cell) for cell in figures["the whole run"]]
+    statements = [_number(cell) for cell in figures["the statements"]]
+    assert all(0 < s <= w for s, w in zip(statements, whole, strict=True))
+    assert figures["`COMMIT`"][0] == figures["`COMMIT`"][1] == "1.00"
