@@ -222,36 +222,19 @@ def test_driver_errors_become_the_librarys(error: sqlite3.Error, expected: str) 
 
 def test_a_decoded_state_is_kept_by_its_text(repo: SqliteRepository) -> None:
     service = _service(repo)
-    one = service.open_pack("C1", terms=_terms(5))
-    other = service.open_pack("C2", terms=_terms(5))
+    older = service.open_pack("C1", terms=_terms(5))
+    newer = service.assign(_appointment("a1", 0), pack_id="pk1").pack
+    assert newer is not None
     states = Decoded(10)
-    states.remember("one's text", one)
-    states.remember("the other's text", other)
-    assert states.state("one's text") is one  # not decoded: the text is the key
-    assert states.state("the other's text") is other
+    states.remember("the newer text", newer)
+    states.remember("the older text", older)
+    assert states.state("the newer text") is newer  # not decoded: the text is the key
+    assert states.state("the older text") is older
     small = Decoded(1)
-    small.remember("first", one)
-    small.remember("second", other)
+    small.remember("first", older)
+    small.remember("second", newer)
     with pytest.raises(json.JSONDecodeError):  # "first" fell out: decoded, and it is no JSON
         small.state("first")
-
-
-def test_a_packs_new_text_replaces_its_old_one(repo: SqliteRepository) -> None:
-    """No read after a commit finds the pack's old text: it would only take the place of a
-    state still read (the cache of a long run filled with them)."""
-    service = _service(repo)
-    older = service.open_pack("C1", terms=_terms(5))
-    other = service.open_pack("C2", terms=_terms(5))
-    newer = service.assign(_appointment("a1", 0), pack_id=older.pack_id).pack
-    assert newer is not None
-    states = Decoded(2)
-    states.remember("the other's text", other)
-    states.remember("the older text", older)
-    states.remember("the newer text", newer)  # replaces the older, evicts nothing
-    assert states.state("the other's text") is other
-    assert states.state("the newer text") is newer
-    with pytest.raises(json.JSONDecodeError):  # gone: decoded, and it is no JSON
-        states.state("the older text")
 
 
 # Schema versions -----------------------------------------------------------------------------

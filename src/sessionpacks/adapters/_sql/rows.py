@@ -182,17 +182,13 @@ class Decoded:
     version, or a state another process rebuilt, is a new key, and by its practice: a state
     stored without its terms names its pack, whose terms (the row's ``terms``) never change,
     but another practice may have a pack of the same id and text on other terms.
-    ``size`` 0 keeps none. Only a pack's last text kept is kept: a commit's new text replaces
-    its old one, which no read after the commit finds (a cache of every text a long run wrote
-    filled with dead ones, and evicted the states still read: ``simulate`` on 2,000 clients
-    took 228 s against 121 s with room for all).
+    ``size`` 0 keeps none.
     """
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[str, str], PackState] = OrderedDict()
-        self._texts: dict[tuple[str, str], str] = {}  # (practice, pack_id): its text kept
 
     def state(self, text: str, terms: str | None = None, *, practice: str = "") -> PackState:
         """The state stored as ``text`` in a row of ``practice`` whose terms column holds
@@ -209,15 +205,9 @@ class Decoded:
 
     def remember(self, text: str, state: PackState, *, practice: str = "") -> None:
         """Keep ``state``, just written as ``text`` in ``practice``, for the reads that follow."""
-        key, pack = (practice, text), (practice, state.pack_id)
+        key = (practice, text)
         with self._lock:
-            replaced = self._texts.get(pack)
-            if replaced is not None and replaced != text:
-                self._states.pop((practice, replaced), None)
-            self._texts[pack] = text
             self._states[key] = state
             self._states.move_to_end(key)
             while len(self._states) > self._size:
-                (evicted_practice, evicted), old = self._states.popitem(last=False)
-                if self._texts.get((evicted_practice, old.pack_id)) == evicted:
-                    del self._texts[(evicted_practice, old.pack_id)]
+                self._states.popitem(last=False)
