@@ -399,6 +399,9 @@ def test_a_failing_migration_leaves_the_schema_as_it_was(pg_dsn: str, pg_schema:
         ("min_size", 0),
         ("max_size", 0),
         ("max_size", True),
+        ("state_cache", -1),
+        ("state_cache", 2.0),
+        ("state_cache", None),
     ],
 )
 def test_bad_options_are_refused_before_connecting(option: str, value: Any) -> None:
@@ -817,3 +820,13 @@ def test_advisory_locks_of_two_schemas_do_not_meet(pg_dsn: str, pg_schema: str) 
         from ..pg_support import drop_schema
 
         drop_schema(pg_dsn, other)
+
+
+def test_the_state_cache_is_sized_by_the_store(pg_dsn: str, pg_schema: str) -> None:
+    """0 keeps nothing: every read in a decision asks the database."""
+    with PostgresStore(pg_dsn, schema=pg_schema, state_cache=0) as store:
+        repo = store.practice(PRACTICE, SYDNEY)
+        state = _open(repo, "P", 10)
+        assert store.known.state(PRACTICE, "P") is None
+        assert repo.load("P") == state
+        assert store.known.state(PRACTICE, "P") is None

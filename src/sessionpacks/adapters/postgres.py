@@ -165,6 +165,10 @@ class PostgresStore(SqlStore):
     creates plain tables). The layout is chosen when the schema is created: a store opening an
     existing schema with ``partitions`` given refuses one laid out otherwise
     (:class:`StoreError`), and without it keeps the schema's layout, its later steps included.
+
+    ``state_cache``: how many decoded pack states to keep, and how many states this process's
+    decisions may answer from (as :class:`~sessionpacks.adapters.sqlite.SqliteStore`'s; 0
+    keeps none).
     """
 
     def __init__(
@@ -177,8 +181,11 @@ class PostgresStore(SqlStore):
         timeout: float = 30.0,
         migrations: Sequence[Migration] = MIGRATIONS,
         partitions: int | None = None,
+        state_cache: int = 4096,
     ) -> None:
         check_schema(schema)
+        if type(state_cache) is not int or state_cache < 0:
+            raise InvalidValueError("state_cache", state_cache, "must be a whole number >= 0")
         for name, size in (
             ("min_size", min_size),
             ("max_size", max_size),
@@ -191,9 +198,9 @@ class PostgresStore(SqlStore):
         self._schema = schema
         self._max_size = max_size
         self._sql = Statements(postgres(schema))
-        self.decoded = Decoded(4096)
+        self.decoded = Decoded(state_cache)
         """Decoded states, shared by the store's repositories."""
-        self.known = Known(4096)
+        self.known = Known(state_cache)
         """The states this process last wrote or read, for its repositories' decisions."""
         # autocommit: a read is one round trip; writes open their transaction explicitly.
         self._pool: ConnectionPool[Connection] = ConnectionPool(
