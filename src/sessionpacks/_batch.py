@@ -27,9 +27,11 @@ packs keep the order they were opened in (a store writes one commit's packs in p
 
 ``live_only`` (what the import and :func:`assign_many` ask) reads a client's usable packs only:
 those not exhausted, closed or voided, which are the only ones a decision can choose, plus the
-client's preferred pack; a store with a ``count_client_packs`` method (SQLite's) then counts the
-client's packs for R13a without reading them. Decisions then list in ``passed_over`` only the
-packs read.
+client's preferred pack; a store with a ``count_client_packs`` method (the SQL stores') then
+counts the client's packs for R13a without reading them. Decisions then list in ``passed_over``
+only the packs read. A pack such a read leaves out that a held change makes usable again (a
+release, an adjustment) is not among them either: the next command reading its clients is
+decided after a flush.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class _Undo:
     clients: list[str]
     touched: set[str]
     checked: set[str]
+    revived: set[str] = attrs.field(factory=set)
 
 
 class Staged:
@@ -150,6 +153,11 @@ class Staged:
         self._templates: dict[str, PackTemplate] | None = None
         self._preferences: dict[str, Preference | None] = {}
         self._undo: list[_Undo] = []
+        # Clients a held change gave a usable pack back to (a release, an adjustment), by the
+        # staged commit that did: the store's read of usable packs still leaves the pack out,
+        # so a later command reading them is decided after a flush.
+        self._revived: dict[str, int] = {}
+        self._command_from = 0  # the first staged commit of the command being decided
 
     @property
     def practice(self) -> Practice:
@@ -180,6 +188,8 @@ class Staged:
     ) -> list[PackState]:
         if former:  # what a client drew on before: a read for the past, not of a batch
             raise _Direct
+        if self._revived.get(client_id, self._command_from) < self._command_from:
+            raise _Full
         ids = self._clients.get(client_id)
         if ids is None:
             ids = self._read_client(client_id)
@@ -330,6 +340,10 @@ class Staged:
         undo.packs.append((pack_id, prior, self._states.get(pack_id)))
         self._changes[pack_id] = change if prior is None else prior.then(change)
         self._states[pack_id] = change.after
+        if self._count is not None and change.before is not None and _revives(change):
+            for client_id in set(change.after.clients) - self._revived.keys():
+                self._revived[client_id] = len(self._undo) - 1
+                undo.revived.add(client_id)
         if change.expected_version == 0:
             client_id = change.after.client_id
             self._opened.setdefault(client_id, []).append(pack_id)
@@ -343,8 +357,9 @@ class Staged:
                 self._holders[appointment_id] = pack_id if isinstance(entry, Used) else None
 
     def mark(self) -> int:
-        """A point to :meth:`rollback` to."""
-        return len(self._undo)
+        """A point to :meth:`rollback` to, where the next command's decision starts."""
+        self._command_from = len(self._undo)
+        return self._command_from
 
     def rollback(self, mark: int) -> None:
         """Put back what was held after ``mark``: a command that failed after a commit."""
@@ -361,6 +376,8 @@ class Staged:
                 _put(self._states, pack_id, state)
             self._touched -= undo.touched
             self._checked -= undo.checked
+            for client_id in undo.revived:
+                del self._revived[client_id]
 
     @property
     def holding(self) -> bool:
@@ -377,6 +394,14 @@ class Staged:
             at = self.base._committing_at(self._known_at)
         with at:
             return self.base.commit(list(self._changes.values()), client_packs=counts or None)
+
+
+def _revives(change: Change) -> bool:
+    """Whether ``change`` makes usable a pack that was not: the store's read of usable packs
+    (by their lasting status) does not find it until the change is committed."""
+    assert change.before is not None
+    live = (change.before.status(EARLIEST), change.after.status(EARLIEST))
+    return live[0] not in _LIVE and live[1] in _LIVE
 
 
 def _shares(change: Change) -> bool:

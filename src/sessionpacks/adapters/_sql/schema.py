@@ -264,7 +264,7 @@ V8 = statements(
         WHERE lasting_status IS NULL""",
 )
 """Version 8: ``packs_live_by_client``, a client's packs still open or expired only (no lasting
-status), the index SQLite's ``client_packs`` of those reads."""
+status), the index every SQL store's ``client_packs`` of those reads."""
 
 STEPS: tuple[Step, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
 """The core's schema steps in order (a store adds its own to them, as PostgreSQL's does)."""
