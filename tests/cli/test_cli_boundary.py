@@ -511,6 +511,18 @@ def test_off_the_main_thread_signals_are_left_alone() -> None:
     assert seen == [True]
 
 
+@pytest.fixture
+def sigint_heard() -> Iterator[None]:
+    """SIGINT handled as Python handles it by default: a run started in the background (a
+    shell's ``&``, ``nohup``) inherits it ignored, which the command rightly leaves alone."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_heard")
 def test_a_signal_is_raised_only_where_the_command_checks() -> None:
     # Not wherever the main thread is: a stop raised between a lock's acquire and its release
     # (coverage's tracer takes one in Python on every call of a measured function) left the
@@ -532,6 +544,7 @@ def test_a_signal_is_raised_only_where_the_command_checks() -> None:
         time.sleep(0.05)  # received after the last check: raised as the block ends
 
 
+@pytest.mark.usefixtures("sigint_heard")
 def test_a_signal_in_an_interruptible_block_raises_at_once() -> None:
     with stopping_cleanly() as stops:
         begun = time.monotonic()
