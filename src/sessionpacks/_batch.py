@@ -141,7 +141,11 @@ class Staged:
         # The count of a client's packs without reading them, where the store has one (R13a).
         self._count = base.count_client_packs if live_only and isinstance(base, _Counting) else None
         # What the states read from here on are known at, checked when they are committed.
-        self._known_at = base._known_at() if isinstance(base, _Knowing) else None
+        self._committing: Callable[[], AbstractContextManager[None]] = (
+            partial(base._committing_at, base._known_at())
+            if isinstance(base, _Knowing)
+            else nullcontext
+        )
         self._states: dict[str, PackState] = {}
         self._changes: dict[str, Change] = {}
         self._holders: dict[str, str | None] = {}
@@ -389,10 +393,7 @@ class Staged:
         if not self._changes:
             return ()
         counts = {c: self._counts[c] for c in sorted(self._checked)}
-        at: AbstractContextManager[None] = nullcontext()
-        if self._known_at is not None and isinstance(self.base, _Knowing):
-            at = self.base._committing_at(self._known_at)
-        with at:
+        with self._committing():
             return self.base.commit(list(self._changes.values()), client_packs=counts or None)
 
 

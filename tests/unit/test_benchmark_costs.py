@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TITLE = re.compile(r"^(?P<title>.+): (?P<total>[\d,.]+) (?P<unit>.+) \(plain run\)$")
 
 
-def run(*args: str) -> str:
-    """What ``python -m benchmarks.costs args`` prints."""
+def run(*args: str, module: str = "benchmarks.costs") -> str:
+    """What ``python -m module args`` prints."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
     ran = subprocess.run(
-        [sys.executable, "-m", "benchmarks.costs", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

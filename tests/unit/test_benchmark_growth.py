@@ -6,12 +6,9 @@ import, the rows of the table part of the statements), never how big any figure 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_benchmark_costs import run
 
 
 def _cells(line: str) -> list[str]:
@@ -22,24 +19,16 @@ def _number(text: str) -> float:
     return float(text.replace(",", "").replace("+", ""))
 
 
+def _figures(work: Path, *args: str) -> dict[str, list[str]]:
+    """The rows of the tables ``python -m benchmarks.growth args`` prints, by first cell."""
+    printed = run(*args, "--work", str(work), module="benchmarks.growth")
+    return {
+        _cells(line)[0]: _cells(line)[1:] for line in printed.splitlines() if line.startswith("| ")
+    }
+
+
 def test_the_growth_table_holds_together(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
-    ran = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.growth", "--rows", "200", "--late", "100"),
-            "--work",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    lines = ran.stdout.splitlines()
-    figures = {_cells(line)[0]: _cells(line)[1:] for line in lines if line.startswith("| ")}
+    figures = _figures(tmp_path, "--rows", "200", "--late", "100")
     whole = [_number(cell) for cell in figures["the whole import"]]
     statements = [_number(cell) for cell in figures["the statements"]]
     assert all(0 < s <= w for s, w in zip(statements, whole, strict=True))
@@ -54,26 +43,7 @@ def test_the_growth_table_holds_together(tmp_path: Path) -> None:
 
 
 def test_the_simulate_table_holds_together(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE")}
-    ran = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.growth", "--simulate", "4x2", "8x2"),
-            "--work",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    figures = {
-        _cells(line)[0]: _cells(line)[1:]
-        for line in ran.stdout.splitlines()
-        if line.startswith("| ")
-    }
+    figures = _figures(tmp_path, "--simulate", "4x2", "8x2")
     whole = [_number(cell) for cell in figures["the whole run"]]
     statements = [_number(cell) for cell in figures["the statements"]]
     assert all(0 < s <= w for s, w in zip(statements, whole, strict=True))
