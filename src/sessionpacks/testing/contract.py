@@ -765,6 +765,24 @@ class RepositoryContract:
         with pytest.raises(InvalidValueError):
             store_repo.client_packs("C1", statuses=[PackStatus.OPEN])
 
+    def test_a_pack_usable_again_is_among_the_usable_ones(self, store_repo: PackRepository) -> None:
+        """A used-up pack given a session back (a release, an adjustment) is read as open again:
+        the SQL stores read a client's usable packs by an index of their lasting status."""
+        as_of = _at(3, 5)
+        _open(store_repo, "one", _sessions(1))
+        used = _use(store_repo, "one", _appointment("a1", _at(2, 2))).after
+        assert store_repo.client_packs("C1", statuses=[PackStatus.OPEN], as_of=as_of) == []
+        released = ops.release(used, "a1", _OPENED, "cancelled")
+        store_repo.commit([released])
+        found = store_repo.client_packs("C1", statuses=[PackStatus.OPEN], as_of=as_of)
+        assert found == [released.after]
+        again = _use(store_repo, "one", _appointment("a2", _at(2, 3))).after
+        store_repo.commit([ops.adjust(again, 1, "goodwill", _OPENED)])
+        found = store_repo.client_packs(
+            "C1", statuses=[PackStatus.OPEN, PackStatus.EXPIRED], as_of=as_of
+        )
+        assert [p.pack_id for p in found] == ["one"]
+
     def test_expiry_candidates(self, store_repo: PackRepository) -> None:
         at, day = _OPENED, date(2026, 3, 1)
         for pack_id in ("due", "exhausted", "closed", "swept", "extended", "credited"):
